@@ -1,0 +1,77 @@
+# The two commands: `make run` (start the service) and `make test` (lint + the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+# `make test` talks to the real PostgreSQL and Redis (override on the command line or in the environment),
+# with production settings (DEBUG=False), a throw-away secret and a signing key generated under var/.
+TEST_KEY := var/test_jwt_signing_key.pem
+TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${DB_NAME:-user_service} \
+	DB_USER=$${DB_USER:-postgres} DB_PASSWORD=$${DB_PASSWORD:-} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} \
+	DEBUG=False SECURE_SSL_REDIRECT=False JWT_PRIVATE_KEY_FILE=$(TEST_KEY) \
+	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
+
+.PHONY: help venv install install-dev run migrate superuser lint test test-only bench clean
+
+help:
+	@echo "make run     set up, migrate and start the service on :$(PORT) (embedded default, no .env needed)"
+	@echo "make test    set up, lint and run the whole test suite against PostgreSQL and Redis"
+	@echo "make bench   run the benchmarks in bench/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+venv: $(BIN)/python
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+run: install migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo ""
+	@echo "  API          http://127.0.0.1:$(PORT)/api/v1/users/"
+	@echo "  Swagger UI   http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "  ReDoc        http://127.0.0.1:$(PORT)/api/redoc/"
+	@echo "  Admin        http://127.0.0.1:$(PORT)/admin/   (first HOD: .venv/bin/python manage.py createsuperuser)"
+	@echo "  Health       http://127.0.0.1:$(PORT)/api/v1/users/health/"
+	@echo ""
+	$(BIN)/gunicorn user_service.wsgi:application --bind 127.0.0.1:$(PORT) \
+		--workers $${WEB_CONCURRENCY:-1} --threads $${GUNICORN_THREADS:-8} --access-logfile -
+
+superuser: install migrate
+	$(BIN)/python manage.py createsuperuser
+
+$(TEST_KEY): | $(VENV)/.installed-dev
+	mkdir -p var
+	$(BIN)/python -c "from cryptography.hazmat.primitives import serialization as s; \
+	from cryptography.hazmat.primitives.asymmetric import rsa; \
+	k = rsa.generate_private_key(public_exponent=65537, key_size=2048); \
+	open('$@', 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))"
+
+lint: install-dev $(TEST_KEY)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint test-only
+
+test-only: install-dev $(TEST_KEY)
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install-dev $(TEST_KEY)
+	$(TEST_ENV) $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

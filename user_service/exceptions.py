@@ -1,0 +1,85 @@
+"""Application error type and the DRF exception handler that turns every failure into clean JSON."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """A failure the API reports to its caller: message, machine-readable code, HTTP status."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, extra=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        if status_code is not None:
+            self.status_code = status_code
+        self.extra = extra or {}
+
+
+class ServiceUnavailable(ApplicationError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+
+
+def _validation_error_body(exc: DjangoValidationError):
+    if hasattr(exc, "error_dict"):
+        return exc.message_dict
+    return {"detail": exc.messages[0] if len(exc.messages) == 1 else exc.messages, "code": "invalid"}
+
+
+def exception_handler(exc, context):
+    """Map application, validation and database errors to JSON; never leak a traceback."""
+    if isinstance(exc, ApplicationError):
+        body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        headers = {"Retry-After": "5"} if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+        return Response(body, status=exc.status_code, headers=headers)
+    if isinstance(exc, DjangoValidationError):
+        return Response(_validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.error("database unavailable: %s", exc.__class__.__name__)
+        body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "database_unavailable"}
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    from rest_framework.views import exception_handler as drf_exception_handler  # avoids an import cycle
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        return Response(
+            {"detail": "Internal server error.", "code": "server_error"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.APIException) and isinstance(response.data, dict) and "detail" in response.data:
+        response.data.setdefault("code", exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code)
+    return response
+
+
+def json_page_not_found(request, exception=None):
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def json_server_error(request):
+    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+
+
+def json_bad_request(request, exception=None):
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+
+
+def json_permission_denied(request, exception=None):
+    return JsonResponse({"detail": "Permission denied.", "code": "permission_denied"}, status=403)

@@ -1,0 +1,279 @@
+"""Settings for the user service, read from the environment in one place (python-decouple).
+
+Two run modes: the embedded default (no ``DB_HOST``: SQLite, local-memory cache, eager Celery,
+file e-mail under ``var/``) and the full mode (PostgreSQL, Redis, a real Celery worker, SMTP).
+With ``DEBUG=False`` start-up refuses the default secret key and a missing signing key.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+from decouple import Csv, config
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(config("VAR_DIR", default=str(BASE_DIR / "var")))
+
+DB_HOST = config("DB_HOST", default="")
+EMBEDDED = not DB_HOST
+
+INSECURE_SECRET_KEY = "django-insecure-embedded-default-do-not-use-in-production"  # noqa: S105
+SECRET_KEY = config("SECRET_KEY", default=INSECURE_SECRET_KEY)
+DEBUG = config("DEBUG", default=EMBEDDED, cast=bool)
+ALLOWED_HOSTS = config("ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1]", cast=Csv())
+
+INSTALLED_APPS = [
+    "users.admin_site.HODAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "users",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "user_service.urls"
+WSGI_APPLICATION = "user_service.wsgi.application"
+ASGI_APPLICATION = "user_service.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+if EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": config("DB_NAME", default="user_service"),
+            "USER": config("DB_USER", default="postgres"),
+            "PASSWORD": config("DB_PASSWORD", default=""),
+            "HOST": DB_HOST,
+            "PORT": config("DB_PORT", default=5432, cast=int),
+            "CONN_MAX_AGE": config("DB_CONN_MAX_AGE_SECONDS", default=60, cast=int),
+            "CONN_HEALTH_CHECKS": True,
+            # Fail fast (503) while PostgreSQL is down instead of hanging a worker.
+            "OPTIONS": {"connect_timeout": config("DB_CONNECT_TIMEOUT_SECONDS", default=3, cast=int)},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "users.CustomUser"
+AUTHENTICATION_BACKENDS = ["users.backends.UsernameOrEmailBackend"]
+
+# --- Cache (session revocation state, throttles) ----------------------------------------------
+REDIS_URL = config("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": config("CACHE_KEY_PREFIX", default="ums"),
+            "OPTIONS": {
+                # A Redis outage must not take logins and reads down: cache errors are logged and
+                # treated as misses; the database stays the source of truth for revocation.
+                "IGNORE_EXCEPTIONS": True,
+                "LOG_IGNORED_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": config("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.5, cast=float),
+                "SOCKET_TIMEOUT": config("REDIS_TIMEOUT_SECONDS", default=0.5, cast=float),
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    # Per process: the embedded mode runs one gunicorn process (threads), so it stays coherent.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ums"}}
+
+# --- Passwords --------------------------------------------------------------------------------
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": config("PASSWORD_MIN_LENGTH", default=12, cast=int)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "users.validators.MaximumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(config("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
+
+# --- REST framework, schema -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "users.api.pagination.PageNumberPagination",
+    "EXCEPTION_HANDLER": "user_service.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "PAGE_SIZE": 20,
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "User Management Service",
+    "DESCRIPTION": "Identity for HODs, Staff and Students: authentication, sessions, profiles and lookups.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {"UserTypeEnum": "users.models.UserType"},
+}
+
+# --- Tokens -----------------------------------------------------------------------------------
+JWT_ACCESS_MINUTES = config("JWT_ACCESS_MINUTES", default=5, cast=int)
+JWT_REFRESH_DAYS = config("JWT_REFRESH_DAYS", default=7, cast=int)
+JWT_ACCESS_LIFETIME = timedelta(minutes=JWT_ACCESS_MINUTES)
+JWT_REFRESH_LIFETIME = timedelta(days=JWT_REFRESH_DAYS)
+JWT_ISSUER = config("JWT_ISSUER", default="http://127.0.0.1:8000")
+JWT_LEEWAY_SECONDS = config("JWT_LEEWAY_SECONDS", default=10, cast=int)
+JWT_PRIVATE_KEY = config("JWT_PRIVATE_KEY", default="").replace("\\n", "\n")
+JWT_PRIVATE_KEY_FILE = config("JWT_PRIVATE_KEY_FILE", default="")
+# Public keys of retired signing keys, still published in the JWKS while their tokens may live.
+JWT_PREVIOUS_PUBLIC_KEY_FILES = config("JWT_PREVIOUS_PUBLIC_KEY_FILES", default="", cast=Csv())
+JWT_GENERATED_KEY_FILE = VAR_DIR / "jwt_signing_key.pem"
+SESSION_STATE_CACHE_SECONDS = config("SESSION_STATE_CACHE_SECONDS", default=300, cast=int)
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = config("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_TASK_ALWAYS_EAGER = config("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL, cast=bool)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_SOFT_TIME_LIMIT = 45
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2, "max_retries": 1}
+
+# --- E-mail -----------------------------------------------------------------------------------
+EMAIL_HOST = config("EMAIL_HOST", default="")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    EMAIL_BACKEND = config("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_PORT = config("EMAIL_PORT", default=587, cast=int)
+EMAIL_HOST_USER = config("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = config("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = config("EMAIL_USE_TLS", default=True, cast=bool)
+EMAIL_TIMEOUT = config("EMAIL_TIMEOUT_SECONDS", default=10, cast=int)
+DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="User Service <no-reply@localhost>")
+
+# --- Product behaviour ------------------------------------------------------------------------
+FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+ALLOW_SELF_REGISTRATION = config("ALLOW_SELF_REGISTRATION", default=True, cast=bool)
+# Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
+TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
+CORS_ALLOWED_ORIGINS = config("CORS_ALLOWED_ORIGINS", default="", cast=Csv())
+CORS_URLS_REGEX = r"^/(api|\.well-known)/.*$"
+
+# --- HTTP security ----------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = config("SECURE_SSL_REDIRECT", default=True, cast=bool)
+    # Probes and metrics scrapes reach the pods over plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/users/health/", r"^metrics$"]
+    SECURE_HSTS_SECONDS = config("SECURE_HSTS_SECONDS", default=31_536_000, cast=int)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = config("SECURE_HSTS_PRELOAD", default=False, cast=bool)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = config("CSRF_TRUSTED_ORIGINS", default="", cast=Csv())
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+# --- Production refuses insecure defaults -----------------------------------------------------
+if not DEBUG:
+    if SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a long random value when DEBUG=False "
+            '(python -c "import secrets; print(secrets.token_urlsafe(64))").'
+        )
+    if not (JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE):
+        raise ImproperlyConfigured(
+            "JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE must be set when DEBUG=False "
+            "(an RS256 private key in PEM; see README, 'Signing keys')."
+        )

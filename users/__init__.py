@@ -1,0 +1,1 @@
+"""The users app: identity, role profiles, sessions and tokens."""

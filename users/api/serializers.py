@@ -1,0 +1,199 @@
+"""Input and output serializers of the authentication, profile and session endpoints."""
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from users.models import AdminHOD, CustomUser, Staff, Student, UserType
+from users.selectors import user_profile, user_public_data
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Input serializer that refuses keys it does not know instead of silently ignoring them."""
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+        return attrs
+
+
+class UserSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = CustomUser
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "user_type",
+            "role",
+            "is_active",
+            "email_verified",
+            "date_joined",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        return user_public_data(instance)
+
+
+class AdminHODProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AdminHOD
+        fields = ["id", "department", "phone_number", "created_at", "updated_at"]
+
+
+class StaffProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Staff
+        fields = [
+            "id",
+            "address",
+            "phone_number",
+            "employee_id",
+            "department",
+            "designation",
+            "date_of_joining",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class StudentProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Student
+        fields = [
+            "id",
+            "gender",
+            "date_of_birth",
+            "address",
+            "phone_number",
+            "student_id",
+            "guardian_name",
+            "guardian_phone",
+            "profile_pic",
+            "course_id",
+            "session_year_id",
+            "created_at",
+            "updated_at",
+        ]
+
+
+PROFILE_SERIALIZERS = {
+    UserType.HOD: AdminHODProfileSerializer,
+    UserType.STAFF: StaffProfileSerializer,
+    UserType.STUDENT: StudentProfileSerializer,
+}
+
+ProfileSchema = PolymorphicProxySerializer(
+    component_name="RoleProfile",
+    serializers=[AdminHODProfileSerializer, StaffProfileSerializer, StudentProfileSerializer],
+    resource_type_field_name=None,
+)
+
+
+class UserWithProfileSerializer(UserSerializer):
+    profile = serializers.SerializerMethodField()
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "profile"]
+        read_only_fields = fields
+
+    @extend_schema_field(ProfileSchema)
+    def get_profile(self, user):
+        profile = user_profile(user)
+        return None if profile is None else PROFILE_SERIALIZERS[user.user_type](profile).data
+
+    def to_representation(self, instance):
+        return {**user_public_data(instance), "profile": self.get_profile(instance)}
+
+
+class RegisterInputSerializer(StrictInputSerializer):
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    user_type = serializers.IntegerField(required=False, help_text="Only 3 (Student) may self-register.")
+
+    def validate_user_type(self, value):
+        if value != UserType.STUDENT:
+            raise serializers.ValidationError("Self-registration creates Student accounts only (user_type 3).")
+        return value
+
+
+class LoginInputSerializer(StrictInputSerializer):
+    username = serializers.CharField(max_length=254, help_text="Username or e-mail address.")
+    password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    user = UserWithProfileSerializer()
+
+
+class RefreshInputSerializer(StrictInputSerializer):
+    refresh_token = serializers.CharField(max_length=4096, required=False)
+    refresh = serializers.CharField(max_length=4096, required=False, help_text="Alias of refresh_token.")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        token = attrs.get("refresh_token") or attrs.get("refresh")
+        if not token:
+            raise serializers.ValidationError({"refresh_token": ["This field is required."]})
+        return {"refresh_token": token}
+
+
+class LogoutInputSerializer(StrictInputSerializer):
+    refresh_token = serializers.CharField(max_length=4096, required=False)
+    all = serializers.BooleanField(required=False, default=False, help_text="End every session of the user.")
+
+
+class ProfileUpdateInputSerializer(StrictInputSerializer):
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False)
+    profile = serializers.DictField(required=False, help_text="Fields of the role profile the user may edit.")
+
+
+class ChangePasswordInputSerializer(StrictInputSerializer):
+    old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    confirm_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class SessionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    ip = serializers.IPAddressField(allow_null=True)
+    user_agent = serializers.CharField()
+    is_current = serializers.SerializerMethodField()
+
+    def get_is_current(self, session) -> bool:
+        return str(session.id) == self.context["current_session_id"]
+
+
+class ValidateTokenResponseSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    user = UserSerializer()
+    session_id = serializers.UUIDField()
+    expires_at = serializers.DateTimeField()
+
+
+class InvalidTokenResponseSerializer(serializers.Serializer):
+    valid = serializers.BooleanField(default=False)
+    detail = serializers.CharField()
+    code = serializers.CharField()

@@ -1,0 +1,22 @@
+"""URLs under /api/v1/users/."""
+
+from django.urls import path
+
+from users.api import health, views, wellknown
+
+app_name = "users"
+
+urlpatterns = [
+    path("register/", views.RegisterView.as_view(), name="register"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("token/refresh/", views.TokenRefreshView.as_view(), name="token-refresh"),
+    path("profile/", views.ProfileView.as_view(), name="profile"),
+    path("change-password/", views.ChangePasswordView.as_view(), name="change-password"),
+    path("sessions/", views.SessionListView.as_view(), name="sessions"),
+    path("sessions/<uuid:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("validate-token/", views.ValidateTokenView.as_view(), name="validate-token"),
+    path(".well-known/jwks.json", wellknown.JWKSView.as_view(), name="jwks"),
+    path("health/", health.HealthView.as_view(), name="health"),
+    path("health/live/", health.LivenessView.as_view(), name="health-live"),
+]

@@ -1,0 +1,209 @@
+"""Authentication, profile, session and token-validation endpoints: parse, call a service, shape output."""
+
+from datetime import UTC, datetime
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from users.api import serializers as s
+from users.api.schema import errors
+from users.authentication import bearer_token_from, verify_access_token
+from users.exceptions import TokenInvalid
+from users.http import client_ip, user_agent
+from users.selectors import sessions_active_for, user_snapshot, users_with_profiles
+from users.services import auth as auth_services
+from users.services import users as user_services
+from users.services.auth import Login
+
+
+def _token_response(login: Login) -> dict:
+    return {
+        "access_token": login.tokens.access_token,
+        "refresh_token": login.tokens.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": login.tokens.expires_in,
+        "user": s.UserWithProfileSerializer(login.user).data,
+    }
+
+
+class PublicAPIView(APIView):
+    """An endpoint anyone may call: no authentication is attempted, so a stale header cannot fail it."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class RegisterView(PublicAPIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Register a Student account",
+        request=s.RegisterInputSerializer,
+        responses={201: s.UserWithProfileSerializer, **errors(400, 403, 415, 429)},
+    )
+    def post(self, request):
+        data = s.RegisterInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = {k: v for k, v in data.validated_data.items() if k != "user_type"}
+        user = user_services.user_register(**fields)
+        user = users_with_profiles().get(pk=user.pk)
+        return Response(s.UserWithProfileSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(PublicAPIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Log in with username or e-mail and password",
+        request=s.LoginInputSerializer,
+        responses={200: s.TokenResponseSerializer, **errors(400, 401, 415, 429)},
+    )
+    def post(self, request):
+        data = s.LoginInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        login = auth_services.user_login(
+            **data.validated_data, ip=client_ip(request), user_agent=user_agent(request), request=request
+        )
+        return Response(_token_response(login))
+
+
+class TokenRefreshView(PublicAPIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Exchange a refresh token for a new token pair (rotation)",
+        description="The refresh token is single-use: presenting a used one again ends its whole session.",
+        request=s.RefreshInputSerializer,
+        responses={200: s.TokenResponseSerializer, **errors(400, 401, 415, 429)},
+    )
+    def post(self, request):
+        data = s.RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        login = auth_services.tokens_refresh(refresh_token=data.validated_data["refresh_token"])
+        return Response(_token_response(login))
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="End the current session (or every session with all=true)",
+        request=s.LogoutInputSerializer,
+        responses={204: OpenApiResponse(description="Logged out."), **errors(400, 401, 415)},
+    )
+    def post(self, request):
+        data = s.LogoutInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        auth_services.user_logout(
+            user=request.user,
+            session_id=request.auth["sid"],
+            refresh_token=data.validated_data.get("refresh_token"),
+            everywhere=data.validated_data["all"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProfileView(APIView):
+    @extend_schema(
+        tags=["profile"],
+        summary="The caller's account and role profile",
+        responses={200: s.UserWithProfileSerializer, **errors(401)},
+    )
+    def get(self, request):
+        user = users_with_profiles().get(pk=request.user.pk)
+        return Response(s.UserWithProfileSerializer(user).data)
+
+    @extend_schema(
+        tags=["profile"],
+        summary="Update the caller's own names, e-mail and editable profile fields",
+        description="Fields the caller may not change (user_type, username, is_active, student_id, ...) give 400.",
+        request=s.ProfileUpdateInputSerializer,
+        responses={200: s.UserWithProfileSerializer, **errors(400, 401, 415)},
+    )
+    def patch(self, request):
+        data = s.ProfileUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        profile_data = fields.pop("profile", {})
+        user_services.profile_update(user=request.user, user_data=fields, profile_data=profile_data)
+        user = users_with_profiles().get(pk=request.user.pk)
+        return Response(s.UserWithProfileSerializer(user).data)
+
+
+class ChangePasswordView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Change the password; every other session ends",
+        request=s.ChangePasswordInputSerializer,
+        responses={200: s.DetailSerializer, **errors(400, 401, 415)},
+    )
+    def post(self, request):
+        data = s.ChangePasswordInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        auth_services.password_change(user=request.user, **data.validated_data, current_session_id=request.auth["sid"])
+        return Response({"detail": "Password changed; your other sessions have been ended."})
+
+
+class SessionListView(APIView):
+    @extend_schema(
+        tags=["sessions"],
+        summary="The caller's open sessions",
+        responses={200: s.SessionSerializer(many=True), **errors(401)},
+    )
+    def get(self, request):
+        sessions = sessions_active_for(user=request.user)
+        context = {"current_session_id": request.auth["sid"]}
+        return Response(s.SessionSerializer(sessions, many=True, context=context).data)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(
+        tags=["sessions"],
+        summary="Revoke one of the caller's sessions",
+        responses={204: OpenApiResponse(description="Session ended."), **errors(401, 404)},
+    )
+    def delete(self, request, session_id):
+        auth_services.session_revoke(user=request.user, session_id=str(session_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ValidateTokenView(PublicAPIView):
+    """Checked here rather than by the authentication class so failures carry ``valid: false``."""
+
+    @extend_schema(
+        tags=["services"],
+        summary="Validate a bearer access token (for other services)",
+        responses={
+            200: s.ValidateTokenResponseSerializer,
+            401: OpenApiResponse(s.InvalidTokenResponseSerializer, description="Token missing, invalid or revoked."),
+        },
+    )
+    def get(self, request):
+        try:
+            raw = bearer_token_from(request)
+            if raw is None:
+                raise TokenInvalid("Authentication credentials were not provided.", code="not_authenticated")
+            claims = verify_access_token(raw)
+            user = user_snapshot(user_id=claims["user_id"])
+            if user is None or not user["is_active"]:
+                raise TokenInvalid("User is inactive or gone.", code="user_inactive")
+        except exceptions.AuthenticationFailed as exc:
+            return self._invalid(str(exc.detail), "token_not_valid")
+        except TokenInvalid as exc:
+            return self._invalid(exc.message, exc.code)
+        expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+        return Response(
+            {
+                "valid": True,
+                "user": user,
+                "session_id": claims["sid"],
+                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+            }
+        )
+
+    @staticmethod
+    def _invalid(detail: str, code: str) -> Response:
+        return Response(
+            {"valid": False, "detail": detail, "code": code},
+            status=status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'},
+        )

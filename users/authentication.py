@@ -1,0 +1,68 @@
+"""DRF authentication: a Bearer access token whose login session is still alive."""
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from users import tokens
+from users.exceptions import TokenInvalid
+from users.models import CustomUser
+from users.session_state import session_is_alive
+
+
+def bearer_token_from(request) -> str | None:
+    """The raw token of an ``Authorization: Bearer`` header, None if absent; malformed headers raise."""
+    header = authentication.get_authorization_header(request).split()
+    if not header:
+        return None
+    if header[0].lower() != b"bearer":
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed(_("Authorization header must be 'Bearer <token>'."))
+    try:
+        return header[1].decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise exceptions.AuthenticationFailed(_("Token is malformed.")) from exc
+
+
+def verify_access_token(raw: str) -> dict:
+    """Claims of a valid access token of a live session, or TokenInvalid."""
+    claims = tokens.decode(raw, token_type=tokens.ACCESS)
+    try:
+        user_id = int(claims["sub"])
+    except (TypeError, ValueError) as exc:
+        raise TokenInvalid("Token is invalid.") from exc
+    if not session_is_alive(session_id=claims["sid"], user_id=user_id):
+        raise TokenInvalid("Session has ended; log in again.", code="session_ended")
+    claims["user_id"] = user_id
+    return claims
+
+
+class SessionJWTAuthentication(authentication.BaseAuthentication):
+    """Authenticates ``Authorization: Bearer <access token>``; request.auth holds the token's claims."""
+
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request):
+        raw = bearer_token_from(request)
+        if raw is None:
+            return None
+        try:
+            claims = verify_access_token(raw)
+        except TokenInvalid as exc:
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from exc
+        user = CustomUser.objects.filter(pk=claims["user_id"], is_active=True).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed(_("User is inactive or gone."), code="user_inactive")
+        return user, claims
+
+    def authenticate_header(self, request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = SessionJWTAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

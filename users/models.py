@@ -1,0 +1,189 @@
+"""Data model of the identity service: users, their role profiles and their login sessions."""
+
+import uuid
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserType(models.IntegerChoices):
+    HOD = 1, "HOD"
+    STAFF = 2, "Staff"
+    STUDENT = 3, "Student"
+
+
+ROLE_NAMES = {UserType.HOD: "hod", UserType.STAFF: "staff", UserType.STUDENT: "student"}
+
+
+class CustomUserManager(UserManager):
+    """Creates users through the service layer so each one gets the profile of its role."""
+
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
+
+    def create_user(self, username, email=None, password=None, **extra_fields):
+        from users.services.users import user_create
+
+        return user_create(username=username, email=email or "", password=password, **extra_fields)
+
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        from users.services.users import user_create
+
+        extra_fields.setdefault("user_type", UserType.HOD)
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        if extra_fields["user_type"] != UserType.HOD:
+            raise ValueError("A superuser is an HOD (user_type=1).")
+        return user_create(username=username, email=email or "", password=password, **extra_fields)
+
+
+class CustomUser(AbstractUser):
+    user_type = models.PositiveSmallIntegerField(choices=UserType.choices, default=UserType.STUDENT, db_index=True)
+    email = models.EmailField("email address", max_length=254)
+    email_verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CustomUserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        verbose_name = "user"
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="users_user_email_ci_unique", condition=~models.Q(email="")),
+            models.UniqueConstraint(Lower("username"), name="users_user_username_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["is_active", "user_type"], name="users_user_active_type_idx"),
+            models.Index(fields=["date_joined"], name="users_user_date_joined_idx"),
+        ]
+
+    @property
+    def role(self) -> str:
+        return ROLE_NAMES[UserType(self.user_type)]
+
+    def clean(self):
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).strip()
+
+
+class ProfileBase(models.Model):
+    user = models.OneToOneField(CustomUser, on_delete=models.CASCADE, related_name="%(class)s_profile")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.__class__.__name__} of {self.user_id}"
+
+
+class AdminHOD(ProfileBase):
+    department = models.CharField(max_length=120, blank=True)
+    phone_number = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = "HOD profile"
+
+
+class Staff(ProfileBase):
+    address = models.TextField(blank=True)
+    phone_number = models.CharField(max_length=20, blank=True)
+    employee_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    department = models.CharField(max_length=120, blank=True, db_index=True)
+    designation = models.CharField(max_length=120, blank=True)
+    date_of_joining = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "staff profile"
+        verbose_name_plural = "staff profiles"
+
+
+class Gender(models.TextChoices):
+    MALE = "M", "Male"
+    FEMALE = "F", "Female"
+    OTHER = "O", "Other"
+
+
+class Student(ProfileBase):
+    gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    address = models.TextField(blank=True)
+    phone_number = models.CharField(max_length=20, blank=True)
+    student_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    guardian_name = models.CharField(max_length=150, blank=True)
+    guardian_phone = models.CharField(max_length=20, blank=True)
+    profile_pic = models.CharField(max_length=255, blank=True)
+    course_id = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    session_year_id = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = "student profile"
+
+
+PROFILE_MODELS: dict[int, type[ProfileBase]] = {
+    UserType.HOD: AdminHOD,
+    UserType.STAFF: Staff,
+    UserType.STUDENT: Student,
+}
+PROFILE_RELATED_NAMES = {
+    UserType.HOD: "adminhod_profile",
+    UserType.STAFF: "staff_profile",
+    UserType.STUDENT: "student_profile",
+}
+
+
+class SessionEndReason(models.TextChoices):
+    LOGOUT = "logout", "Logout"
+    REVOKED = "revoked", "Revoked"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    REFRESH_REUSE = "refresh_reuse", "Refresh token reused"
+    DEACTIVATED = "deactivated", "User deactivated"
+    EXPIRED = "expired", "Expired"
+
+
+class UserSessionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(ended_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class UserSession(models.Model):
+    """One login: every token issued for it carries its id as the ``sid`` claim."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, related_name="sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, choices=SessionEndReason.choices, blank=True)
+
+    objects = UserSessionQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["user", "-created_at"],
+                name="users_session_user_open_idx",
+                condition=models.Q(ended_at__isnull=True),
+            ),
+            models.Index(
+                fields=["expires_at"], name="users_session_expires_idx", condition=models.Q(ended_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.id} of user {self.user_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None and self.expires_at > timezone.now()

@@ -1,0 +1,1 @@
+"""Writes of the users app, one transaction each: users and profiles, logins and sessions."""

@@ -1,0 +1,157 @@
+"""Logins, token refresh with rotation and reuse detection, logout, session revocation, password change."""
+
+import logging
+from dataclasses import dataclass
+
+from django.contrib.auth import authenticate, password_validation
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from users import tokens
+from users.exceptions import InvalidCredentials, NotFound, SessionEnded, TokenInvalid
+from users.models import CustomUser, SessionEndReason, UserSession
+from users.session_state import sessions_mark_ended
+from users.tokens import TokenPair
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Login:
+    user: CustomUser
+    session: UserSession
+    tokens: TokenPair
+
+
+def _outstanding_record(*, user: CustomUser, pair: TokenPair) -> None:
+    # The token text itself is a bearer secret and is not stored; the jti identifies it.
+    OutstandingToken.objects.create(
+        user=user, jti=pair.refresh_jti, token="", created_at=timezone.now(), expires_at=pair.refresh_expires_at
+    )
+
+
+@transaction.atomic
+def session_start(*, user: CustomUser, ip: str | None, user_agent: str) -> Login:
+    """Open a login session for ``user`` and mint its first token pair."""
+    now = timezone.now()
+    session = UserSession(user=user, ip=ip, user_agent=user_agent[:512], created_at=now, last_used_at=now)
+    pair = tokens.token_pair_issue(user=user, session_id=str(session.id))
+    session.expires_at = pair.refresh_expires_at
+    session.save(force_insert=True)
+    _outstanding_record(user=user, pair=pair)
+    CustomUser.objects.filter(pk=user.pk).update(last_login=now)
+    return Login(user=user, session=session, tokens=pair)
+
+
+def user_login(*, username: str, password: str, ip: str | None, user_agent: str, request=None) -> Login:
+    """Check the credentials (username or e-mail) and start a session; one answer for every failure."""
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        raise InvalidCredentials("Invalid username/e-mail or password.")
+    return session_start(user=user, ip=ip, user_agent=user_agent)
+
+
+def tokens_refresh(*, refresh_token: str) -> Login:
+    """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session."""
+    claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
+    reused = False
+    with transaction.atomic():
+        outstanding = OutstandingToken.objects.filter(jti=claims["jti"]).only("id").first()
+        if outstanding is None:
+            raise TokenInvalid("Token is invalid.")
+        try:
+            with transaction.atomic():
+                # The unique one-to-one makes this insert the single winner among concurrent refreshes.
+                BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError:
+            reused = True
+        if reused:
+            ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
+            if ended:
+                logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
+        else:
+            session = (
+                UserSession.objects.select_for_update(of=("self",))
+                .select_related("user")
+                .filter(pk=claims["sid"], user_id=claims["sub"])
+                .first()
+            )
+            if session is None or not session.is_active or not session.user.is_active:
+                raise SessionEnded("Session has ended; log in again.")
+            pair = tokens.token_pair_issue(user=session.user, session_id=str(session.id))
+            session.last_used_at = timezone.now()
+            session.expires_at = pair.refresh_expires_at
+            session.save(update_fields=["last_used_at", "expires_at"])
+            _outstanding_record(user=session.user, pair=pair)
+    if reused:
+        raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
+    return Login(user=session.user, session=session, tokens=pair)
+
+
+def _sessions_end(sessions, *, reason: str) -> list:
+    """End the still-open sessions of ``sessions`` and refuse their tokens at once; returns their ids."""
+    ids = list(sessions.filter(ended_at__isnull=True).values_list("id", flat=True))
+    if ids:
+        UserSession.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)
+        sessions_mark_ended(ids)
+    return ids
+
+
+@transaction.atomic
+def sessions_end_for_user(*, user: CustomUser, reason: str, keep_session_id: str | None = None) -> list:
+    """End every open session of ``user`` except ``keep_session_id``."""
+    sessions = UserSession.objects.filter(user=user)
+    if keep_session_id:
+        sessions = sessions.exclude(pk=keep_session_id)
+    return _sessions_end(sessions, reason=reason)
+
+
+@transaction.atomic
+def user_logout(
+    *, user: CustomUser, session_id: str, refresh_token: str | None = None, everywhere: bool = False
+) -> list:
+    """End the current session, the one ``refresh_token`` belongs to, or (``everywhere``) all of them."""
+    if everywhere:
+        return sessions_end_for_user(user=user, reason=SessionEndReason.LOGOUT)
+    session_ids = {session_id}
+    if refresh_token:
+        try:
+            claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
+        except TokenInvalid as exc:
+            raise ValidationError({"refresh_token": [exc.message]}) from exc
+        if claims["sub"] != str(user.pk):
+            raise ValidationError({"refresh_token": ["This refresh token belongs to another user."]})
+        session_ids.add(claims["sid"])
+    return _sessions_end(UserSession.objects.filter(user=user, pk__in=session_ids), reason=SessionEndReason.LOGOUT)
+
+
+@transaction.atomic
+def session_revoke(*, user: CustomUser, session_id: str) -> None:
+    """End one of the user's own sessions; another user's session is reported as not found."""
+    sessions = UserSession.objects.filter(user=user, pk=session_id)
+    if not sessions.exists():
+        raise NotFound("No such session.")
+    _sessions_end(sessions, reason=SessionEndReason.REVOKED)
+
+
+@transaction.atomic
+def password_change(
+    *, user: CustomUser, old_password: str, new_password: str, confirm_password: str, current_session_id: str
+) -> None:
+    """Change the password after checking the old one; every other session of the user ends."""
+    user = CustomUser.objects.select_for_update().get(pk=user.pk)
+    if not user.check_password(old_password):
+        raise ValidationError({"old_password": ["Current password is incorrect."]})
+    if new_password != confirm_password:
+        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
+    if new_password == old_password:
+        raise ValidationError({"new_password": ["The new password must differ from the current one."]})
+    try:
+        password_validation.validate_password(new_password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"new_password": exc.messages}) from exc
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    sessions_end_for_user(user=user, reason=SessionEndReason.PASSWORD_CHANGED, keep_session_id=current_session_id)

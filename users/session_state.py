@@ -1,0 +1,50 @@
+"""Cached "is this login session still alive?" answers, so revocation costs no query per request.
+
+The database is the source of truth. The cache holds, per session id, the owning user id while the
+session is alive and 0 once it has ended. Ending a session overwrites its entry after commit, so a
+revoked token is refused at once on every process sharing the cache. If a cache write is lost (Redis
+down), the stale "alive" entry lives at most ``SESSION_STATE_CACHE_SECONDS``.
+"""
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from users.models import UserSession
+
+ENDED = 0
+
+
+def _key(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def session_is_alive(*, session_id: str, user_id: int) -> bool:
+    """True if the session is open, unexpired, and belongs to an active ``user_id``."""
+    state = cache.get(_key(session_id))
+    if state is None:
+        state = (
+            UserSession.objects.filter(
+                pk=session_id, ended_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+            )
+            .values_list("user_id", flat=True)
+            .first()
+        ) or ENDED
+        timeout = settings.SESSION_STATE_CACHE_SECONDS if state else _ended_timeout()
+        cache.set(_key(session_id), state, timeout=timeout)
+    return state == user_id
+
+
+def _ended_timeout() -> int:
+    # After this no access token of the session can still be within its lifetime.
+    return int(settings.JWT_ACCESS_LIFETIME.total_seconds()) + settings.JWT_LEEWAY_SECONDS + 60
+
+
+def sessions_mark_ended(session_ids: Iterable[str]) -> None:
+    """After the surrounding transaction commits, record these sessions as ended in the cache."""
+    keys = {_key(str(sid)): ENDED for sid in session_ids}
+    if keys:
+        transaction.on_commit(lambda: cache.set_many(keys, timeout=_ended_timeout()))

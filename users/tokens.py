@@ -1,0 +1,210 @@
+"""RS256 signing keys (with ``kid`` and rotation) and the access/refresh tokens minted with them.
+
+SimpleJWT's TokenBackend cannot put a ``kid`` in the header nor choose a verification key by it,
+so tokens are minted and verified here with PyJWT (SimpleJWT's own foundation); SimpleJWT's
+token_blacklist app still records refresh tokens (see ``users.services.auth``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils import timezone
+
+from users.exceptions import TokenInvalid
+
+ALGORITHM = "RS256"
+ACCESS = "access"
+REFRESH = "refresh"
+SERVICE = "service"
+
+
+def generate_private_key_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def public_jwk(public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    """The public key as a JWK, with its RFC 7638 thumbprint as ``kid``."""
+    numbers = public_key.public_numbers()
+    jwk = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
+    thumbprint = hashlib.sha256(json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()).digest()
+    kid = base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()
+    return {**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM}
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The current signing key and every public key a token may still be verified with."""
+
+    private_key: rsa.RSAPrivateKey
+    kid: str
+    public_keys: dict[str, rsa.RSAPublicKey]
+    jwks: dict[str, list[dict[str, str]]]
+
+
+def _read_private_pem() -> bytes:
+    if settings.JWT_PRIVATE_KEY:
+        return settings.JWT_PRIVATE_KEY.encode()
+    if settings.JWT_PRIVATE_KEY_FILE:
+        return Path(settings.JWT_PRIVATE_KEY_FILE).read_bytes()
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE must be set when DEBUG=False.")
+    return _embedded_private_pem(Path(settings.JWT_GENERATED_KEY_FILE))
+
+
+def _embedded_private_pem(path: Path) -> bytes:
+    """Generate the embedded mode's key once; concurrent first starts agree on one file."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(generate_private_key_pem())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first writer wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
+
+
+@lru_cache(maxsize=1)
+def key_ring() -> KeyRing:
+    try:
+        private_key = serialization.load_pem_private_key(_read_private_pem(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"The JWT signing key is not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(private_key, rsa.RSAPrivateKey) or private_key.key_size < 2048:
+        raise ImproperlyConfigured("The JWT signing key must be an RSA key of at least 2048 bits.")
+    current = public_jwk(private_key.public_key())
+    public_keys = {current["kid"]: private_key.public_key()}
+    jwks = [current]
+    for name in settings.JWT_PREVIOUS_PUBLIC_KEY_FILES:
+        public_key = serialization.load_pem_public_key(Path(name).read_bytes())
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ImproperlyConfigured(f"{name} is not an RSA public key.")
+        jwk = public_jwk(public_key)
+        if jwk["kid"] not in public_keys:
+            public_keys[jwk["kid"]] = public_key
+            jwks.append(jwk)
+    return KeyRing(private_key=private_key, kid=current["kid"], public_keys=public_keys, jwks={"keys": jwks})
+
+
+@receiver(setting_changed)
+def _reset_key_ring(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("JWT_"):
+        key_ring.cache_clear()
+
+
+def encode(claims: dict[str, Any]) -> str:
+    ring = key_ring()
+    return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers={"kid": ring.kid})
+
+
+def decode(token: str, *, token_type: str) -> dict[str, Any]:
+    """Verify signature, algorithm, issuer, expiry and type; raise TokenInvalid with a clear reason."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise TokenInvalid("Token is malformed.") from exc
+    if header.get("alg") != ALGORITHM:
+        raise TokenInvalid("Token algorithm is not allowed.")
+    public_key = key_ring().public_keys.get(header.get("kid"))
+    if public_key is None:
+        raise TokenInvalid("Token was signed with an unknown key.")
+    try:
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=[ALGORITHM],
+            issuer=settings.JWT_ISSUER,
+            leeway=settings.JWT_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "sub", "jti", "token_type"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenInvalid("Token has expired.", code="token_expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenInvalid("Token is invalid.") from exc
+    if claims.get("token_type") != token_type:
+        raise TokenInvalid(f"Token is not an {token_type} token." if token_type == ACCESS else "Wrong token type.")
+    if token_type in (ACCESS, REFRESH) and not _user_claims_well_formed(claims):
+        raise TokenInvalid("Token is invalid.")
+    return claims
+
+
+def _user_claims_well_formed(claims: dict[str, Any]) -> bool:
+    sub, sid = claims.get("sub"), claims.get("sid")
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and isinstance(sid, str)):
+        return False
+    try:
+        uuid.UUID(sid)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    refresh_jti: str
+    expires_in: int
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def token_pair_issue(*, user: Any, session_id: str) -> TokenPair:
+    """Mint an access and a refresh token for one session of ``user``."""
+    now = timezone.now().replace(microsecond=0)
+    access_exp = now + settings.JWT_ACCESS_LIFETIME
+    refresh_exp = now + settings.JWT_REFRESH_LIFETIME
+    common = {"sub": str(user.pk), "sid": str(session_id), "iat": _epoch(now), "iss": settings.JWT_ISSUER}
+    access = encode(
+        {
+            **common,
+            "jti": uuid.uuid4().hex,
+            "exp": _epoch(access_exp),
+            "token_type": ACCESS,
+            "user_type": user.user_type,
+            "role": user.role,
+            "username": user.username,
+        }
+    )
+    refresh_jti = uuid.uuid4().hex
+    refresh = encode({**common, "jti": refresh_jti, "exp": _epoch(refresh_exp), "token_type": REFRESH})
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        access_expires_at=access_exp,
+        refresh_expires_at=refresh_exp,
+        refresh_jti=refresh_jti,
+        expires_in=int(settings.JWT_ACCESS_LIFETIME.total_seconds()),
+    )
