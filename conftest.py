@@ -1,0 +1,82 @@
+"""Shared pytest fixtures: API clients, users of each role, logged-in clients, real Redis checks."""
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+TEST_PASSWORD = "a-Long-test-passphrase-42"
+
+
+def pytest_sessionstart(session):
+    """Refuse to run against a missing Redis: the suite must exercise it, never silently skip it."""
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:
+            pytest.exit(f"Redis at {settings.REDIS_URL} is unreachable: {exc}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_clean_cache(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_user(db):
+    from users.tests.factories import make_user as factory
+
+    return factory
+
+
+@pytest.fixture
+def hod(make_user):
+    return make_user(user_type=1, username="hod", email="hod@school.test")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user(user_type=2, username="staff", email="staff@school.test")
+
+
+@pytest.fixture
+def student(make_user):
+    return make_user(user_type=3, username="student", email="student@school.test")
+
+
+@pytest.fixture
+def login(api_client):
+    """Log a user in through the API; returns the token response body."""
+
+    def do_login(user, password: str = TEST_PASSWORD, client: APIClient | None = None) -> dict:
+        response = (client or APIClient()).post(
+            "/api/v1/users/login/", {"username": user.username, "password": password}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    return do_login
+
+
+@pytest.fixture
+def client_for(login):
+    """An APIClient carrying a fresh access token of ``user`` (a new session per call)."""
+
+    def make(user) -> APIClient:
+        tokens = login(user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+        client.tokens = tokens
+        return client
+
+    return make
