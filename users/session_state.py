@@ -1,9 +1,11 @@
 """Cached "is this login session still alive?" answers, so revocation costs no query per request.
 
 The database is the source of truth. The cache holds, per session id, the owning user id while the
-session is alive and 0 once it has ended. Ending a session overwrites its entry after commit, so a
-revoked token is refused at once on every process sharing the cache. If a cache write is lost (Redis
-down), the stale "alive" entry lives at most ``SESSION_STATE_CACHE_SECONDS``.
+session is alive and 0 once it has ended. Ending a session writes "ended" at once (fail closed) and
+again after commit; readers fill a miss with ``cache.add``, which never overwrites, so a reader that
+looked at the database just before the commit cannot put "alive" back. A revoked token is refused at
+once on every process sharing the cache. If a cache write is lost (Redis down), a stale "alive" entry
+lives at most ``SESSION_STATE_CACHE_SECONDS``.
 """
 
 from collections.abc import Iterable
@@ -34,7 +36,7 @@ def session_is_alive(*, session_id: str, user_id: int) -> bool:
             .first()
         ) or ENDED
         timeout = settings.SESSION_STATE_CACHE_SECONDS if state else _ended_timeout()
-        cache.set(_key(session_id), state, timeout=timeout)
+        cache.add(_key(session_id), state, timeout=timeout)
     return state == user_id
 
 
@@ -44,7 +46,8 @@ def _ended_timeout() -> int:
 
 
 def sessions_mark_ended(session_ids: Iterable[str]) -> None:
-    """After the surrounding transaction commits, record these sessions as ended in the cache."""
+    """Record these sessions as ended in the cache now and again once the transaction commits."""
     keys = {_key(str(sid)): ENDED for sid in session_ids}
     if keys:
+        cache.set_many(keys, timeout=_ended_timeout())
         transaction.on_commit(lambda: cache.set_many(keys, timeout=_ended_timeout()))
