@@ -1,0 +1,64 @@
+"""A real gunicorn serving the project on a loopback port, in a child process, for end-to-end tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE_PATH = "/api/v1/users/health/live/"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict:
+    """The environment without any of the service's settings, plus ``extra``."""
+    prefixes = ("DB_", "REDIS_", "JWT_", "SECRET_", "SECURE_", "DEBUG")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(extra)
+    return env
+
+
+class GunicornServer:
+    def __init__(self, env: dict, tmp_path: Path, *, workers: int = 1, threads: int = 1):
+        self.port = closed_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env, "VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static")}
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        if "DB_HOST" not in env:
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        command = [str(gunicorn), "user_service.wsgi:application", "-b", f"127.0.0.1:{self.port}"]
+        command += ["-w", str(workers), "--threads", str(threads)]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}{LIVE_PATH}", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.process.stderr.read().decode()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> "GunicornServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
