@@ -132,7 +132,8 @@ class TestAdmin:
 
         user = CustomUser.objects.get(username="boss")
         assert user.user_type == UserType.HOD
-        assert user.is_superuser and user.is_staff
+        assert user.is_superuser
+        assert user.is_staff
         assert AdminHOD.objects.filter(user=user).exists()
 
 
