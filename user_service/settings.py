@@ -51,6 +51,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "user_service.urls"
+TEST_RUNNER = "user_service.test_runner.PytestTestRunner"
 WSGI_APPLICATION = "user_service.wsgi.application"
 ASGI_APPLICATION = "user_service.asgi.application"
 

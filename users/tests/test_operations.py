@@ -236,3 +236,12 @@ class TestProductionSettings:
 
         assert result.returncode == 0, result.stderr + result.stdout
         assert "no issues" in result.stdout
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    import re
+
+    read = set(re.findall(r'config\("([A-Z0-9_]+)"', (ROOT / "user_service" / "settings.py").read_text()))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE))
+
+    assert read - documented == set()
