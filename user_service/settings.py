@@ -160,7 +160,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = config("REQUEST_MAX_BYTES", default=1_048_576, cas
 # --- REST framework, schema -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -199,6 +199,8 @@ JWT_PRIVATE_KEY_FILE = config("JWT_PRIVATE_KEY_FILE", default="")
 JWT_PREVIOUS_PUBLIC_KEY_FILES = config("JWT_PREVIOUS_PUBLIC_KEY_FILES", default="", cast=Csv())
 JWT_GENERATED_KEY_FILE = VAR_DIR / "jwt_signing_key.pem"
 SESSION_STATE_CACHE_SECONDS = config("SESSION_STATE_CACHE_SECONDS", default=300, cast=int)
+SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
+SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = config("CELERY_BROKER_URL", default=REDIS_URL or "memory://")

@@ -1,13 +1,48 @@
-"""DRF authentication: a Bearer access token whose login session is still alive."""
+"""DRF authentication: a person's access token of a live session, or a sibling service's token."""
 
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from users import tokens
 from users.exceptions import TokenInvalid
-from users.models import CustomUser
+from users.models import CustomUser, ServiceAccount
 from users.session_state import session_is_alive
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """The caller when a sibling service presents a service token: no person, only scopes."""
+
+    client_id: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_service = True
+    user_type = None
+    pk = None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def service_account_is_active(client_id: str) -> bool:
+    """Cached: a deactivated service account's tokens stop working within a minute at most."""
+    key = f"service-account:{client_id}"
+    state = cache.get(key)
+    if state is None:
+        state = int(ServiceAccount.objects.filter(client_id=client_id, is_active=True).exists())
+        cache.set(key, state, timeout=settings.SERVICE_ACCOUNT_STATE_CACHE_SECONDS)
+    return bool(state)
+
+
+def service_account_state_invalidate(client_id: str) -> None:
+    cache.delete(f"service-account:{client_id}")
 
 
 def bearer_token_from(request) -> str | None:
@@ -25,9 +60,10 @@ def bearer_token_from(request) -> str | None:
         raise exceptions.AuthenticationFailed(_("Token is malformed.")) from exc
 
 
-def verify_access_token(raw: str) -> dict:
-    """Claims of a valid access token of a live session, or TokenInvalid."""
-    claims = tokens.decode(raw, token_type=tokens.ACCESS)
+def verify_access_token(raw: str, *, claims: dict | None = None) -> dict:
+    """Claims of a valid access token of a live session, or TokenInvalid (``claims``: already decoded)."""
+    if claims is None:
+        claims = tokens.decode(raw, token_type=tokens.ACCESS)
     try:
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
@@ -48,13 +84,22 @@ class SessionJWTAuthentication(authentication.BaseAuthentication):
         if raw is None:
             return None
         try:
-            claims = verify_access_token(raw)
+            claims = tokens.decode(raw, token_type=(tokens.ACCESS, tokens.SERVICE))
+            if claims["token_type"] == tokens.SERVICE:
+                return self._service(claims)
+            claims = verify_access_token(raw, claims=claims)
         except TokenInvalid as exc:
             raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from exc
         user = CustomUser.objects.filter(pk=claims["user_id"], is_active=True).first()
         if user is None:
             raise exceptions.AuthenticationFailed(_("User is inactive or gone."), code="user_inactive")
         return user, claims
+
+    @staticmethod
+    def _service(claims: dict) -> tuple[ServicePrincipal, dict]:
+        if not service_account_is_active(claims["sub"]):
+            raise TokenInvalid("Service account is inactive or gone.", code="service_inactive")
+        return ServicePrincipal(client_id=claims["sub"], scopes=frozenset(claims["scope"])), claims
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'

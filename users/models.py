@@ -187,3 +187,90 @@ class UserSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None and self.expires_at > timezone.now()
+
+
+class ServiceAccount(models.Model):
+    """A sibling service's client credentials; only a hash of the secret is stored."""
+
+    name = models.CharField(max_length=120)
+    client_id = models.CharField(max_length=64, unique=True)
+    secret_hash = models.CharField(max_length=255)
+    scopes = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+
+class SecurityEvent(models.Model):
+    """Audit trail of security-relevant actions."""
+
+    class Type(models.TextChoices):
+        LOGIN_SUCCEEDED = "login_succeeded"
+        LOGIN_FAILED = "login_failed"
+        LOCKOUT = "lockout"
+        LOGOUT = "logout"
+        REFRESH_REUSE = "refresh_reuse"
+        PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
+        PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
+        EMAIL_VERIFIED = "email_verified"
+        SESSION_REVOKED = "session_revoked"
+        USER_CREATED = "user_created"
+        USER_DEACTIVATED = "user_deactivated"
+        USER_REACTIVATED = "user_reactivated"
+        ROLE_CHANGED = "role_changed"
+        SERVICE_TOKEN_ISSUED = "service_token_issued"  # noqa: S105 - an event name
+
+    type = models.CharField(max_length=40, choices=Type.choices)
+    user = models.ForeignKey(CustomUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(CustomUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="users_secevent_user_idx"),
+            models.Index(fields=["type", "-created_at"], name="users_secevent_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} user={self.user_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboxMessage(models.Model):
+    """An e-mail or event written in the transaction that causes it, delivered after commit."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        EVENT = "event"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    topic = models.CharField(max_length=64, help_text="E-mail template name or event type.")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["available_at"], name="users_outbox_pending_idx", condition=models.Q(status="pending")
+            ),
+            models.Index(fields=["status", "sent_at"], name="users_outbox_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.topic} {self.status}"

@@ -125,8 +125,9 @@ def encode(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers={"kid": ring.kid})
 
 
-def decode(token: str, *, token_type: str) -> dict[str, Any]:
-    """Verify signature, algorithm, issuer, expiry and type; raise TokenInvalid with a clear reason."""
+def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
+    """Verify signature, algorithm, issuer, expiry and type(s); raise TokenInvalid with a clear reason."""
+    allowed = (token_type,) if isinstance(token_type, str) else token_type
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError as exc:
@@ -149,11 +150,18 @@ def decode(token: str, *, token_type: str) -> dict[str, Any]:
         raise TokenInvalid("Token has expired.", code="token_expired") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenInvalid("Token is invalid.") from exc
-    if claims.get("token_type") != token_type:
-        raise TokenInvalid(f"Token is not an {token_type} token." if token_type == ACCESS else "Wrong token type.")
-    if token_type in (ACCESS, REFRESH) and not _user_claims_well_formed(claims):
+    if claims.get("token_type") not in allowed:
+        raise TokenInvalid(f"Token is not an {allowed[0]} token." if allowed[0] == ACCESS else "Wrong token type.")
+    if claims["token_type"] in (ACCESS, REFRESH) and not _user_claims_well_formed(claims):
+        raise TokenInvalid("Token is invalid.")
+    if claims["token_type"] == SERVICE and not _service_claims_well_formed(claims):
         raise TokenInvalid("Token is invalid.")
     return claims
+
+
+def _service_claims_well_formed(claims: dict[str, Any]) -> bool:
+    scope = claims.get("scope")
+    return isinstance(claims.get("sub"), str) and isinstance(scope, list) and all(isinstance(s, str) for s in scope)
 
 
 def _user_claims_well_formed(claims: dict[str, Any]) -> bool:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from users.api import health, views, wellknown
+from users.api import account_urls, health, people_urls, service_urls, views, wellknown
 
 app_name = "users"
 
@@ -19,4 +19,7 @@ urlpatterns = [
     path(".well-known/jwks.json", wellknown.JWKSView.as_view(), name="jwks"),
     path("health/", health.HealthView.as_view(), name="health"),
     path("health/live/", health.LivenessView.as_view(), name="health-live"),
+    *people_urls.urlpatterns,
+    *account_urls.urlpatterns,
+    *service_urls.urlpatterns,
 ]

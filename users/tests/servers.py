@@ -43,13 +43,14 @@ class GunicornServer:
         command = [str(gunicorn), "user_service.wsgi:application", "-b", f"127.0.0.1:{self.port}"]
         command += ["-w", str(workers), "--threads", str(threads)]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                requests.get(f"{self.url}{LIVE_PATH}", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
+                if requests.get(f"{self.url}{LIVE_PATH}", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not start: {self.process.stderr.read().decode()[-2000:]}")
 
