@@ -19,12 +19,21 @@ def pytest_sessionstart(session):
             pytest.exit(f"Redis at {settings.REDIS_URL} is unreachable: {exc}", returncode=3)
 
 
+def _clear_cache() -> None:
+    # Only this run's keys (CACHE_KEY_PREFIX is unique per `make test`): other runs may share the Redis.
+    delete_pattern = getattr(cache, "delete_pattern", None)
+    if delete_pattern is not None:
+        delete_pattern("*")
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fast_hashing_and_clean_cache(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    _clear_cache()
     yield
-    cache.clear()
+    _clear_cache()
 
 
 @pytest.fixture

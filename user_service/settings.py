@@ -158,6 +158,8 @@ MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
 
 # --- REST framework, schema -------------------------------------------------------------------
+# Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
+TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],
@@ -167,6 +169,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "users.api.pagination.PageNumberPagination",
     "EXCEPTION_HANDLER": "user_service.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Throttles identify anonymous clients by IP: trust X-Forwarded-For only as deep as our proxies.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    "DEFAULT_THROTTLE_RATES": {
+        "service_token": config("THROTTLE_SERVICE_TOKEN_RATE", default="30/min"),
+    },
     "PAGE_SIZE": 20,
 }
 if DEBUG:
@@ -199,6 +206,8 @@ JWT_PRIVATE_KEY_FILE = config("JWT_PRIVATE_KEY_FILE", default="")
 JWT_PREVIOUS_PUBLIC_KEY_FILES = config("JWT_PREVIOUS_PUBLIC_KEY_FILES", default="", cast=Csv())
 JWT_GENERATED_KEY_FILE = VAR_DIR / "jwt_signing_key.pem"
 SESSION_STATE_CACHE_SECONDS = config("SESSION_STATE_CACHE_SECONDS", default=300, cast=int)
+# Redis pub/sub channel on which ended session ids are pushed to local token verifiers.
+REVOCATION_CHANNEL = config("REVOCATION_CHANNEL", default="ums:revocations")
 SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
 SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
 
@@ -234,8 +243,6 @@ DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="User Service <no-repl
 # --- Product behaviour ------------------------------------------------------------------------
 FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
 ALLOW_SELF_REGISTRATION = config("ALLOW_SELF_REGISTRATION", default=True, cast=bool)
-# Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
-TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
 CORS_ALLOWED_ORIGINS = config("CORS_ALLOWED_ORIGINS", default="", cast=Csv())
 CORS_URLS_REGEX = r"^/(api|\.well-known)/.*$"
 

@@ -18,6 +18,11 @@ def user_profile(user: CustomUser) -> ProfileBase | None:
     return getattr(user, PROFILE_RELATED_NAMES[user.user_type], None)
 
 
+def users_bulk_get(*, user_ids: list[int]) -> list[CustomUser]:
+    """The users with these ids, in id order, in one query; unknown ids are simply absent."""
+    return list(CustomUser.objects.filter(pk__in=set(user_ids)).order_by("pk"))
+
+
 def user_public_data(user: CustomUser) -> dict:
     """The user JSON every endpoint shares (DESIGN §6)."""
     return {

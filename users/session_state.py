@@ -8,6 +8,8 @@ once on every process sharing the cache. If a cache write is lost (Redis down), 
 lives at most ``SESSION_STATE_CACHE_SECONDS``.
 """
 
+import json
+import logging
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -17,7 +19,9 @@ from django.utils import timezone
 
 from users.models import UserSession
 
+logger = logging.getLogger(__name__)
 ENDED = 0
+_publisher = None
 
 
 def _key(session_id: str) -> str:
@@ -50,4 +54,28 @@ def sessions_mark_ended(session_ids: Iterable[str]) -> None:
     keys = {_key(str(sid)): ENDED for sid in session_ids}
     if keys:
         cache.set_many(keys, timeout=_ended_timeout())
-        transaction.on_commit(lambda: cache.set_many(keys, timeout=_ended_timeout()))
+        ids = [str(sid) for sid in session_ids]
+
+        def after_commit() -> None:
+            cache.set_many(keys, timeout=_ended_timeout())
+            revocations_publish(session_ids=ids)
+
+        transaction.on_commit(after_commit)
+
+
+def revocations_publish(*, session_ids: list[str]) -> None:
+    """Push ended session ids on the Redis channel local verifiers subscribe to (best effort).
+
+    A lost message is not lost information: verifiers also poll ``revocations/``.
+    """
+    global _publisher  # noqa: PLW0603 - one pooled client per process
+    if not settings.REDIS_URL or not session_ids:
+        return
+    try:
+        import redis
+
+        if _publisher is None:
+            _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+        _publisher.publish(settings.REVOCATION_CHANNEL, json.dumps({"session_ids": session_ids}))
+    except Exception as exc:  # noqa: BLE001 - best effort; the poll endpoint carries the same data
+        logger.warning("could not publish revocations: %s", exc.__class__.__name__)

@@ -103,7 +103,7 @@ def key_ring() -> KeyRing:
     current = public_jwk(private_key.public_key())
     public_keys = {current["kid"]: private_key.public_key()}
     jwks = [current]
-    for name in settings.JWT_PREVIOUS_PUBLIC_KEY_FILES:
+    for name in _previous_public_key_files():
         public_key = serialization.load_pem_public_key(Path(name).read_bytes())
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise ImproperlyConfigured(f"{name} is not an RSA public key.")
@@ -112,6 +112,13 @@ def key_ring() -> KeyRing:
             public_keys[jwk["kid"]] = public_key
             jwks.append(jwk)
     return KeyRing(private_key=private_key, kid=current["kid"], public_keys=public_keys, jwks={"keys": jwks})
+
+
+def _previous_public_key_files() -> list[str]:
+    files = list(settings.JWT_PREVIOUS_PUBLIC_KEY_FILES)
+    if not (settings.JWT_PRIVATE_KEY or settings.JWT_PRIVATE_KEY_FILE):  # embedded: rotate_signing_key's output
+        files += sorted(str(p) for p in (Path(settings.VAR_DIR) / "jwt_previous_keys").glob("*.pem"))
+    return files
 
 
 @receiver(setting_changed)

@@ -1,0 +1,40 @@
+"""Admin for service accounts: create (the secret is shown once), deactivate, inspect scopes."""
+
+from django import forms
+from django.contrib import admin, messages
+
+from users.admin import HODPermissionsMixin
+from users.authentication import service_account_state_invalidate
+from users.models import ServiceAccount
+from users.services.service_accounts import KNOWN_SCOPES, service_account_create
+
+
+class ServiceAccountForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in sorted(KNOWN_SCOPES)], required=False)
+
+    class Meta:
+        model = ServiceAccount
+        fields = ["name", "client_id", "scopes", "is_active"]
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(HODPermissionsMixin, admin.ModelAdmin):
+    form = ServiceAccountForm
+    list_display = ("name", "client_id", "scopes", "is_active", "created_at", "last_used_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "client_id")
+    readonly_fields = ("created_at", "last_used_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "client_id") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            service_account_state_invalidate(obj.client_id)
+            return
+        account, secret = service_account_create(
+            name=obj.name, scopes=form.cleaned_data["scopes"], client_id=obj.client_id or None
+        )
+        obj.pk = account.pk
+        messages.warning(request, f"Secret of {account.client_id} (shown once, store it now): {secret}")

@@ -1,0 +1,188 @@
+"""Endpoints for sibling services: client-credentials tokens, introspection, bulk lookups, revocations."""
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import parsers, serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from users import tokens
+from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
+from users.api.schema import errors
+from users.api.serializers import StrictInputSerializer, UserSerializer
+from users.api.views import PublicAPIView
+from users.authentication import service_account_is_active, verify_access_token
+from users.exceptions import TokenInvalid
+from users.selectors import user_public_data, users_bulk_get
+from users.services.revocations import revocations_since
+from users.services.service_accounts import InvalidClient, service_token_issue
+
+FORM_OR_JSON = [parsers.JSONParser, parsers.FormParser]
+MAX_BULK_IDS = 1000
+
+
+class ServiceTokenInputSerializer(serializers.Serializer):
+    grant_type = serializers.ChoiceField(choices=["client_credentials"], required=False)
+    client_id = serializers.CharField(max_length=64, required=False)
+    client_secret = serializers.CharField(max_length=256, required=False, trim_whitespace=False)
+
+
+def _basic_credentials(request) -> tuple[str, str] | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidClient("Malformed HTTP Basic credentials.") from exc
+    return client_id, secret
+
+
+class ServiceTokenView(PublicAPIView):
+    parser_classes = FORM_OR_JSON
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "service_token"
+
+    @extend_schema(
+        tags=["services"],
+        summary="Client-credentials grant: a short-lived service token",
+        description="Credentials as JSON or form fields `client_id` + `client_secret`, or HTTP Basic.",
+        request=ServiceTokenInputSerializer,
+        responses={
+            200: inline_serializer(
+                name="ServiceTokenResponse",
+                fields={
+                    "access_token": serializers.CharField(),
+                    "token_type": serializers.CharField(),
+                    "expires_in": serializers.IntegerField(),
+                    "scope": serializers.CharField(),
+                },
+            ),
+            **errors(400, 401, 415, 429),
+        },
+    )
+    def post(self, request):
+        data = ServiceTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        credentials = _basic_credentials(request) or (
+            data.validated_data.get("client_id"),
+            data.validated_data.get("client_secret"),
+        )
+        if not all(credentials):
+            raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
+        issued = service_token_issue(client_id=credentials[0], client_secret=credentials[1])
+        return Response(
+            {
+                "access_token": issued.access_token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": " ".join(issued.scopes),
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class IntrospectInputSerializer(StrictInputSerializer):
+    token = serializers.CharField(max_length=8192)
+    token_type_hint = serializers.CharField(max_length=32, required=False)
+
+
+class IntrospectView(APIView):
+    parser_classes = FORM_OR_JSON
+    permission_classes = [HasServiceScope("tokens:introspect")]
+
+    @extend_schema(
+        tags=["services"],
+        summary="Token introspection (RFC 7662)",
+        description='`{"active": false}` for anything invalid, expired or revoked; otherwise the claims.',
+        request=IntrospectInputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 415)},
+    )
+    def post(self, request):
+        data = IntrospectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        raw = data.validated_data["token"]
+        try:
+            claims = tokens.decode(raw, token_type=(tokens.ACCESS, tokens.SERVICE))
+            if claims["token_type"] == tokens.ACCESS:
+                claims = verify_access_token(raw, claims=claims)
+                claims.pop("user_id")
+            elif not service_account_is_active(claims["sub"]):
+                raise TokenInvalid("Service account is inactive.")
+        except TokenInvalid:
+            return Response({"active": False})
+        if claims["token_type"] == tokens.SERVICE:
+            claims["client_id"] = claims["sub"]
+            claims["scope"] = " ".join(claims["scope"])
+        return Response({"active": True, **claims})
+
+
+class BulkInfoInputSerializer(StrictInputSerializer):
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=MAX_BULK_IDS, allow_empty=True
+    )
+
+
+class BulkInfoView(APIView):
+    permission_classes = [IsStaffOrHOD | HasServiceScope("users:read")]
+
+    @extend_schema(
+        tags=["services"],
+        summary=f"Users by id, in one query (at most {MAX_BULK_IDS} ids; unknown ids are absent)",
+        request=BulkInfoInputSerializer,
+        responses={200: UserSerializer(many=True), **errors(400, 401, 403, 415)},
+    )
+    def post(self, request):
+        data = BulkInfoInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        users = users_bulk_get(user_ids=data.validated_data["user_ids"])
+        return Response([user_public_data(user) for user in users])
+
+
+class RevocationsView(APIView):
+    permission_classes = [IsService]
+
+    @extend_schema(
+        tags=["services"],
+        summary="Ended session ids and deactivated user ids since a cursor",
+        description=(
+            "Poll with the returned `cursor` as `since`. Entries may repeat (treat them as a set). "
+            "Only revocations within the access-token lifetime are returned; older ones cannot matter."
+        ),
+        parameters=[OpenApiParameter("since", OpenApiTypes.NUMBER, description="Cursor: epoch seconds.")],
+        responses={
+            200: inline_serializer(
+                name="Revocations",
+                fields={
+                    "session_ids": serializers.ListField(child=serializers.UUIDField()),
+                    "user_ids": serializers.ListField(child=serializers.IntegerField()),
+                    "cursor": serializers.FloatField(),
+                    "truncated": serializers.BooleanField(),
+                },
+            ),
+            **errors(400, 401, 403),
+        },
+    )
+    def get(self, request):
+        since = request.query_params.get("since")
+        try:
+            since_at = None if since in (None, "") else datetime.fromtimestamp(float(since), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return Response(
+                {"detail": "since must be a number of epoch seconds.", "code": "invalid"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        feed = revocations_since(since=since_at)
+        return Response(
+            {
+                "session_ids": feed.session_ids,
+                "user_ids": feed.user_ids,
+                "cursor": feed.cursor.timestamp(),
+                "truncated": feed.truncated,
+            }
+        )

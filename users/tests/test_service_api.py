@@ -1,0 +1,363 @@
+"""Service accounts, service-token, introspection, bulk_info, revocations, and the key commands."""
+
+import base64
+import io
+
+import jwt
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework import status
+from rest_framework.test import APIClient
+
+from users import tokens
+from users.models import ServiceAccount
+from users.services.service_accounts import service_account_create
+
+API = "/api/v1/users"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service_client():
+    """An APIClient authenticated as a new service account with the given scopes."""
+
+    def make(*scopes: str, name: str = "attendance") -> APIClient:
+        account, secret = service_account_create(name=name, scopes=list(scopes))
+        response = APIClient().post(
+            f"{API}/service-token/", {"client_id": account.client_id, "client_secret": secret}, format="json"
+        )
+        assert response.status_code == status.HTTP_200_OK, response.content
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+        client.account = account
+        return client
+
+    return make
+
+
+class TestServiceAccounts:
+    def test_command_prints_the_secret_once_and_stores_a_hash(self):
+        out = io.StringIO()
+
+        call_command(
+            "create_service_account", "Academic Service", "--scopes", "users:read", stdout=out, stderr=io.StringIO()
+        )
+
+        lines = dict(line.split("=", 1) for line in out.getvalue().splitlines())
+        account = ServiceAccount.objects.get(client_id="academic-service")
+        assert lines["client_id"] == "academic-service"
+        assert account.scopes == ["users:read"]
+        assert lines["client_secret"] not in account.secret_hash
+        assert account.secret_hash.startswith("sha256$")
+
+    def test_command_refuses_unknown_scopes_and_duplicates(self):
+        with pytest.raises(CommandError, match="Unknown scope"):
+            call_command("create_service_account", "x", "--scopes", "root", stdout=io.StringIO())
+        service_account_create(name="dup", scopes=[])
+        with pytest.raises(CommandError, match="already exists"):
+            call_command("create_service_account", "dup", stdout=io.StringIO())
+
+
+class TestServiceToken:
+    @pytest.fixture
+    def credentials(self):
+        account, secret = service_account_create(name="gateway", scopes=["users:read", "tokens:introspect"])
+        return account.client_id, secret
+
+    def _assert_token(self, response, client_id):
+        assert response.status_code == status.HTTP_200_OK, response.content
+        body = response.json()
+        assert body["token_type"] == "Bearer"
+        assert body["expires_in"] == 300
+        assert body["scope"] == "tokens:introspect users:read"
+        claims = tokens.decode(body["access_token"], token_type=tokens.SERVICE)
+        assert claims["sub"] == client_id
+        assert claims["scope"] == ["tokens:introspect", "users:read"]
+        assert response["Cache-Control"] == "no-store"
+
+    def test_json(self, api_client, credentials):
+        client_id, secret = credentials
+
+        response = api_client.post(
+            f"{API}/service-token/", {"client_id": client_id, "client_secret": secret}, format="json"
+        )
+
+        self._assert_token(response, client_id)
+
+    def test_form(self, api_client, credentials):
+        client_id, secret = credentials
+
+        response = api_client.post(
+            f"{API}/service-token/",
+            {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        )  # multipart is not accepted; send urlencoded below
+        urlencoded = api_client.post(
+            f"{API}/service-token/",
+            f"grant_type=client_credentials&client_id={client_id}&client_secret={secret}",
+            content_type="application/x-www-form-urlencoded",
+        )
+
+        assert response.status_code == status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        self._assert_token(urlencoded, client_id)
+
+    def test_http_basic(self, api_client, credentials):
+        client_id, secret = credentials
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+        response = api_client.post(f"{API}/service-token/", {}, format="json", HTTP_AUTHORIZATION=f"Basic {basic}")
+
+        self._assert_token(response, client_id)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"client_id": "gateway", "client_secret": "wrong"},
+            {"client_id": "nobody", "client_secret": "wrong"},
+            {"client_id": "gateway"},
+            {},
+        ],
+    )
+    def test_wrong_or_missing_credentials(self, api_client, credentials, body):
+        response = api_client.post(f"{API}/service-token/", body, format="json")
+
+        assert response.status_code == status.HTTP_401_UNAUTHORIZED
+        assert response.json()["code"] == "invalid_client"
+
+    def test_inactive_account(self, api_client, credentials):
+        client_id, secret = credentials
+        ServiceAccount.objects.filter(client_id=client_id).update(is_active=False)
+
+        response = api_client.post(
+            f"{API}/service-token/", {"client_id": client_id, "client_secret": secret}, format="json"
+        )
+
+        assert response.status_code == status.HTTP_401_UNAUTHORIZED
+
+    def test_bad_basic_header_and_grant_type(self, api_client, credentials):
+        bad_basic = api_client.post(f"{API}/service-token/", {}, format="json", HTTP_AUTHORIZATION="Basic !!!")
+        bad_grant = api_client.post(f"{API}/service-token/", {"grant_type": "password"}, format="json")
+
+        assert bad_basic.status_code == status.HTTP_401_UNAUTHORIZED
+        assert bad_grant.status_code == status.HTTP_400_BAD_REQUEST
+
+    def test_throttled(self, api_client, credentials, settings):
+        from rest_framework.throttling import ScopedRateThrottle
+
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "service_token": "3/min"}
+        original = ScopedRateThrottle.THROTTLE_RATES
+        ScopedRateThrottle.THROTTLE_RATES = rates
+        try:
+            codes = [
+                api_client.post(f"{API}/service-token/", {"client_id": "x", "client_secret": "y"}, format="json")
+                for _ in range(4)
+            ]
+        finally:
+            ScopedRateThrottle.THROTTLE_RATES = original
+
+        assert [r.status_code for r in codes] == [401, 401, 401, 429]
+        assert int(codes[-1]["Retry-After"]) > 0
+
+
+class TestIntrospection:
+    def test_active_access_token(self, service_client, login, student):
+        access = login(student)["access_token"]
+
+        response = service_client("tokens:introspect").post(
+            f"{API}/token/introspect/", {"token": access}, format="json"
+        )
+
+        assert response.status_code == status.HTTP_200_OK
+        body = response.json()
+        assert body["active"] is True
+        assert body["sub"] == str(student.pk)
+        assert body["token_type"] == "access"
+        assert body["username"] == student.username
+
+    def test_form_encoded(self, service_client, login, student):
+        access = login(student)["access_token"]
+
+        response = service_client("tokens:introspect").post(
+            f"{API}/token/introspect/", f"token={access}", content_type="application/x-www-form-urlencoded"
+        )
+
+        assert response.json()["active"] is True
+
+    def test_service_token(self, service_client):
+        client = service_client("tokens:introspect")
+        own = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+
+        body = client.post(f"{API}/token/introspect/", {"token": own}, format="json").json()
+
+        assert body["active"] is True
+        assert body["client_id"] == "attendance"
+        assert body["scope"] == "tokens:introspect"
+
+    @pytest.mark.parametrize("kind", ["garbage", "refresh", "logged_out", "expired"])
+    def test_inactive(self, service_client, client_for, student, kind):
+        user_client = client_for(student)
+        token = {
+            "garbage": "not.a.token",
+            "refresh": user_client.tokens["refresh_token"],
+            "logged_out": user_client.tokens["access_token"],
+            "expired": tokens.encode(
+                {
+                    "sub": "1",
+                    "sid": "00000000-0000-0000-0000-000000000000",
+                    "jti": "j",
+                    "iat": 1,
+                    "exp": 2,
+                    "iss": "http://127.0.0.1:8000",
+                    "token_type": "access",
+                }
+            ),
+        }[kind]
+        if kind == "logged_out":
+            user_client.post(f"{API}/logout/", {}, format="json")
+
+        response = service_client("tokens:introspect").post(f"{API}/token/introspect/", {"token": token}, format="json")
+
+        assert response.status_code == status.HTTP_200_OK
+        assert response.json() == {"active": False}
+
+    def test_requires_the_scope(self, service_client, client_for, staff, api_client):
+        no_scope = service_client("users:read")
+        body = {"token": "x"}
+
+        assert no_scope.post(f"{API}/token/introspect/", body, format="json").status_code == 403
+        assert client_for(staff).post(f"{API}/token/introspect/", body, format="json").status_code == 403
+        assert api_client.post(f"{API}/token/introspect/", body, format="json").status_code == 401
+
+    def test_missing_token(self, service_client):
+        response = service_client("tokens:introspect").post(f"{API}/token/introspect/", {}, format="json")
+
+        assert response.status_code == status.HTTP_400_BAD_REQUEST
+
+
+class TestBulkInfo:
+    def test_returns_known_users_in_one_query(self, service_client, make_user, django_assert_num_queries):
+        users = [make_user() for _ in range(5)]
+        client = service_client("users:read")
+        client.post(f"{API}/bulk_info/", {"user_ids": []}, format="json")  # warm service-account state
+
+        ids = [u.pk for u in users] + [999_999]
+        with django_assert_num_queries(1):
+            response = client.post(f"{API}/bulk_info/", {"user_ids": ids}, format="json")
+
+        assert response.status_code == status.HTTP_200_OK
+        assert [u["id"] for u in response.json()] == sorted(u.pk for u in users)
+        assert set(response.json()[0]) >= {"id", "username", "email", "user_type", "role", "is_active"}
+
+    @pytest.mark.parametrize("role", ["hod", "staff"])
+    def test_staff_and_hod_may_call(self, request, client_for, role, student):
+        client = client_for(request.getfixturevalue(role))
+
+        response = client.post(f"{API}/bulk_info/", {"user_ids": [student.pk]}, format="json")
+
+        assert response.status_code == status.HTTP_200_OK
+        assert response.json()[0]["id"] == student.pk
+
+    def test_students_services_without_scope_and_anonymous_may_not(
+        self, client_for, student, service_client, api_client
+    ):
+        body = {"user_ids": [student.pk]}
+
+        assert client_for(student).post(f"{API}/bulk_info/", body, format="json").status_code == 403
+        assert service_client("tokens:introspect").post(f"{API}/bulk_info/", body, format="json").status_code == 403
+        assert api_client.post(f"{API}/bulk_info/", body, format="json").status_code == 401
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"user_ids": list(range(1, 1002))},
+            {"user_ids": ["a"]},
+            {"user_ids": [1.5]},
+            {"user_ids": [0]},
+            {"user_ids": [2**70]},
+            {"user_ids": "1,2"},
+            {"user_ids": None},
+            {},
+            {"user_ids": [1], "extra": True},
+        ],
+        ids=["too-many", "string", "float", "zero", "huge", "not-a-list", "null", "missing", "unknown-field"],
+    )
+    def test_bad_input(self, service_client, body):
+        response = service_client("users:read").post(f"{API}/bulk_info/", body, format="json")
+
+        assert response.status_code == status.HTTP_400_BAD_REQUEST
+
+    def test_exactly_the_limit_is_accepted(self, service_client):
+        response = service_client("users:read").post(
+            f"{API}/bulk_info/", {"user_ids": list(range(1, 1001))}, format="json"
+        )
+
+        assert response.status_code == status.HTTP_200_OK
+
+
+class TestRevocations:
+    def test_logout_appears_in_the_feed(self, service_client, client_for, student):
+        service = service_client("users:read")
+        first = service.get(f"{API}/revocations/").json()
+        user_client = client_for(student)
+        sid = jwt.decode(user_client.tokens["access_token"], options={"verify_signature": False})["sid"]
+        user_client.post(f"{API}/logout/", {}, format="json")
+
+        feed = service.get(f"{API}/revocations/", {"since": first["cursor"]}).json()
+
+        assert sid in feed["session_ids"]
+        assert feed["cursor"] >= first["cursor"]
+        assert feed["truncated"] is False
+
+    def test_only_services(self, client_for, hod, api_client):
+        assert client_for(hod).get(f"{API}/revocations/").status_code == status.HTTP_403_FORBIDDEN
+        assert api_client.get(f"{API}/revocations/").status_code == status.HTTP_401_UNAUTHORIZED
+
+    @pytest.mark.parametrize("since", ["abc", "nan", "inf", "1e400"])
+    def test_bad_cursor(self, service_client, since):
+        assert service_client().get(f"{API}/revocations/", {"since": since}).status_code == 400
+
+    def test_logout_is_published_on_redis(self, client_for, student, settings, django_capture_on_commit_callbacks):
+        import redis
+
+        pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub()
+        pubsub.subscribe(settings.REVOCATION_CHANNEL)
+        pubsub.get_message(timeout=1)  # subscription confirmation
+        user_client = client_for(student)
+        sid = jwt.decode(user_client.tokens["access_token"], options={"verify_signature": False})["sid"]
+
+        with django_capture_on_commit_callbacks(execute=True):
+            user_client.post(f"{API}/logout/", {}, format="json")
+
+        message = pubsub.get_message(timeout=2)
+        pubsub.close()
+        assert message is not None
+        assert sid in message["data"].decode()
+
+
+class TestRotateSigningKey:
+    def test_rotation_keeps_old_tokens_valid(self, settings, tmp_path, login, student, api_client):
+        old_access = login(student)["access_token"]
+        new_key, old_public = tmp_path / "new.pem", tmp_path / "old.pub.pem"
+
+        call_command(
+            "rotate_signing_key", "--out", str(new_key), "--previous-out", str(old_public), stdout=io.StringIO()
+        )
+        settings.JWT_PRIVATE_KEY_FILE = str(new_key)
+        settings.JWT_PREVIOUS_PUBLIC_KEY_FILES = [str(old_public)]
+
+        kids = [k["kid"] for k in api_client.get(f"{API}/.well-known/jwks.json").json()["keys"]]
+        assert len(kids) == 2
+        assert jwt.get_unverified_header(old_access)["kid"] == kids[1]
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {old_access}")
+        assert api_client.get(f"{API}/profile/").status_code == status.HTTP_200_OK
+        assert jwt.get_unverified_header(login(student)["access_token"])["kid"] == kids[0]
+
+    def test_configured_key_needs_explicit_paths(self):
+        with pytest.raises(CommandError, match="--out"):
+            call_command("rotate_signing_key", stdout=io.StringIO())
+
+
+def test_discovery_lists_the_service_endpoints(api_client):
+    body = api_client.get("/.well-known/openid-configuration").json()
+
+    assert body["token_endpoint"].endswith("/api/v1/users/service-token/")
+    assert body["introspection_endpoint"].endswith("/api/v1/users/token/introspect/")
