@@ -228,10 +228,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_HOST = config("EMAIL_HOST", default="")
+EXPLICIT_EMAIL_BACKEND = config("EMAIL_BACKEND", default="")
 if EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 else:
-    EMAIL_BACKEND = config("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+    EMAIL_BACKEND = EXPLICIT_EMAIL_BACKEND or "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 EMAIL_PORT = config("EMAIL_PORT", default=587, cast=int)
 EMAIL_HOST_USER = config("EMAIL_HOST_USER", default="")
@@ -286,4 +287,9 @@ if not DEBUG:
         raise ImproperlyConfigured(
             "JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE must be set when DEBUG=False "
             "(an RS256 private key in PEM; see README, 'Signing keys')."
+        )
+    if not (EMAIL_HOST or EXPLICIT_EMAIL_BACKEND):
+        raise ImproperlyConfigured(
+            "EMAIL_HOST must be set when DEBUG=False (or EMAIL_BACKEND to an explicit backend): "
+            "e-mails are never silently written to the container's filesystem in production."
         )

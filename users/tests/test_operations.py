@@ -216,6 +216,13 @@ class TestProductionSettings:
         assert result.returncode != 0
         assert "JWT_PRIVATE_KEY" in result.stderr
 
+    def test_refuses_to_run_without_a_way_to_send_mail(self, settings):
+        env = {"DEBUG": "False", "SECRET_KEY": "s" * 64, "JWT_PRIVATE_KEY_FILE": str(settings.JWT_PRIVATE_KEY_FILE)}
+        result = self._django_setup(**env, EMAIL_BACKEND="", EMAIL_HOST="")
+
+        assert result.returncode != 0
+        assert "EMAIL_HOST" in result.stderr
+
     def test_check_deploy_is_clean(self, tmp_path, settings):
         env = clean_env(
             DEBUG="False",
@@ -223,6 +230,7 @@ class TestProductionSettings:
             JWT_PRIVATE_KEY_FILE=str(settings.JWT_PRIVATE_KEY_FILE),
             DB_HOST="127.0.0.1",
             VAR_DIR=str(tmp_path),
+            EMAIL_HOST="smtp.school.example",
         )
 
         result = subprocess.run(
