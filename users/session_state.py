@@ -32,16 +32,36 @@ def session_is_alive(*, session_id: str, user_id: int) -> bool:
     """True if the session is open, unexpired, and belongs to an active ``user_id``."""
     state = cache.get(_key(session_id))
     if state is None:
-        state = (
-            UserSession.objects.filter(
-                pk=session_id, ended_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
-            )
-            .values_list("user_id", flat=True)
-            .first()
-        ) or ENDED
-        timeout = settings.SESSION_STATE_CACHE_SECONDS if state else _ended_timeout()
-        cache.add(_key(session_id), state, timeout=timeout)
+        state = _state_load(session_id)
     return state == user_id
+
+
+def session_user_snapshot(*, session_id: str, user_id: int) -> dict | None:
+    """The user's public data if the session is alive, else None: one cache round trip when warm."""
+    from users.selectors import snapshot_key, user_snapshot
+
+    session_key, user_key = _key(session_id), snapshot_key(user_id)
+    found = cache.get_many([session_key, user_key])
+    state = found.get(session_key)
+    if state is None:
+        state = _state_load(session_id)
+    if state != user_id:
+        return None
+    return found.get(user_key) or user_snapshot(user_id=user_id)
+
+
+def _state_load(session_id: str) -> int:
+    """Read the session's state from the database and offer it to the cache (never overwriting)."""
+    state = (
+        UserSession.objects.filter(
+            pk=session_id, ended_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+        )
+        .values_list("user_id", flat=True)
+        .first()
+    ) or ENDED
+    timeout = settings.SESSION_STATE_CACHE_SECONDS if state else _ended_timeout()
+    cache.add(_key(session_id), state, timeout=timeout)
+    return state
 
 
 def _ended_timeout() -> int:

@@ -133,19 +133,28 @@ def encode(claims: dict[str, Any]) -> str:
 
 
 def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
-    """Verify signature, algorithm, issuer, expiry and type(s); raise TokenInvalid with a clear reason."""
+    """Verify signature, algorithm, issuer, expiry and type(s); raise TokenInvalid with a clear reason.
+
+    With one trusted key (the usual case) the token is parsed once and its ``kid`` checked after the
+    signature; during a rotation the header is read first to pick the key.
+    """
     allowed = (token_type,) if isinstance(token_type, str) else token_type
+    ring = key_ring()
+    if len(ring.public_keys) == 1:
+        kid, public_key = ring.kid, ring.public_keys[ring.kid]
+    else:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise TokenInvalid("Token is malformed.") from exc
+        if header.get("alg") != ALGORITHM:
+            raise TokenInvalid("Token algorithm is not allowed.")
+        kid = header.get("kid")
+        public_key = ring.public_keys.get(kid) if isinstance(kid, str) else None
+        if public_key is None:
+            raise TokenInvalid("Token was signed with an unknown key.")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as exc:
-        raise TokenInvalid("Token is malformed.") from exc
-    if header.get("alg") != ALGORITHM:
-        raise TokenInvalid("Token algorithm is not allowed.")
-    public_key = key_ring().public_keys.get(header.get("kid"))
-    if public_key is None:
-        raise TokenInvalid("Token was signed with an unknown key.")
-    try:
-        claims = jwt.decode(
+        complete = jwt.decode_complete(
             token,
             public_key,
             algorithms=[ALGORITHM],
@@ -155,8 +164,13 @@ def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
         )
     except jwt.ExpiredSignatureError as exc:
         raise TokenInvalid("Token has expired.", code="token_expired") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise TokenInvalid("Token algorithm is not allowed.") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenInvalid("Token is invalid.") from exc
+    if complete["header"].get("kid") != kid:
+        raise TokenInvalid("Token was signed with an unknown key.")
+    claims = complete["payload"]
     if claims.get("token_type") not in allowed:
         raise TokenInvalid(f"Token is not an {allowed[0]} token." if allowed[0] == ACCESS else "Wrong token type.")
     if claims["token_type"] in (ACCESS, REFRESH) and not _user_claims_well_formed(claims):

@@ -8,15 +8,17 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from users import tokens
 from users.api import serializers as s
 from users.api.schema import errors
-from users.authentication import bearer_token_from, verify_access_token
+from users.authentication import bearer_token_from
 from users.exceptions import TokenInvalid
 from users.http import client_ip, user_agent
-from users.selectors import sessions_active_for, user_snapshot, users_with_profiles
+from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
 from users.services import users as user_services
 from users.services.auth import Login
+from users.session_state import session_user_snapshot
 
 
 def _token_response(login: Login) -> dict:
@@ -182,9 +184,11 @@ class ValidateTokenView(PublicAPIView):
             raw = bearer_token_from(request)
             if raw is None:
                 raise TokenInvalid("Authentication credentials were not provided.", code="not_authenticated")
-            claims = verify_access_token(raw)
-            user = user_snapshot(user_id=claims["user_id"])
-            if user is None or not user["is_active"]:
+            claims = tokens.decode(raw, token_type=tokens.ACCESS)
+            user = session_user_snapshot(session_id=claims["sid"], user_id=int(claims["sub"]))
+            if user is None:
+                raise TokenInvalid("Session has ended; log in again.", code="session_ended")
+            if not user["is_active"]:
                 raise TokenInvalid("User is inactive or gone.", code="user_inactive")
         except exceptions.AuthenticationFailed as exc:
             return self._invalid(str(exc.detail), "token_not_valid")
