@@ -39,6 +39,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "user_service.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -264,17 +265,42 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = config("CSRF_TRUSTED_ORIGINS", default="", cast=Csv())
 
+# JSON lines in production (one object per line, request id included), readable lines in development.
+LOG_FORMAT = config("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "user_service.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # django.request repeats every 4xx/5xx; the request line of RequestIdMiddleware already carries it.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (/metrics): a bearer token or the networks allowed to scrape; neither means nobody -----
+METRICS_TOKEN = config("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = config("METRICS_ALLOWED_NETWORKS", default="127.0.0.1/32,::1/128", cast=Csv())
+
+# --- Sibling services (clients/) ----------------------------------------------------------------
+ACADEMIC_SERVICE_URL = config("ACADEMIC_SERVICE_URL", default="")
+NOTIFICATION_SERVICE_URL = config("NOTIFICATION_SERVICE_URL", default="")
+ATTENDANCE_SERVICE_URL = config("ATTENDANCE_SERVICE_URL", default="")
+SERVICE_CLIENT_ID = config("SERVICE_CLIENT_ID", default="user-service")
+SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS = config("SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS", default=1.0, cast=float)
+SERVICE_HTTP_READ_TIMEOUT_SECONDS = config("SERVICE_HTTP_READ_TIMEOUT_SECONDS", default=3.0, cast=float)
+SERVICE_HTTP_MAX_RETRIES = config("SERVICE_HTTP_MAX_RETRIES", default=2, cast=int)
+SERVICE_HTTP_BACKOFF_SECONDS = config("SERVICE_HTTP_BACKOFF_SECONDS", default=0.2, cast=float)
+SERVICE_HTTP_BACKOFF_MAX_SECONDS = config("SERVICE_HTTP_BACKOFF_MAX_SECONDS", default=2.0, cast=float)
+SERVICE_HTTP_POOL_MAXSIZE = config("SERVICE_HTTP_POOL_MAXSIZE", default=10, cast=int)
+SERVICE_CIRCUIT_FAILURE_THRESHOLD = config("SERVICE_CIRCUIT_FAILURE_THRESHOLD", default=5, cast=int)
+SERVICE_CIRCUIT_RESET_SECONDS = config("SERVICE_CIRCUIT_RESET_SECONDS", default=30.0, cast=float)
 
 # --- Production refuses insecure defaults -----------------------------------------------------
 if not DEBUG:

@@ -1,8 +1,10 @@
-"""Cache invalidation hooks: no business rules here, only keeping caches honest after writes."""
+"""Signal hooks: cache invalidation after user writes and Celery task metrics; no business rules."""
 
+from celery.signals import task_failure, task_retry, task_success
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from users import metrics
 from users.models import CustomUser
 from users.selectors import user_snapshot_invalidate
 
@@ -11,3 +13,18 @@ from users.selectors import user_snapshot_invalidate
 @receiver(post_delete, sender=CustomUser)
 def _user_changed(sender, instance: CustomUser, **kwargs) -> None:
     user_snapshot_invalidate(user_id=instance.pk)
+
+
+@task_success.connect
+def _task_succeeded(sender=None, **kwargs) -> None:
+    metrics.TASKS.labels(task=getattr(sender, "name", "?"), outcome="success").inc()
+
+
+@task_failure.connect
+def _task_failed(sender=None, **kwargs) -> None:
+    metrics.TASKS.labels(task=getattr(sender, "name", "?"), outcome="failure").inc()
+
+
+@task_retry.connect
+def _task_retried(sender=None, **kwargs) -> None:
+    metrics.TASKS.labels(task=getattr(sender, "name", "?"), outcome="retry").inc()

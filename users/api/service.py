@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from users import tokens
+from users import metrics, tokens
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
@@ -76,6 +76,7 @@ class ServiceTokenView(PublicAPIView):
         if not all(credentials):
             raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
         issued = service_token_issue(client_id=credentials[0], client_secret=credentials[1])
+        metrics.TOKENS_ISSUED.labels(type="service").inc()
         return Response(
             {
                 "access_token": issued.access_token,

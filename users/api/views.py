@@ -8,11 +8,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from users import tokens
+from users import metrics, tokens
 from users.api import serializers as s
 from users.api.schema import errors
 from users.authentication import bearer_token_from
-from users.exceptions import TokenInvalid
+from users.exceptions import InvalidCredentials, TokenInvalid
 from users.http import client_ip, user_agent
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
@@ -22,6 +22,8 @@ from users.session_state import session_user_snapshot
 
 
 def _token_response(login: Login) -> dict:
+    metrics.TOKENS_ISSUED.labels(type="access").inc()
+    metrics.TOKENS_ISSUED.labels(type="refresh").inc()
     return {
         "access_token": login.tokens.access_token,
         "refresh_token": login.tokens.refresh_token,
@@ -64,9 +66,14 @@ class LoginView(PublicAPIView):
     def post(self, request):
         data = s.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        login = auth_services.user_login(
-            **data.validated_data, ip=client_ip(request), user_agent=user_agent(request), request=request
-        )
+        try:
+            login = auth_services.user_login(
+                **data.validated_data, ip=client_ip(request), user_agent=user_agent(request), request=request
+            )
+        except InvalidCredentials:
+            metrics.LOGINS.labels(outcome="failed").inc()
+            raise
+        metrics.LOGINS.labels(outcome="succeeded").inc()
         return Response(_token_response(login))
 
 
@@ -194,6 +201,7 @@ class ValidateTokenView(PublicAPIView):
             return self._invalid(str(exc.detail), "token_not_valid")
         except TokenInvalid as exc:
             return self._invalid(exc.message, exc.code)
+        metrics.TOKENS_VALIDATED.labels(outcome="valid").inc()
         expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
         return Response(
             {
@@ -206,6 +214,7 @@ class ValidateTokenView(PublicAPIView):
 
     @staticmethod
     def _invalid(detail: str, code: str) -> Response:
+        metrics.TOKENS_VALIDATED.labels(outcome=code).inc()
         return Response(
             {"valid": False, "detail": detail, "code": code},
             status=status.HTTP_401_UNAUTHORIZED,

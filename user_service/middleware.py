@@ -1,0 +1,54 @@
+"""Request plumbing: a request id on every request and response, and one structured log line per request."""
+
+import logging
+import re
+import time
+import uuid
+
+from users import metrics
+
+logger = logging.getLogger("user_service.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _request_id(request) -> str:
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Accept a sane ``X-Request-ID`` or make one; return it; log the request once it is answered.
+
+    The log line carries method, path (never the query string, which may hold secrets), view, status,
+    duration and the user id; never headers or bodies, so no token or password reaches the logs.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = _request_id(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        duration = time.perf_counter() - started
+        response["X-Request-ID"] = request.request_id
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match else "unmatched"
+        metrics.request_observe(view=view, method=request.method, status=response.status_code, seconds=duration)
+        user = getattr(request, "user", None)
+        logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "request_id": request.request_id,
+                "method": request.method,
+                "path": request.path,
+                "view": view,
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 2),
+                "user_id": getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None,
+            },
+        )
+        return response

@@ -1,0 +1,81 @@
+"""Prometheus metrics of the service; ``/metrics`` exposes them (multi-process aware under gunicorn)."""
+
+import ipaddress
+import os
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REQUESTS = Counter("ums_http_requests_total", "HTTP requests.", ["view", "method", "status"])
+LATENCY = Histogram(
+    "ums_http_request_duration_seconds",
+    "HTTP request latency.",
+    ["view"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LOGINS = Counter("ums_logins_total", "Login attempts by outcome.", ["outcome"])
+LOCKOUTS = Counter("ums_lockouts_total", "Login lockouts started.", ["kind"])
+TOKENS_ISSUED = Counter("ums_tokens_issued_total", "Tokens issued.", ["type"])
+TOKENS_VALIDATED = Counter("ums_tokens_validated_total", "validate-token answers.", ["outcome"])
+TASKS = Counter("ums_celery_tasks_total", "Celery task outcomes.", ["task", "outcome"])
+
+
+def request_observe(*, view: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(view=view, method=method, status=str(status)).inc()
+    LATENCY.labels(view=view).observe(seconds)
+
+
+class OutboxCollector:
+    """Outbox backlog read from the database at scrape time (the truth, whichever process wrote it)."""
+
+    def collect(self):
+        from users.models import OutboxMessage
+
+        gauge = GaugeMetricFamily("ums_outbox_messages", "Outbox messages by status.", labels=["status"])
+        counts = dict(
+            OutboxMessage.objects.exclude(status=OutboxMessage.Status.SENT)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for status in (OutboxMessage.Status.PENDING, OutboxMessage.Status.FAILED):
+            gauge.add_metric([status], counts.get(status, 0))
+        yield gauge
+
+
+def _process_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # the samples of every gunicorn and Celery worker process
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)
+
+
+_outbox_registry = CollectorRegistry()
+_outbox_registry.register(OutboxCollector())
+
+
+def _allowed(request) -> bool:
+    token = settings.METRICS_TOKEN
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and header == f"Bearer {token}":
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def metrics_view(request):
+    """Prometheus exposition; only with ``METRICS_TOKEN`` as bearer or from ``METRICS_ALLOWED_NETWORKS``."""
+    if not _allowed(request):
+        return HttpResponse(status=404)  # do not advertise the endpoint
+    body = _process_metrics() + generate_latest(_outbox_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
