@@ -30,13 +30,14 @@ def clean_env(**extra: str) -> dict:
 
 
 class GunicornServer:
-    def __init__(self, env: dict, tmp_path: Path, *, workers: int = 1, threads: int = 1):
+    def __init__(self, env: dict, tmp_path: Path, *, workers: int = 1, threads: int = 1, static: bool = True):
         self.port = closed_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static")}
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-        )
+        if static:  # only pages (docs, admin) need the collected static files
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+            )
         if "DB_HOST" not in env:
             subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         gunicorn = Path(sys.executable).parent / "gunicorn"

@@ -20,7 +20,7 @@ def test_fifty_concurrent_refreshes_have_exactly_one_winner(make_user, tmp_path,
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
     user = make_user(username="racer")
     env = {**os.environ, "DB_NAME": connection.settings_dict["NAME"]}
-    with GunicornServer(env, tmp_path, workers=3, threads=20) as server:
+    with GunicornServer(env, tmp_path, workers=3, threads=20, static=False) as server:
         base = f"{server.url}/api/v1/users"
         login = requests.post(f"{base}/login/", json={"username": "racer", "password": TEST_PASSWORD}, timeout=10)
         refresh_token = login.json()["refresh_token"]

@@ -1,0 +1,157 @@
+"""Feed a sibling service's TokenVerifier with revocations, so logged-out tokens die in seconds.
+
+Two sources, use either or both (both is best: pub/sub is instant, polling fills any gap):
+
+- ``RevocationSubscriber``: listens on the user service's Redis channel (``REVOCATION_CHANNEL``) when the
+  sibling shares that Redis; each message carries ended session ids.
+- ``RevocationPoller``: polls ``GET /api/v1/users/revocations/?since=<cursor>`` every few seconds with a
+  service token obtained by client credentials (``service-token/``).
+
+Both run as daemon threads and call ``verifier.deny(...)``; the deny-list is a set, so repeats are harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from clients.tokens import TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+REVOCATIONS_PATH = "/api/v1/users/revocations/"
+SERVICE_TOKEN_PATH = "/api/v1/users/service-token/"  # noqa: S105 - a URL path
+
+
+class RevocationPoller:
+    """Poll the revocation feed and deny what it lists; survives outages by retrying at the same cursor."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        interval_seconds: float = 2.0,
+        timeout: tuple[float, float] = (1.0, 3.0),
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.verifier = verifier
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"client_id": client_id, "client_secret": client_secret}
+        self.interval_seconds = interval_seconds
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self._clock = clock
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self.cursor: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> int:
+        """Fetch once, deny what is listed, advance the cursor; returns how many ids were denied."""
+        params = {} if self.cursor is None else {"since": repr(self.cursor)}
+        response = self.session.get(
+            f"{self.base_url}{REVOCATIONS_PATH}",
+            params=params,
+            headers={"Authorization": f"Bearer {self._service_token()}"},
+            timeout=self.timeout,
+            allow_redirects=False,
+        )
+        if response.status_code == 401:  # token expired early or the account was rotated: get a new one
+            self._token = None
+        response.raise_for_status()
+        feed: dict[str, Any] = response.json()
+        self.verifier.deny(session_ids=feed["session_ids"], user_ids=feed["user_ids"], revoked_at=feed["cursor"])
+        self.cursor = float(feed["cursor"])
+        return len(feed["session_ids"]) + len(feed["user_ids"])
+
+    def _service_token(self) -> str:
+        if self._token is None or self._clock() > self._token_expires_at - 30:
+            response = self.session.post(
+                f"{self.base_url}{SERVICE_TOKEN_PATH}",
+                json=self._credentials,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            response.raise_for_status()
+            body = response.json()
+            self._token = body["access_token"]
+            self._token_expires_at = self._clock() + float(body["expires_in"])
+        return self._token
+
+    def start(self) -> RevocationPoller:
+        self._thread = threading.Thread(target=self._run, name="revocation-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                logger.warning("revocation poll failed: %s", exc.__class__.__name__)
+            self._stop.wait(self.interval_seconds)
+
+
+class RevocationSubscriber:
+    """Deny session ids pushed on the user service's Redis channel, as soon as they arrive."""
+
+    def __init__(self, verifier: TokenVerifier, *, redis_url: str, channel: str = "ums:revocations") -> None:
+        import redis
+
+        self.verifier = verifier
+        self.channel = channel
+        self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, health_check_interval=30)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
+
+    def handle(self, data: bytes | str) -> None:
+        try:
+            message = json.loads(data)
+            self.verifier.deny(session_ids=message.get("session_ids", []), user_ids=message.get("user_ids", []))
+        except (ValueError, AttributeError, TypeError):
+            logger.warning("ignored a malformed revocation message")
+
+    def start(self) -> RevocationSubscriber:
+        self._thread = threading.Thread(target=self._run, name="revocation-subscriber", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                self.ready.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message["type"] == "message":
+                        self.handle(message["data"])
+                pubsub.close()
+            except redis.RedisError as exc:
+                self.ready.clear()
+                logger.warning("revocation subscription lost (%s); resubscribing", exc.__class__.__name__)
+                self._stop.wait(1.0)
