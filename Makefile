@@ -7,7 +7,7 @@ PORT ?= 8000
 # `make test` talks to the real PostgreSQL and Redis (override on the command line or in the environment),
 # with production settings (DEBUG=False), a throw-away secret and a signing key generated under var/.
 TEST_KEY := var/test_jwt_signing_key.pem
-TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${DB_NAME:-user_service} \
+TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${DB_NAME:-user_service_run$$$$} \
 	DB_USER=$${DB_USER:-postgres} DB_PASSWORD=$${DB_PASSWORD:-} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} \
 	DEBUG=False SECURE_SSL_REDIRECT=False JWT_PRIVATE_KEY_FILE=$(TEST_KEY) CACHE_KEY_PREFIX=ums-test-$$$$ \
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
