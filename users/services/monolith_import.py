@@ -1,25 +1,45 @@
-"""Import users and role profiles from the monolith's SQLite database, keeping ids and password hashes."""
+"""Import users and role profiles from the monolith's SQLite database, keeping ids and password hashes.
 
+How a run goes: a first pass over the source's user keys rejects rows with a bad ``user_type`` and skips
+case-insensitive duplicates of usernames and e-mails (the lowest id wins); then users are read in id
+order in batches. Each batch is one transaction: a fixed number of queries looks up what the target
+holds for those ids (users, profiles) while usernames and e-mails are checked against a map of the
+target's loaded once, every account is planned as created, updated, unchanged or refused, and the
+writes go out in bulk (COPY on PostgreSQL, ``bulk_create`` elsewhere; ``bulk_update`` for changes).
+Before writing, PostgreSQL's id sequences are moved above the source's ids, so profiles the import
+creates itself and accounts the live service creates meanwhile never take an id the monolith uses;
+afterwards they are reset to the tables' maximum ids.
+"""
+
+import re
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
-from django.core.exceptions import ValidationError
+from django.contrib.auth.hashers import get_hasher, get_hashers, identify_hasher, is_password_usable
 from django.core.management.color import no_style
-from django.core.validators import validate_email
-from django.db import DataError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db import DataError, IntegrityError, connection, models, transaction
+from django.db.models import F, Lookup, Max
 from django.db.models.functions import Lower
+from django.db.models.lookups import In
 from django.utils import timezone
 
-from users.models import PROFILE_MODELS, AdminHOD, CustomUser, Gender, ProfileBase, SessionEndReason, Staff, Student
-from users.models import UserType as UT
+from users.models import (
+    PROFILE_MODELS,
+    AdminHOD,
+    CustomUser,
+    Gender,
+    ProfileBase,
+    SessionEndReason,
+    Staff,
+    Student,
+    UserType,
+)
 from users.selectors import user_snapshot_invalidate
 from users.services.auth import sessions_end_for_user
 
@@ -38,7 +58,7 @@ PROFILE_COLUMNS: dict[type[ProfileBase], str] = {
     Staff: "id, admin_id, address",
     Student: "id, admin_id, gender, address, course_id_id, session_year_id_id, profile_pic",
 }
-# Target fields the import owns; they are compared on every run to tell "unchanged" from "updated".
+# The target fields the import owns; they are compared on every run to tell "unchanged" from "updated".
 USER_FIELDS = (
     "username",
     "email",
@@ -57,22 +77,29 @@ PROFILE_FIELDS: dict[type[ProfileBase], tuple[str, ...]] = {
     Staff: ("address",),
     Student: ("gender", "address", "course_id", "session_year_id", "profile_pic"),
 }
-PUBLIC_USER_FIELDS = frozenset({"username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined"})
-GENDERS = {"m": Gender.MALE, "male": Gender.MALE, "f": Gender.FEMALE, "female": Gender.FEMALE}
-GENDERS |= {"o": Gender.OTHER, "other": Gender.OTHER}
-MAX_INT = 2_147_483_647
-BULK_UPDATE_ROWS = 100  # bulk_update builds CASE WHEN per row; small statements keep it linear
+PUBLIC_USER_FIELDS = frozenset(
+    {"username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined"}
+)
+GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O"}
+OTHER_GENDER, HOD = Gender.OTHER.value, int(UserType.HOD)  # plain values: enum access is slow in a hot loop
+MAX_LENGTHS = {
+    (model, f.name): f.max_length for model in (CustomUser, Staff, Student) for f in model._meta.fields if f.max_length
+}
+MAX_REFERENCE_ID = 2_147_483_647
+EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # a cheap sanity check for the warning only
+ANALYZE_FIRST_AT = 2_000  # accounts created before the first ANALYZE; doubled after each one
+BULK_UPDATE_ROWS = 100  # bulk_update builds one CASE WHEN per row and field; small statements stay linear
 
 ERROR, SKIPPED, WARNING = "error", "skipped", "warning"
 
-# Problem kinds: what went wrong with a source row, and what the import did about it.
+# Problem kinds: what was wrong with a source row, and what the import did about it.
 USER_TYPE_INVALID = "user_type_invalid"  # error: user_type not "1"/"2"/"3"; row rejected
 VALUE_INVALID = "value_invalid"  # error: a value the target cannot hold faithfully; account rejected
-ID_CONFLICT = "id_conflict"  # error: the target holds a different person under this id; not overwritten
+ID_CONFLICT = "id_conflict"  # error: the target holds another person under this id; not overwritten
 USER_TYPE_CHANGED = "user_type_changed"  # error: the role changed since the last import; left as it is
 USERNAME_TAKEN = "username_taken"  # error: another target user has this username (case-insensitively)
 EMAIL_TAKEN = "email_taken"  # error: another target user has this e-mail (case-insensitively)
-PROFILE_CONFLICT = "profile_conflict"  # error: the profile id or the user's profile slot is held differently
+PROFILE_CONFLICT = "profile_conflict"  # error: the profile id, or the user's profile, is held differently
 DATABASE_REFUSED = "database_refused"  # error: the database refused the row (e.g. a concurrent write)
 EMAIL_DUPLICATE = "email_duplicate"  # skipped: same e-mail as a lower id in the source
 USERNAME_DUPLICATE = "username_duplicate"  # skipped: same username (case-insensitively) as a lower id
@@ -80,10 +107,10 @@ PROFILE_ORPHAN = "profile_orphan"  # skipped: profile whose user does not exist
 PROFILE_TYPE_MISMATCH = "profile_type_mismatch"  # skipped: profile table does not match the user's type
 PROFILE_DUPLICATE = "profile_duplicate"  # skipped: a second profile of the same user in the same table
 PROFILE_MISSING = "profile_missing"  # warning: user without a profile of its type; an empty one is created
-EMAIL_EMPTY = "email_empty"  # warning: imported with an empty e-mail (no reset or verification mail possible)
+EMAIL_EMPTY = "email_empty"  # warning: imported without an e-mail (no reset or verification mail possible)
 EMAIL_INVALID = "email_invalid"  # warning: imported as it is, but not a valid address
 GENDER_UNKNOWN = "gender_unknown"  # warning: free text mapped to "O"
-PASSWORD_UNKNOWN = "password_unknown"  # warning: hash format this service cannot verify; a reset is needed
+HASH_UNKNOWN = "password_hash_unknown"  # warning: hash format this service cannot verify; a reset is needed
 
 
 class MonolithSourceInvalid(Exception):
@@ -114,7 +141,7 @@ class BatchProgress:
 
 @dataclass
 class MonolithImportResult:
-    """Counts of one run: accounts created/updated/unchanged, rows skipped or rejected, and every problem."""
+    """One run: accounts created/updated/unchanged, source rows skipped or rejected, and every problem."""
 
     source: str
     dry_run: bool
@@ -158,10 +185,6 @@ class MonolithImportResult:
         return dict(grouped)
 
 
-class _BadValue(Exception):
-    pass
-
-
 # --- Reading the source ---------------------------------------------------------------------------
 
 
@@ -194,15 +217,16 @@ class _MonolithSource:
     def max_id(self, table: str) -> int:
         return self.db.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0]  # noqa: S608
 
-    def users(self) -> Iterator[sqlite3.Row]:
-        yield from self.db.execute(f'SELECT {USER_COLUMNS} FROM "{USERS_TABLE}" ORDER BY id')  # noqa: S608
+    def user_keys(self) -> Iterator[tuple[int, Any, Any, Any]]:
+        yield from self.db.execute(f'SELECT id, username, email, user_type FROM "{USERS_TABLE}" ORDER BY id')  # noqa: S608
 
     def users_after(self, last_id: int, limit: int) -> list[sqlite3.Row]:
         sql = f'SELECT {USER_COLUMNS} FROM "{USERS_TABLE}" WHERE id > ? ORDER BY id LIMIT ?'  # noqa: S608
         return self.db.execute(sql, (last_id, limit)).fetchall()
 
     def profiles_between(self, model: type[ProfileBase], first_id: int, last_id: int) -> list[sqlite3.Row]:
-        sql = f'SELECT {PROFILE_COLUMNS[model]} FROM "{PROFILE_TABLES[model]}" WHERE admin_id BETWEEN ? AND ? ORDER BY id'  # noqa: S608, E501
+        table, columns = PROFILE_TABLES[model], PROFILE_COLUMNS[model]
+        sql = f'SELECT {columns} FROM "{table}" WHERE admin_id BETWEEN ? AND ? ORDER BY id'  # noqa: S608
         return self.db.execute(sql, (first_id, last_id)).fetchall()
 
     def orphan_profiles(self, model: type[ProfileBase]) -> list[sqlite3.Row]:
@@ -216,8 +240,12 @@ class _MonolithSource:
 # --- Mapping source values to the service's ------------------------------------------------------
 
 
+class _BadValue(Exception):
+    pass
+
+
 def _user_type(value: Any) -> int | None:
-    text = str(value).strip() if value is not None else ""
+    text = "" if value is None else str(value).strip()
     return int(text) if text in {"1", "2", "3"} else None
 
 
@@ -240,14 +268,14 @@ def _datetime(name: str, value: Any, *, required: bool = False) -> datetime | No
         parsed = datetime.fromisoformat(str(value).strip())
     except ValueError:
         raise _BadValue(f"{name} {value!r} is not a date and time") from None
-    return parsed.replace(tzinfo=UTC) if timezone.is_naive(parsed) else parsed.astimezone(UTC)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _text(model: type, name: str, value: Any, *, required: bool = False) -> str:
     text = "" if value is None else str(value)
     if required and not text.strip():
         raise _BadValue(f"{name} is empty")
-    max_length = model._meta.get_field(name).max_length
+    max_length = MAX_LENGTHS.get((model, name))
     if max_length and len(text) > max_length:
         raise _BadValue(f"{name} is {len(text)} characters long; the service allows {max_length}")
     return text
@@ -257,24 +285,33 @@ def _reference_id(name: str, value: Any) -> int | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
-    if not text.isdigit() or int(text) > MAX_INT:
+    if not text.isdigit() or int(text) > MAX_REFERENCE_ID:
         raise _BadValue(f"{name} {value!r} is not a valid id")
     return int(text)
 
 
-def _user_values(row: sqlite3.Row) -> tuple[dict[str, Any] | None, list[ImportProblem]]:
+def _email_key(value: Any) -> str:
+    return "" if value is None else str(value).strip().lower()
+
+
+def _hash_recognised(password_hash: str, algorithms: frozenset[str]) -> bool:
+    if _algorithm(password_hash) in algorithms:
+        return True
+    try:
+        identify_hasher(password_hash)
+    except ValueError:
+        return False
+    return True
+
+
+def _user_values(row: sqlite3.Row, *, algorithms: frozenset[str]) -> tuple[dict[str, Any] | None, list[ImportProblem]]:
     """The target field values of one source user, or None (rejected), plus the problems found."""
     uid = row["id"]
-
-    def problem(kind: str, severity: str, message: str) -> ImportProblem:
-        return ImportProblem(kind, severity, USERS_TABLE, uid, message)
-
     user_type = _user_type(row["user_type"])
-    if user_type is None:
-        message = f"user_type {row['user_type']!r} is not 1 (HOD), 2 (Staff) or 3 (Student); row rejected"
-        return None, [problem(USER_TYPE_INVALID, ERROR, message)]
     try:
-        email = CustomUser.objects.normalize_email(_text(CustomUser, "email", row["email"])).strip()
+        if user_type is None:
+            raise _BadValue(f"user_type {row['user_type']!r} is not 1 (HOD), 2 (Staff) or 3 (Student)")
+        email = CustomUser.objects.normalize_email(_text(CustomUser, "email", row["email"]).strip())
         values = {
             "username": _text(CustomUser, "username", row["username"], required=True),
             "email": email,
@@ -284,35 +321,27 @@ def _user_values(row: sqlite3.Row) -> tuple[dict[str, Any] | None, list[ImportPr
             "user_type": user_type,
             "is_active": _bool("is_active", row["is_active"]),
             # HODs use the Django admin, as user_create() makes them.
-            "is_staff": True if user_type == UT.HOD else _bool("is_staff", row["is_staff"]),
+            "is_staff": True if user_type == HOD else _bool("is_staff", row["is_staff"]),
             "is_superuser": _bool("is_superuser", row["is_superuser"]),
             "date_joined": _datetime("date_joined", row["date_joined"], required=True),
             "last_login": _datetime("last_login", row["last_login"]),
         }
     except _BadValue as exc:
-        return None, [problem(VALUE_INVALID, ERROR, f"{exc}; row rejected")]
+        return None, [ImportProblem(VALUE_INVALID, ERROR, USERS_TABLE, uid, f"{exc}; row rejected")]
     problems = []
     if not email:
-        problems.append(problem(EMAIL_EMPTY, WARNING, "empty e-mail; imported without one (no mail can reach them)"))
-    else:
-        try:
-            validate_email(email)
-        except ValidationError:
-            problems.append(problem(EMAIL_INVALID, WARNING, f"e-mail {email!r} is not a valid address; imported as is"))
-    password = values["password"]
-    if is_password_usable(password):
-        try:
-            identify_hasher(password)
-        except ValueError:
-            problems.append(
-                problem(PASSWORD_UNKNOWN, WARNING, "password hash format not recognised; the user must reset it")
-            )
+        message = "empty e-mail; imported without one (no mail can reach this user)"
+        problems.append(ImportProblem(EMAIL_EMPTY, WARNING, USERS_TABLE, uid, message))
+    elif not EMAIL_SHAPE.fullmatch(email):
+        message = f"e-mail {email!r} is not shaped like an address; imported as it is"
+        problems.append(ImportProblem(EMAIL_INVALID, WARNING, USERS_TABLE, uid, message))
+    if is_password_usable(values["password"]) and not _hash_recognised(values["password"], algorithms):
+        message = "password hash format not recognised by this service; the user must reset the password"
+        problems.append(ImportProblem(HASH_UNKNOWN, WARNING, USERS_TABLE, uid, message))
     return values, problems
 
 
-def _profile_values(
-    model: type[ProfileBase], row: sqlite3.Row
-) -> tuple[dict[str, Any] | None, list[ImportProblem]]:
+def _profile_values(model: type[ProfileBase], row: sqlite3.Row) -> tuple[dict[str, Any] | None, list[ImportProblem]]:
     """The target field values of one source profile, or None (invalid), plus the problems found."""
     table, pid = PROFILE_TABLES[model], row["id"]
     try:
@@ -327,10 +356,10 @@ def _profile_values(
             "profile_pic": _text(Student, "profile_pic", row["profile_pic"]),
         }
     except _BadValue as exc:
-        message = f"{exc}; user id={row['admin_id']} and this profile rejected"
+        message = f"{exc}; user id={row['admin_id']} rejected with it"
         return None, [ImportProblem(VALUE_INVALID, ERROR, table, pid, message)]
     raw_gender = "" if row["gender"] is None else str(row["gender"]).strip()
-    values["gender"] = GENDERS.get(raw_gender.lower(), Gender.OTHER) if raw_gender else ""
+    values["gender"] = GENDERS.get(raw_gender.lower(), OTHER_GENDER) if raw_gender else ""
     if raw_gender and raw_gender.lower() not in GENDERS:
         message = f"gender {raw_gender!r} of user id={row['admin_id']} is not male/female; imported as 'O'"
         return values, [ImportProblem(GENDER_UNKNOWN, WARNING, table, pid, message)]
@@ -342,38 +371,42 @@ def _algorithm(password_hash: str) -> str:
 
 
 def _password_after_import(source: str, target: str, *, preferred: str) -> str:
-    """The source hash wins, unless the target holds a hash this service made (upgrade on login, new password)."""
+    """The source hash wins, unless the target's was made by this service (upgrade on login, new password)."""
     if source == target or (_algorithm(target) == preferred and _algorithm(source) != preferred):
         return target
     return source
 
 
 def monolith_import_notify(*, user_ids: list[int]) -> bool:
-    """Hook for announcing imported accounts. There is no outbox yet, so nothing is sent; returns False."""
+    """Announce imported accounts. There is no outbox yet, so nothing is sent; returns whether it was."""
     return False
 
 
-# --- Planning and writing one batch ---------------------------------------------------------------
+# --- Looking at the target ------------------------------------------------------------------------
 
 
-@dataclass
-class _Plan:
-    user_id: int
-    new_user: CustomUser | None = None
-    changed_user: CustomUser | None = None
-    user_fields: set[str] = field(default_factory=set)
-    new_profile: ProfileBase | None = None
-    changed_profile: ProfileBase | None = None
-    profile_fields: set[str] = field(default_factory=set)
-    end_sessions_reason: str = ""
+class _AnyOf(Lookup):
+    """``lhs IN (SELECT unnest(%s::bigint[]))``: one array parameter however many ids (PostgreSQL).
 
-    @property
-    def outcome(self) -> str:
-        if self.new_user is not None:
-            return "created"
-        if self.changed_user is not None or self.new_profile is not None or self.changed_profile is not None:
-            return "updated"
-        return "unchanged"
+    The semi-join gets index probes, where ``IN (%s, %s, ...)`` costs client-side parsing of a thousand
+    placeholders and ``= ANY(array)`` was planned as a sequential scan on tables of tens of thousands of rows.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} IN (SELECT unnest(%s::bigint[]))", (*params, list(self.rhs))
+
+
+def _postgresql() -> bool:
+    """PostgreSQL gets COPY, array lookups and sequence handling; other databases the portable ORM path."""
+    return connection.vendor == "postgresql"
+
+
+def _among(expression: Any, values: list) -> Lookup:
+    return _AnyOf(expression, values) if _postgresql() else In(expression, values)
 
 
 @dataclass
@@ -385,26 +418,144 @@ class _Account:
     profile_values: dict[str, Any]
 
 
+@dataclass
+class _Target:
+    """What the target holds for one batch's ids, fetched with a fixed number of queries (range scans mostly)."""
+
+    users: dict[int, dict[str, Any]]
+    profiles_by_id: dict[type[ProfileBase], dict[int, dict[str, Any]]]
+    profiles_by_user: dict[type[ProfileBase], dict[int, dict[str, Any]]]
+
+    @classmethod
+    def load(cls, accounts: list[_Account], *, lock: bool) -> "_Target":
+        id_range = (accounts[0].user_id, accounts[-1].user_id)  # accounts come in id order
+        names = ("id", *USER_FIELDS, "deactivated_at")
+        users_qs = CustomUser.objects.filter(pk__range=id_range).values_list(*names)
+        users = {
+            row[0]: dict(zip(names, row, strict=True)) for row in (users_qs.select_for_update() if lock else users_qs)
+        }
+        by_id: dict[type[ProfileBase], dict[int, dict[str, Any]]] = {}
+        by_user: dict[type[ProfileBase], dict[int, dict[str, Any]]] = {}
+        for model, fields in PROFILE_FIELDS.items():
+            names = ("id", "user_id", *fields)
+            found = list(model.objects.filter(user_id__gte=id_range[0], user_id__lte=id_range[1]).values(*names))
+            source_ids = [a.profile_id for a in accounts if a.model is model and a.profile_id is not None]
+            if source_ids:  # who holds the monolith's profile ids, whoever they belong to
+                found += model.objects.filter(_among(F("pk"), source_ids)).values(*names)
+            by_id[model] = {p["id"]: p for p in found}
+            by_user[model] = {p["user_id"]: p for p in found}
+        return cls(users, by_id, by_user)
+
+
+class _Owners:
+    """Who holds each username and e-mail in the target (lower-cased): loaded once, kept current as the
+    import goes, so clash checks cost no query per batch. An account the live service creates meanwhile is
+    still stopped by the database's unique constraints (reported as database_refused)."""
+
+    def __init__(self) -> None:
+        self.usernames: dict[str, int] = {}
+        self.emails: dict[str, int] = {}
+        for pk, username, email in CustomUser.objects.values_list("pk", Lower("username"), Lower("email")):
+            self.usernames[username] = pk
+            if email:
+                self.emails[email] = pk
+
+    def record(self, user_id: int, *, old: tuple[str, str] | None, new: tuple[str, str]) -> None:
+        for mapping, old_key, new_key in (
+            (self.usernames, old and old[0], new[0]),
+            (self.emails, old and old[1], new[1]),
+        ):
+            if old_key and old_key != new_key and mapping.get(old_key) == user_id:
+                del mapping[old_key]
+            if new_key:
+                mapping[new_key] = user_id
+
+
+# --- Planning and writing a batch -----------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    user_id: int
+    model: type[ProfileBase]
+    new_user: dict[str, Any] | None = None
+    user_update: dict[str, Any] | None = None
+    user_fields: set[str] = field(default_factory=set)
+    new_profile: dict[str, Any] | None = None
+    profile_update: dict[str, Any] | None = None
+    profile_fields: set[str] = field(default_factory=set)
+    end_sessions_reason: str = ""
+    old_keys: tuple[str, str] | None = None  # the target's lower-cased username and e-mail before an update
+
+    @property
+    def outcome(self) -> str:
+        if self.new_user is not None:
+            return "created"
+        if self.user_update is not None or self.new_profile is not None or self.profile_update is not None:
+            return "updated"
+        return "unchanged"
+
+
 class _ProfileIds:
-    """Ids for profiles the import creates itself, always above every source id (no collision later)."""
+    """Ids for profiles the import creates itself: always above every id the source uses."""
 
-    def __init__(self, floors: dict[type[ProfileBase], int], *, use_sequences: bool) -> None:
-        self.use_sequences = use_sequences
+    def __init__(self, floors: dict[type[ProfileBase], int]) -> None:
+        self.floors = floors
         self.next: dict[type[ProfileBase], int] = {}
-        if not use_sequences:
-            for model, floor in floors.items():
-                current = model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-                self.next[model] = max(floor, current) + 1
 
-    def allocate(self, model: type[ProfileBase]) -> int | None:
-        if self.use_sequences:
-            return None  # the sequence was moved above the source's ids before the import started
-        self.next[model] += 1
-        return self.next[model] - 1
+    def allocate(self, model: type[ProfileBase], count: int) -> list[int]:
+        if _postgresql():  # the sequence was moved above the source's ids up front
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [connection.ops.quote_name(model._meta.db_table), count],
+                )
+                return [row[0] for row in cursor.fetchall()]
+        if model not in self.next:
+            current = model.objects.aggregate(top=Max("pk"))["top"] or 0
+            self.next[model] = max(self.floors[model], current) + 1
+        first = self.next[model]
+        self.next[model] += count
+        return list(range(first, first + count))
 
 
-def _sequences_advance(floors: dict[type, int]) -> None:
-    """On PostgreSQL, move each id sequence above the source's ids, never backwards, before writing."""
+def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
+    """Insert new rows: COPY on PostgreSQL (no per-value ORM work), bulk_create elsewhere."""
+    if not rows:
+        return
+    if not _postgresql():
+        model.objects.bulk_create([model(**row) for row in rows])
+        return
+    now = timezone.now()
+    fields = model._meta.concrete_fields
+    defaults = {
+        f.attname: now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+        for f in fields
+    }
+    names = [f.attname for f in fields]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            merged = defaults | row
+            copy.write_row([merged[name] for name in names])
+
+
+def _rows_update(model: type[models.Model], rows: list[dict[str, Any]], fields: set[str]) -> None:
+    instances = []
+    for row in rows:
+        instance = model(**row)
+        instance._state.adding = False
+        instances.append(instance)
+    model.objects.bulk_update(instances, sorted(fields | {"updated_at"}), batch_size=BULK_UPDATE_ROWS)
+
+
+def _sequences_advance(floors: dict[type[models.Model], int]) -> None:
+    """Move each PostgreSQL id sequence above the source's ids (never backwards) before writing."""
     with connection.cursor() as cursor:
         for model, floor in floors.items():
             table = connection.ops.quote_name(model._meta.db_table)
@@ -416,13 +567,26 @@ def _sequences_advance(floors: dict[type, int]) -> None:
             )
 
 
+def _tables_analyze() -> None:
+    """Refresh PostgreSQL's row counts, which an import that grows the tables many times over outdates.
+
+    Only the key columns: the planner then knows the tables' sizes and keeps the lookups on their indexes,
+    without the cost of sampling every expression index (the trigram search indexes make that slow).
+    """
+    quote = connection.ops.quote_name
+    tables = [f"{quote(CustomUser._meta.db_table)} (id)"]
+    tables += [f"{quote(model._meta.db_table)} (id, user_id)" for model in PROFILE_MODELS.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(tables)}")
+
+
 def _sequences_reset() -> list[str]:
-    models = [CustomUser, *PROFILE_MODELS.values()]
-    statements = connection.ops.sequence_reset_sql(no_style(), models)
+    tables = [CustomUser, *PROFILE_MODELS.values()]
+    statements = connection.ops.sequence_reset_sql(no_style(), tables)
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
-    return [model._meta.db_table for model in models] if statements else []
+    return [model._meta.db_table for model in tables] if statements else []
 
 
 class _Importer:
@@ -431,245 +595,213 @@ class _Importer:
         self.result = result
         self.notify = notify
         self.preferred_algorithm = get_hasher("default").algorithm
+        self.algorithms = frozenset(hasher.algorithm for hasher in get_hashers())
         self.excluded: set[int] = set()
+        self.owners: _Owners
+        self.profile_ids = _ProfileIds({model: source.max_id(table) for model, table in PROFILE_TABLES.items()})
 
     def check_source(self) -> None:
-        """Source-only checks over every user: rejected rows and duplicates (first by id wins), orphans."""
-        emails: dict[str, int] = {}
+        """First pass: bad user types, duplicates (the lowest id wins), profiles without a user."""
         usernames: dict[str, int] = {}
-        for row in self.source.users():
+        emails: dict[str, int] = {}
+        for uid, username, email, user_type in self.source.user_keys():
             self.result.total_users += 1
-            uid = row["id"]
-            values, problems = _user_values(row)
-            for problem in problems:
-                self.result.add(problem)
-            if values is None:
+            if _user_type(user_type) is None:
+                message = f"user_type {user_type!r} is not 1 (HOD), 2 (Staff) or 3 (Student); row rejected"
+                self.result.add(ImportProblem(USER_TYPE_INVALID, ERROR, USERS_TABLE, uid, message))
                 self.excluded.add(uid)
                 continue
-            username_key, email_key = values["username"].lower(), values["email"].lower()
-            if username_key in usernames:
-                message = f"username {values['username']!r} already used by user id={usernames[username_key]} (case-insensitively); skipped"  # noqa: E501
+            username_key, email_key = ("" if username is None else str(username)).lower(), _email_key(email)
+            if username_key and username_key in usernames:
+                first = usernames[username_key]
+                message = f"username {username!r} already used by user id={first} (case-insensitively); skipped"
                 self.result.add(ImportProblem(USERNAME_DUPLICATE, SKIPPED, USERS_TABLE, uid, message))
                 self.excluded.add(uid)
             elif email_key and email_key in emails:
-                message = f"e-mail {values['email']!r} already used by user id={emails[email_key]} (case-insensitively); skipped"  # noqa: E501
+                first = emails[email_key]
+                message = f"e-mail {str(email).strip()!r} already used by user id={first} (case-insensitively); skipped"
                 self.result.add(ImportProblem(EMAIL_DUPLICATE, SKIPPED, USERS_TABLE, uid, message))
                 self.excluded.add(uid)
             else:
-                usernames[username_key] = uid
+                if username_key:
+                    usernames[username_key] = uid
                 if email_key:
                     emails[email_key] = uid
         for model, table in PROFILE_TABLES.items():
             for row in self.source.orphan_profiles(model):
-                message = f"profile of user id={row['admin_id']}, which does not exist; skipped"
+                message = f"profile of user id={row['admin_id']}, who does not exist; skipped"
                 self.result.add(ImportProblem(PROFILE_ORPHAN, SKIPPED, table, row["id"], message))
 
     def accounts(self, rows: list[sqlite3.Row], problems: list[ImportProblem]) -> list[_Account]:
-        """Join a batch of users with their profile rows; report profiles that do not fit."""
-        first, last = rows[0]["id"], rows[-1]["id"]
+        """Map a batch of users and join their profile rows; report rows that do not fit."""
         profiles: dict[tuple[type[ProfileBase], int], list[sqlite3.Row]] = defaultdict(list)
         for model in PROFILE_TABLES:
-            for row in self.source.profiles_between(model, first, last):
+            for row in self.source.profiles_between(model, rows[0]["id"], rows[-1]["id"]):
                 profiles[model, row["admin_id"]].append(row)
         accounts = []
         for row in rows:
             uid = row["id"]
             if uid in self.excluded:
                 continue  # reported by check_source(); its profile rows go with it
-            values, _ = _user_values(row)  # problems already reported by check_source()
-            assert values is not None  # noqa: S101 - excluded otherwise
+            values, user_problems = _user_values(row, algorithms=self.algorithms)
+            problems.extend(user_problems)
+            if values is None:
+                continue
             own_model = PROFILE_MODELS[values["user_type"]]
             for model, table in PROFILE_TABLES.items():
-                rows_of_model = profiles.get((model, uid), [])
-                extra = rows_of_model[1:] if model is own_model else rows_of_model
-                for other in extra:
+                found = profiles.get((model, uid), [])
+                for other in found[1:] if model is own_model else found:
                     if model is own_model:
-                        message = f"second {model.__name__} profile of user id={uid} (first is id={rows_of_model[0]['id']}); skipped"  # noqa: E501
+                        message = (
+                            f"second {model.__name__} profile of user id={uid} (first is id={found[0]['id']}); skipped"
+                        )
                         problems.append(ImportProblem(PROFILE_DUPLICATE, SKIPPED, table, other["id"], message))
                     else:
-                        role = UT(values["user_type"]).label
+                        role = UserType(values["user_type"]).label
                         message = f"{model.__name__} profile of user id={uid}, who is a {role}; skipped"
                         problems.append(ImportProblem(PROFILE_TYPE_MISMATCH, SKIPPED, table, other["id"], message))
-            own_rows = profiles.get((own_model, uid), [])
+            own = profiles.get((own_model, uid))
             profile_values: dict[str, Any] | None = {}
-            profile_id = None
-            if own_rows:
-                profile_id = own_rows[0]["id"]
-                profile_values, profile_problems = _profile_values(own_model, own_rows[0])
+            if own:
+                profile_values, profile_problems = _profile_values(own_model, own[0])
                 problems.extend(profile_problems)
                 if profile_values is None:
                     continue
-            accounts.append(_Account(uid, values, own_model, profile_id, profile_values or {}))
+            accounts.append(_Account(uid, values, own_model, own[0]["id"] if own else None, profile_values))
         return accounts
 
-    def plan(self, accounts: list[_Account], problems: list[ImportProblem], ids: _ProfileIds) -> list[_Plan]:
-        """Compare a batch with the target (a fixed number of queries) and decide what to write."""
-        user_ids = [a.user_id for a in accounts]
-        lock = not self.result.dry_run
-        existing_qs = CustomUser.objects.filter(pk__in=user_ids).only(*USER_FIELDS, "deactivated_at")
-        existing = {u.pk: u for u in (existing_qs.select_for_update() if lock else existing_qs)}
-        username_owner = dict(
-            CustomUser.objects.annotate(key=Lower("username"))
-            .filter(key__in={a.values["username"].lower() for a in accounts})
-            .values_list("key", "pk")
-        )
-        emails = {a.values["email"].lower() for a in accounts if a.values["email"]}
-        email_owner = dict(
-            CustomUser.objects.exclude(email="")
-            .annotate(key=Lower("email"))
-            .filter(key__in=emails)
-            .values_list("key", "pk")
-        )
-        by_id: dict[type[ProfileBase], dict[int, ProfileBase]] = {}
-        by_user: dict[type[ProfileBase], dict[int, ProfileBase]] = {}
-        for model, fields in PROFILE_FIELDS.items():
-            mine = [a for a in accounts if a.model is model]
-            if not mine:
-                by_id[model], by_user[model] = {}, {}
-                continue
-            source_ids = [a.profile_id for a in mine if a.profile_id is not None]
-            qs = model.objects.filter(Q(pk__in=source_ids) | Q(user_id__in=[a.user_id for a in mine]))
-            found = list(qs.only("pk", "user_id", *fields))
-            by_id[model] = {p.pk: p for p in found}
-            by_user[model] = {p.user_id: p for p in found}
-        plans = []
-        for account in accounts:
-            plan = self._plan_account(account, existing, username_owner, email_owner, by_id, by_user, problems, ids)
-            if plan is not None:
-                plans.append(plan)
-        return plans
-
-    def _plan_account(
-        self,
-        account: _Account,
-        existing: dict[int, CustomUser],
-        username_owner: dict[str, int],
-        email_owner: dict[str, int],
-        by_id: dict[type[ProfileBase], dict[int, ProfileBase]],
-        by_user: dict[type[ProfileBase], dict[int, ProfileBase]],
-        problems: list[ImportProblem],
-        ids: _ProfileIds,
-    ) -> _Plan | None:
+    def plan(self, account: _Account, target: _Target, problems: list[ImportProblem]) -> _Plan | None:
+        """Decide what to write for one account, or report why it is refused (None)."""
         uid, values, model = account.user_id, account.values, account.model
-        target = existing.get(uid)
+        current = target.users.get(uid)
 
-        def reject(kind: str, message: str) -> None:
+        def refuse(kind: str, message: str) -> None:
             problems.append(ImportProblem(kind, ERROR, USERS_TABLE, uid, f"{message}; not imported"))
 
-        if target is not None:
-            same_name = target.username.lower() == values["username"].lower()
-            if not same_name and target.date_joined != values["date_joined"]:
-                return reject(ID_CONFLICT, f"the target's user id={uid} is {target.username!r}, another person")
-            if target.user_type != values["user_type"]:
-                old, new = UT(target.user_type).label, UT(values["user_type"]).label
-                return reject(USER_TYPE_CHANGED, f"was imported as {old}, the monolith now says {new}")
-        owner = username_owner.get(values["username"].lower())
-        if owner is not None and owner != uid:
-            return reject(USERNAME_TAKEN, f"username {values['username']!r} belongs to the target's user id={owner}")
-        owner = email_owner.get(values["email"].lower()) if values["email"] else None
-        if owner is not None and owner != uid:
-            return reject(EMAIL_TAKEN, f"e-mail {values['email']!r} belongs to the target's user id={owner}")
-        profile = by_user[model].get(uid)
+        if current is not None:
+            same_name = current["username"].lower() == values["username"].lower()
+            if not same_name and current["date_joined"] != values["date_joined"]:
+                return refuse(ID_CONFLICT, f"the target's user id={uid} is {current['username']!r}, another person")
+            if current["user_type"] != values["user_type"]:
+                old, new = UserType(current["user_type"]).label, UserType(values["user_type"]).label
+                return refuse(USER_TYPE_CHANGED, f"imported as {old}, the monolith now says {new}")
+        owner = self.owners.usernames.get(values["username"].lower(), uid)
+        if owner != uid:
+            return refuse(USERNAME_TAKEN, f"username {values['username']!r} belongs to the target's user id={owner}")
+        owner = self.owners.emails.get(values["email"].lower(), uid) if values["email"] else uid
+        if owner != uid:
+            return refuse(EMAIL_TAKEN, f"e-mail {values['email']!r} belongs to the target's user id={owner}")
+        profile = target.profiles_by_user[model].get(uid)
         if account.profile_id is not None:
-            holder = by_id[model].get(account.profile_id)
-            if holder is not None and holder.user_id != uid:
-                message = f"{model.__name__} id={account.profile_id} belongs to the target's user id={holder.user_id}"
-                return reject(PROFILE_CONFLICT, message)
-            if profile is not None and profile.pk != account.profile_id:
-                message = f"already has {model.__name__} id={profile.pk} in the target, the monolith's is id={account.profile_id}"  # noqa: E501
-                return reject(PROFILE_CONFLICT, message)
+            holder = target.profiles_by_id[model].get(account.profile_id)
+            if holder is not None and holder["user_id"] != uid:
+                message = (
+                    f"{model.__name__} id={account.profile_id} belongs to the target's user id={holder['user_id']}"
+                )
+                return refuse(PROFILE_CONFLICT, message)
+            if profile is not None and profile["id"] != account.profile_id:
+                message = (
+                    f"has {model.__name__} id={profile['id']} in the target, the monolith's is id={account.profile_id}"
+                )
+                return refuse(PROFILE_CONFLICT, message)
         else:
-            what = "kept its existing one" if profile is not None else "created an empty one"
-            message = f"{UT(values['user_type']).label} without a {model.__name__} profile in the monolith; {what}"
+            done = "kept the target's" if profile is not None else "created an empty one"
+            message = (
+                f"{UserType(values['user_type']).label} without a {model.__name__} profile in the monolith; {done}"
+            )
             problems.append(ImportProblem(PROFILE_MISSING, WARNING, USERS_TABLE, uid, message))
 
-        plan = _Plan(user_id=uid)
-        now = timezone.now()
-        if target is None:
-            plan.new_user = CustomUser(id=uid, **values)
+        plan = _Plan(user_id=uid, model=model)
+        if current is None:
+            plan.new_user = {"id": uid, **values}
         else:
-            self._user_changes(plan, target, values, now)
+            self._user_changes(plan, current, values)
         if profile is None:
-            profile_id = account.profile_id if account.profile_id is not None else ids.allocate(model)
-            plan.new_profile = model(id=profile_id, user_id=uid, **account.profile_values)
+            plan.new_profile = {"id": account.profile_id, "user_id": uid, **account.profile_values}
         elif account.profile_id is not None:
-            for name in PROFILE_FIELDS[model]:
-                if getattr(profile, name) != account.profile_values[name]:
-                    setattr(profile, name, account.profile_values[name])
-                    plan.profile_fields.add(name)
+            plan.profile_fields = {n for n in PROFILE_FIELDS[model] if profile[n] != account.profile_values[n]}
             if plan.profile_fields:
-                profile.updated_at = now
-                plan.changed_profile = profile
+                plan.profile_update = {**profile, **account.profile_values}
         return plan
 
-    def _user_changes(self, plan: _Plan, target: CustomUser, values: dict[str, Any], now: datetime) -> None:
-        was_active = target.is_active
+    def _user_changes(self, plan: _Plan, current: dict[str, Any], values: dict[str, Any]) -> None:
         wanted = dict(values)
         wanted["password"] = _password_after_import(
-            values["password"], target.password, preferred=self.preferred_algorithm
+            values["password"], current["password"], preferred=self.preferred_algorithm
         )
-        if target.last_login and (values["last_login"] is None or target.last_login > values["last_login"]):
-            wanted["last_login"] = target.last_login  # logins in this service are newer; keep them
-        for name in USER_FIELDS:
-            if getattr(target, name) != wanted[name]:
-                setattr(target, name, wanted[name])
-                plan.user_fields.add(name)
+        if current["last_login"] and (values["last_login"] is None or current["last_login"] > values["last_login"]):
+            wanted["last_login"] = current["last_login"]  # logins to this service are newer; keep them
+        plan.user_fields = {name for name in USER_FIELDS if current[name] != wanted[name]}
         if not plan.user_fields:
             return
+        wanted["id"], wanted["deactivated_at"] = plan.user_id, current["deactivated_at"]
         if "is_active" in plan.user_fields:
-            target.deactivated_at = None if target.is_active else now
+            wanted["deactivated_at"] = None if wanted["is_active"] else timezone.now()
             plan.user_fields.add("deactivated_at")
-        if was_active and not target.is_active:
-            plan.end_sessions_reason = SessionEndReason.DEACTIVATED
-        elif "password" in plan.user_fields:
+            if not wanted["is_active"]:
+                plan.end_sessions_reason = SessionEndReason.DEACTIVATED
+        if "password" in plan.user_fields and not plan.end_sessions_reason:
             plan.end_sessions_reason = SessionEndReason.PASSWORD_CHANGED
-        target.updated_at = now
-        plan.changed_user = target
+        plan.user_update = wanted
+        plan.old_keys = (current["username"].lower(), current["email"].lower())
 
     def write(self, plans: list[_Plan]) -> int:
-        """Write planned changes with bulk statements; returns the number of sessions ended."""
-        new_users = [p.new_user for p in plans if p.new_user is not None]
-        CustomUser.objects.bulk_create(new_users)
-        changed = [p.changed_user for p in plans if p.changed_user is not None]
-        if changed:
-            fields = set().union(*(p.user_fields for p in plans)) | {"updated_at"}
-            CustomUser.objects.bulk_update(changed, sorted(fields), batch_size=BULK_UPDATE_ROWS)
+        """Write the planned rows with bulk statements; returns the number of sessions ended."""
+        now = timezone.now()
+        _rows_insert(CustomUser, [p.new_user for p in plans if p.new_user is not None])
+        updates = [p for p in plans if p.user_update is not None]
+        if updates:
+            fields = set().union(*(p.user_fields for p in updates))
+            _rows_update(CustomUser, [p.user_update | {"updated_at": now} for p in updates], fields)
         for model in PROFILE_FIELDS:
-            model.objects.bulk_create([p.new_profile for p in plans if isinstance(p.new_profile, model)])
-            changed_profiles = [p for p in plans if isinstance(p.changed_profile, model)]
-            if changed_profiles:
-                fields = set().union(*(p.profile_fields for p in changed_profiles)) | {"updated_at"}
-                profiles = [p.changed_profile for p in changed_profiles]
-                model.objects.bulk_update(profiles, sorted(fields), batch_size=BULK_UPDATE_ROWS)
+            new = [p.new_profile for p in plans if p.model is model and p.new_profile is not None]
+            unnumbered = [row for row in new if row["id"] is None]
+            if unnumbered:
+                for row, pid in zip(unnumbered, self.profile_ids.allocate(model, len(unnumbered)), strict=True):
+                    row["id"] = pid
+            _rows_insert(model, new)
+            changed = [p for p in plans if p.model is model and p.profile_update is not None]
+            if changed:
+                fields = set().union(*(p.profile_fields for p in changed))
+                _rows_update(model, [p.profile_update | {"updated_at": now} for p in changed], fields)
         ended = 0
         for plan in plans:
-            if plan.end_sessions_reason and plan.changed_user is not None:
-                ended += len(sessions_end_for_user(user=plan.changed_user, reason=plan.end_sessions_reason))
+            if plan.end_sessions_reason:
+                user = CustomUser(pk=plan.user_id)
+                ended += len(sessions_end_for_user(user=user, reason=plan.end_sessions_reason))
             if plan.user_fields & PUBLIC_USER_FIELDS:
                 user_snapshot_invalidate(user_id=plan.user_id)
-        if self.notify and new_users:
-            monolith_import_notify(user_ids=[u.pk for u in new_users])
+        created = [p.user_id for p in plans if p.new_user is not None]
+        if self.notify and created:
+            monolith_import_notify(user_ids=created)
         return ended
 
-    def run_batch(self, rows: list[sqlite3.Row], ids: _ProfileIds) -> None:
+    def run_batch(self, rows: list[sqlite3.Row]) -> None:
         """Plan and write one batch in one transaction; if the database refuses it, retry row by row."""
         problems: list[ImportProblem] = []
         accounts = self.accounts(rows, problems)
         plans: list[_Plan] = []
         ended = 0
-        try:
-            with transaction.atomic():
-                plans = self.plan(accounts, problems, ids)
-                if not self.result.dry_run:
-                    ended = self.write(plans)
-        except (IntegrityError, DataError):
-            plans, ended = self._write_one_by_one(plans, problems)
+        if accounts:
+            try:
+                with transaction.atomic():
+                    target = _Target.load(accounts, lock=not self.result.dry_run)
+                    plans = [p for a in accounts if (p := self.plan(a, target, problems)) is not None]
+                    if not self.result.dry_run:
+                        ended = self.write(plans)
+            except (IntegrityError, DataError):
+                if not plans:
+                    raise
+                plans, ended = self._write_one_by_one(plans, problems)
         for problem in problems:
             self.result.add(problem)
         for plan in plans:
+            row = plan.new_user if plan.new_user is not None else plan.user_update
+            if row is not None:
+                self.owners.record(plan.user_id, old=plan.old_keys, new=(row["username"].lower(), row["email"].lower()))
             setattr(self.result, plan.outcome, getattr(self.result, plan.outcome) + 1)
             self.result.profiles_created += plan.new_profile is not None
-            self.result.profiles_updated += plan.changed_profile is not None
+            self.result.profiles_updated += plan.profile_update is not None
         self.result.sessions_ended += ended
 
     def _write_one_by_one(self, plans: list[_Plan], problems: list[ImportProblem]) -> tuple[list[_Plan], int]:
@@ -679,18 +811,12 @@ class _Importer:
                 with transaction.atomic():
                     ended += self.write([plan])
             except (IntegrityError, DataError) as exc:
-                message = f"the database refused the row ({str(exc).strip().splitlines()[0]}); not imported"
+                reason = str(exc).strip().splitlines()[0]
+                message = f"the database refused the row ({reason}); not imported"
                 problems.append(ImportProblem(DATABASE_REFUSED, ERROR, USERS_TABLE, plan.user_id, message))
             else:
                 written.append(plan)
         return written, ended
-
-
-def _batches(source: _MonolithSource, batch_size: int) -> Iterable[list[sqlite3.Row]]:
-    last_id = 0
-    while rows := source.users_after(last_id, batch_size):
-        yield rows
-        last_id = rows[-1]["id"]
 
 
 def monolith_import(
@@ -701,7 +827,7 @@ def monolith_import(
     notify: bool = False,
     progress: Callable[[BatchProgress], None] | None = None,
 ) -> MonolithImportResult:
-    """Import the monolith's users and profiles with their ids and hashes; safe to run again."""
+    """Import the monolith's users and profiles with their ids and hashes; running it again changes nothing."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.perf_counter()
@@ -710,29 +836,28 @@ def monolith_import(
     try:
         importer = _Importer(source=source, result=result, notify=notify and not dry_run)
         importer.check_source()
-        floors = {model: source.max_id(table) for model, table in PROFILE_TABLES.items()}
-        use_sequences = connection.vendor == "postgresql"
-        if use_sequences and not dry_run:
-            _sequences_advance({CustomUser: source.max_id(USERS_TABLE), **floors})
-        ids = _ProfileIds(floors, use_sequences=use_sequences)
-        processed = 0
-        for rows in _batches(source, batch_size):
-            importer.run_batch(rows, ids)
-            processed += len(rows)
+        importer.owners = _Owners()
+        if _postgresql() and not dry_run:
+            floors = {CustomUser: source.max_id(USERS_TABLE)}
+            floors |= {model: source.max_id(table) for model, table in PROFILE_TABLES.items()}
+            _sequences_advance(floors)
+        last_id, processed, analyze_at = 0, 0, ANALYZE_FIRST_AT
+        while rows := source.users_after(last_id, batch_size):
+            importer.run_batch(rows)
+            last_id, processed = rows[-1]["id"], processed + len(rows)
             result.batches += 1
+            if _postgresql() and not dry_run and result.created >= analyze_at:
+                _tables_analyze()  # fresh statistics keep the per-batch lookups on their indexes
+                analyze_at *= 2
             if progress is not None:
-                seconds = time.perf_counter() - started
-                progress(
-                    BatchProgress(result.batches, rows[0]["id"], rows[-1]["id"], processed, result.total_users, seconds)
-                )
+                elapsed = time.perf_counter() - started
+                progress(BatchProgress(result.batches, rows[0]["id"], last_id, processed, result.total_users, elapsed))
         if not dry_run:
             result.sequences_reset = _sequences_reset()
     finally:
         source.close()
     if notify:
-        result.notify_message = (
-            "--notify: announcements are not available yet (this service has no outbox); nothing was sent."
-        )
+        result.notify_message = "--notify: announcements are not available yet (no outbox in this service); none sent."
     result.problems.sort(key=lambda p: (p.kind, p.table, p.row_id or 0))
     result.seconds = time.perf_counter() - started
     return result
