@@ -42,7 +42,11 @@ def exception_handler(exc, context):
     """Map application, validation and database errors to JSON; never leak a traceback."""
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
-        headers = {"Retry-After": "5"} if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+        headers = None
+        if "retry_after" in exc.extra:
+            headers = {"Retry-After": str(exc.extra["retry_after"])}
+        elif exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            headers = {"Retry-After": "5"}
         return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)

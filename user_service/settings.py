@@ -209,6 +209,14 @@ JWT_GENERATED_KEY_FILE = VAR_DIR / "jwt_signing_key.pem"
 SESSION_STATE_CACHE_SECONDS = config("SESSION_STATE_CACHE_SECONDS", default=300, cast=int)
 # Redis pub/sub channel on which ended session ids are pushed to local token verifiers.
 REVOCATION_CHANNEL = config("REVOCATION_CHANNEL", default="ums:revocations")
+# Brute-force defence (users/services/lockout.py).
+LOGIN_LOCKOUT_THRESHOLD = config("LOGIN_LOCKOUT_THRESHOLD", default=5, cast=int)
+LOGIN_LOCKOUT_WINDOW_SECONDS = config("LOGIN_LOCKOUT_WINDOW_SECONDS", default=900, cast=int)
+LOGIN_LOCKOUT_SECONDS = config("LOGIN_LOCKOUT_SECONDS", default=60, cast=int)
+LOGIN_LOCKOUT_MAX_SECONDS = config("LOGIN_LOCKOUT_MAX_SECONDS", default=3600, cast=int)
+LOGIN_IP_THRESHOLD = config("LOGIN_IP_THRESHOLD", default=50, cast=int)
+LOGIN_IP_LOCKOUT_SECONDS = config("LOGIN_IP_LOCKOUT_SECONDS", default=900, cast=int)
+AUDIT_RETENTION_DAYS = config("AUDIT_RETENTION_DAYS", default=365, cast=int)
 SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
 SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
 

@@ -18,6 +18,7 @@ from users.api.serializers import StrictInputSerializer, UserSerializer
 from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import TokenInvalid
+from users.http import client_ip
 from users.selectors import user_public_data, users_bulk_get
 from users.services.revocations import revocations_since
 from users.services.service_accounts import InvalidClient, service_token_issue
@@ -75,7 +76,7 @@ class ServiceTokenView(PublicAPIView):
         )
         if not all(credentials):
             raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
-        issued = service_token_issue(client_id=credentials[0], client_secret=credentials[1])
+        issued = service_token_issue(client_id=credentials[0], client_secret=credentials[1], ip=client_ip(request))
         metrics.TOKENS_ISSUED.labels(type="service").inc()
         return Response(
             {

@@ -16,7 +16,9 @@ from rest_framework import status
 
 from user_service.exceptions import ApplicationError
 from users import tokens
-from users.models import ServiceAccount
+from users.models import SecurityEvent, ServiceAccount
+from users.services import lockout
+from users.services.audit import security_event_record
 
 KNOWN_SCOPES = frozenset({"users:read", "tokens:introspect", "revocations:read"})
 _DUMMY_HASH = "sha256$" + "0" * 64
@@ -57,14 +59,24 @@ class ServiceToken:
     scopes: list[str]
 
 
-def service_token_issue(*, client_id: str, client_secret: str) -> ServiceToken:
-    """Client-credentials grant: a short-lived service token carrying the account's scopes."""
+def service_token_issue(*, client_id: str, client_secret: str, ip: str | None = None) -> ServiceToken:
+    """Client-credentials grant: a short-lived service token carrying the account's scopes.
+
+    Guessing is locked out like logins: per client id and per client IP (``users.services.lockout``).
+    """
+    subject = lockout.Subject(kind="service", account=f"client:{client_id}", ip=ip)
+    lockout.attempt_reserve(subject)
     account = ServiceAccount.objects.filter(client_id=client_id, is_active=True).first()
     expected = account.secret_hash if account else _DUMMY_HASH
     matches = hmac.compare_digest(expected, _secret_hash(client_secret))
     if account is None or not matches:
+        lockout.attempt_failed(subject)
         raise InvalidClient("Invalid client credentials.")
+    lockout.attempt_succeeded(subject)
     ServiceAccount.objects.filter(pk=account.pk).update(last_used_at=timezone.now())
+    security_event_record(
+        event_type=SecurityEvent.Type.SERVICE_TOKEN_ISSUED, ip=ip, data={"client_id": account.client_id}
+    )
     now = int(time.time())
     lifetime = settings.SERVICE_TOKEN_MINUTES * 60
     token = tokens.encode(
