@@ -138,7 +138,7 @@ AUTH_PASSWORD_VALIDATORS = [
         "OPTIONS": {"min_length": config("PASSWORD_MIN_LENGTH", default=12, cast=int)},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "users.validators.SequenceOrRepetitionValidator"},
     {"NAME": "users.validators.MaximumLengthValidator"},
 ]
 
