@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_KEY := var/test_jwt_signing_key.pem
 TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${DB_NAME:-user_service_run$$$$} \
 	DB_USER=$${DB_USER:-postgres} DB_PASSWORD=$${DB_PASSWORD:-} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} \
-	DEBUG=False SECURE_SSL_REDIRECT=False JWT_PRIVATE_KEY_FILE=$(TEST_KEY) CACHE_KEY_PREFIX=ums-test-$$$$ \
+	DEBUG=False SECURE_SSL_REDIRECT=False JWT_PRIVATE_KEY_FILE=$(TEST_KEY) CACHE_KEY_PREFIX=ums-test-$$$$ CELERY_BROKER_KEY_PREFIX=ums-test-$$$$: \
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
 

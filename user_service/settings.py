@@ -233,7 +233,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 45
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2, "max_retries": 1}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+    "max_retries": 1,
+    # Prefix of every broker key: lets several deployments (or test runs) share one Redis.
+    "global_keyprefix": config("CELERY_BROKER_KEY_PREFIX", default=""),
+}
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_HOST = config("EMAIL_HOST", default="")
@@ -249,6 +255,29 @@ EMAIL_HOST_PASSWORD = config("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = config("EMAIL_USE_TLS", default=True, cast=bool)
 EMAIL_TIMEOUT = config("EMAIL_TIMEOUT_SECONDS", default=10, cast=int)
 DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="User Service <no-reply@localhost>")
+
+# --- Outbox, e-mail links, events (users/services/outbox.py, account.py, events.py) ---------------
+REQUIRE_EMAIL_VERIFICATION = config("REQUIRE_EMAIL_VERIFICATION", default=False, cast=bool)
+EMAIL_VERIFICATION_TIMEOUT_SECONDS = config("EMAIL_VERIFICATION_TIMEOUT_SECONDS", default=259_200, cast=int)
+INVITATION_TIMEOUT_SECONDS = config("INVITATION_TIMEOUT_SECONDS", default=604_800, cast=int)
+PASSWORD_RESET_TIMEOUT = config("PASSWORD_RESET_TIMEOUT_SECONDS", default=3600, cast=int)
+EVENT_WEBHOOK_URLS = config("EVENT_WEBHOOK_URLS", default="", cast=Csv())
+EVENT_WEBHOOK_SECRET = config("EVENT_WEBHOOK_SECRET", default="")
+EVENT_WEBHOOK_TIMEOUT_SECONDS = config("EVENT_WEBHOOK_TIMEOUT_SECONDS", default=5.0, cast=float)
+OUTBOX_MAX_ATTEMPTS = config("OUTBOX_MAX_ATTEMPTS", default=8, cast=int)
+OUTBOX_RETRY_BACKOFF_SECONDS = config("OUTBOX_RETRY_BACKOFF_SECONDS", default=10.0, cast=float)
+OUTBOX_RETRY_BACKOFF_MAX_SECONDS = config("OUTBOX_RETRY_BACKOFF_MAX_SECONDS", default=600.0, cast=float)
+OUTBOX_LEASE_SECONDS = config("OUTBOX_LEASE_SECONDS", default=90.0, cast=float)
+OUTBOX_RELAY_GRACE_SECONDS = config("OUTBOX_RELAY_GRACE_SECONDS", default=10.0, cast=float)
+OUTBOX_RELAY_BATCH_SIZE = config("OUTBOX_RELAY_BATCH_SIZE", default=500, cast=int)
+OUTBOX_RELAY_TIME_BUDGET_SECONDS = config("OUTBOX_RELAY_TIME_BUDGET_SECONDS", default=25.0, cast=float)
+OUTBOX_DISPATCH_TIMEOUT_SECONDS = config("OUTBOX_DISPATCH_TIMEOUT_SECONDS", default=1.0, cast=float)
+OUTBOX_DISPATCH_PAUSE_SECONDS = config("OUTBOX_DISPATCH_PAUSE_SECONDS", default=5.0, cast=float)
+OUTBOX_RETENTION_DAYS = config("OUTBOX_RETENTION_DAYS", default=14, cast=int)
+CLEANUP_BATCH_SIZE = config("CLEANUP_BATCH_SIZE", default=5000, cast=int)
+# E-mails per target address or account (not per client IP: no lock-out of a school behind one NAT).
+THROTTLE_PASSWORD_RESET_RATE = config("THROTTLE_PASSWORD_RESET_RATE", default="5/hour")
+THROTTLE_VERIFICATION_EMAIL_RATE = config("THROTTLE_VERIFICATION_EMAIL_RATE", default="5/hour")
 
 # --- Product behaviour ------------------------------------------------------------------------
 FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")

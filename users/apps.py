@@ -9,4 +9,4 @@ class UsersConfig(AppConfig):
     verbose_name = "Users"
 
     def ready(self) -> None:
-        from users import admin_service, signals  # noqa: F401
+        from users import admin_outbox, admin_service, signals  # noqa: F401

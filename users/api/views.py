@@ -61,14 +61,14 @@ class LoginView(PublicAPIView):
         tags=["auth"],
         summary="Log in with username or e-mail and password",
         request=s.LoginInputSerializer,
-        responses={200: s.TokenResponseSerializer, **errors(400, 401, 415, 429)},
+        responses={200: s.TokenResponseSerializer, **errors(400, 401, 403, 415, 429)},
     )
     def post(self, request):
         data = s.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             login = auth_services.user_login(
-                **data.validated_data, ip=client_ip(request), user_agent=user_agent(request), request=request
+                **data.validated_data, ip=client_ip(request), user_agent=user_agent(request)
             )
         except InvalidCredentials:
             metrics.LOGINS.labels(outcome="failed").inc()
@@ -88,7 +88,7 @@ class TokenRefreshView(PublicAPIView):
     def post(self, request):
         data = s.RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        login = auth_services.tokens_refresh(refresh_token=data.validated_data["refresh_token"])
+        login = auth_services.tokens_refresh(refresh_token=data.validated_data["refresh_token"], ip=client_ip(request))
         return Response(_token_response(login))
 
 
@@ -107,6 +107,7 @@ class LogoutView(APIView):
             session_id=request.auth["sid"],
             refresh_token=data.validated_data.get("refresh_token"),
             everywhere=data.validated_data["all"],
+            ip=client_ip(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -171,7 +172,7 @@ class SessionDetailView(APIView):
         responses={204: OpenApiResponse(description="Session ended."), **errors(401, 404)},
     )
     def delete(self, request, session_id):
-        auth_services.session_revoke(user=request.user, session_id=str(session_id))
+        auth_services.session_revoke(user=request.user, session_id=str(session_id), ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

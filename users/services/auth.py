@@ -3,19 +3,33 @@
 import logging
 from dataclasses import dataclass
 
-from django.contrib.auth import authenticate, password_validation
+from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework import status
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from user_service.exceptions import ApplicationError
 from users import tokens
+from users.backends import user_for_login
 from users.exceptions import InvalidCredentials, NotFound, SessionEnded, TokenInvalid
-from users.models import CustomUser, SessionEndReason, UserSession
+from users.models import CustomUser, SecurityEvent, SessionEndReason, UserSession
+from users.services import lockout
+from users.services.audit import security_event_record
+from users.services.outbox import email_enqueue, event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
 
 logger = logging.getLogger(__name__)
+
+
+class EmailNotVerified(ApplicationError):
+    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION; issue 5)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "email_not_verified"
 
 
 @dataclass(frozen=True)
@@ -45,15 +59,49 @@ def session_start(*, user: CustomUser, ip: str | None, user_agent: str) -> Login
     return Login(user=user, session=session, tokens=pair)
 
 
-def user_login(*, username: str, password: str, ip: str | None, user_agent: str, request=None) -> Login:
-    """Check the credentials (username or e-mail) and start a session; one answer for every failure."""
-    user = authenticate(request, username=username, password=password)
-    if user is None:
+def user_login(*, username: str, password: str, ip: str | None, user_agent: str) -> Login:
+    """Check the credentials (username or e-mail) and start a session; one answer for every failure.
+
+    Attempts go through the lockout protocol (429 while locked, even with the right password). Unknown
+    accounts and accounts without a usable password cost the same password hash as real ones.
+    """
+    user = user_for_login(username)
+    subject = lockout.Subject.for_login(user_id=user.pk if user else None, identifier=username, ip=ip)
+    lockout.attempt_reserve(subject)
+    if user is None or not user.has_usable_password():
+        CustomUser().set_password(password)  # the same work as a real check: timing reveals nothing
+        valid = False
+    else:
+        valid = user.check_password(password) and user.is_active
+    if not valid:
+        lockout.attempt_failed(subject)
+        security_event_record(
+            event_type=SecurityEvent.Type.LOGIN_FAILED,
+            user=user,
+            ip=ip,
+            user_agent=user_agent,
+            data={"known_account": user is not None},
+        )
         raise InvalidCredentials("Invalid username/e-mail or password.")
-    return session_start(user=user, ip=ip, user_agent=user_agent)
+    lockout.attempt_succeeded(subject)
+    # checked only after the password, so it tells nothing to someone without it
+    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
+        raise EmailNotVerified(
+            "Confirm your e-mail address before logging in: open the link we sent you, "
+            "or ask for a new one at verify-email/resend/."
+        )
+    login = session_start(user=user, ip=ip, user_agent=user_agent)
+    security_event_record(
+        event_type=SecurityEvent.Type.LOGIN_SUCCEEDED,
+        user=user,
+        ip=ip,
+        user_agent=user_agent,
+        data={"session_id": str(login.session.id)},
+    )
+    return login
 
 
-def tokens_refresh(*, refresh_token: str) -> Login:
+def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
     """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session."""
     claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
     reused = False
@@ -71,6 +119,12 @@ def tokens_refresh(*, refresh_token: str) -> Login:
             ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
             if ended:
                 logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
+                security_event_record(
+                    event_type=SecurityEvent.Type.REFRESH_REUSE,
+                    user=CustomUser.objects.filter(pk=claims["sub"]).first(),
+                    ip=ip,
+                    data={"session_id": claims["sid"]},
+                )
         else:
             session = (
                 UserSession.objects.select_for_update(of=("self",))
@@ -110,11 +164,18 @@ def sessions_end_for_user(*, user: CustomUser, reason: str, keep_session_id: str
 
 @transaction.atomic
 def user_logout(
-    *, user: CustomUser, session_id: str, refresh_token: str | None = None, everywhere: bool = False
+    *,
+    user: CustomUser,
+    session_id: str,
+    refresh_token: str | None = None,
+    everywhere: bool = False,
+    ip: str | None = None,
 ) -> list:
     """End the current session, the one ``refresh_token`` belongs to, or (``everywhere``) all of them."""
     if everywhere:
-        return sessions_end_for_user(user=user, reason=SessionEndReason.LOGOUT)
+        ended = sessions_end_for_user(user=user, reason=SessionEndReason.LOGOUT)
+        security_event_record(event_type=SecurityEvent.Type.LOGOUT, user=user, ip=ip, data={"all": True})
+        return ended
     session_ids = {session_id}
     if refresh_token:
         try:
@@ -124,21 +185,36 @@ def user_logout(
         if claims["sub"] != str(user.pk):
             raise ValidationError({"refresh_token": ["This refresh token belongs to another user."]})
         session_ids.add(claims["sid"])
-    return _sessions_end(UserSession.objects.filter(user=user, pk__in=session_ids), reason=SessionEndReason.LOGOUT)
+    ended = _sessions_end(UserSession.objects.filter(user=user, pk__in=session_ids), reason=SessionEndReason.LOGOUT)
+    security_event_record(
+        event_type=SecurityEvent.Type.LOGOUT, user=user, ip=ip, data={"session_ids": [str(i) for i in ended]}
+    )
+    return ended
 
 
 @transaction.atomic
-def session_revoke(*, user: CustomUser, session_id: str) -> None:
+def session_revoke(*, user: CustomUser, session_id: str, ip: str | None = None) -> None:
     """End one of the user's own sessions; another user's session is reported as not found."""
     sessions = UserSession.objects.filter(user=user, pk=session_id)
     if not sessions.exists():
         raise NotFound("No such session.")
-    _sessions_end(sessions, reason=SessionEndReason.REVOKED)
+    ended = _sessions_end(sessions, reason=SessionEndReason.REVOKED)
+    if ended:
+        event_enqueue(event_type="session.revoked", user=user, data={"session_id": str(session_id)})
+        security_event_record(
+            event_type=SecurityEvent.Type.SESSION_REVOKED, user=user, ip=ip, data={"session_id": str(session_id)}
+        )
 
 
 @transaction.atomic
 def password_change(
-    *, user: CustomUser, old_password: str, new_password: str, confirm_password: str, current_session_id: str
+    *,
+    user: CustomUser,
+    old_password: str,
+    new_password: str,
+    confirm_password: str,
+    current_session_id: str,
+    ip: str | None = None,
 ) -> None:
     """Change the password after checking the old one; every other session of the user ends."""
     user = CustomUser.objects.select_for_update().get(pk=user.pk)
@@ -155,3 +231,7 @@ def password_change(
     user.set_password(new_password)
     user.save(update_fields=["password", "updated_at"])
     sessions_end_for_user(user=user, reason=SessionEndReason.PASSWORD_CHANGED, keep_session_id=current_session_id)
+    # notice to the owner, event to sibling services, audit record: all in the same transaction
+    email_enqueue(user=user, template="password_changed")
+    event_enqueue(event_type="user.password_changed", user=user, data={"via": "change"})
+    security_event_record(event_type=SecurityEvent.Type.PASSWORD_CHANGED, user=user, ip=ip, data={"via": "change"})

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from users.exceptions import RegistrationClosed
 from users.models import PROFILE_MODELS, CustomUser, ProfileBase, UserType
 from users.selectors import user_profile
+from users.services.outbox import email_enqueue, event_enqueue
 
 USER_SELF_EDITABLE_FIELDS = frozenset({"first_name", "last_name", "email"})
 PROFILE_SELF_EDITABLE_FIELDS: dict[int, frozenset[str]] = {
@@ -79,14 +80,20 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
         password_validation.validate_password(password, user=candidate)
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from exc
-    return user_create(
-        username=username,
-        email=email,
-        password=password,
-        user_type=UserType.STUDENT,
-        first_name=first_name,
-        last_name=last_name,
-    )
+    with transaction.atomic():
+        user = user_create(
+            username=username,
+            email=email,
+            password=password,
+            user_type=UserType.STUDENT,
+            first_name=first_name,
+            last_name=last_name,
+        )
+        # issue 5: welcome + verification e-mails and the user.created event, in the same transaction
+        email_enqueue(user=user, template="welcome")
+        email_enqueue(user=user, template="verify_email")
+        event_enqueue(event_type="user.created", user=user, data={"source": "registration"})
+    return user
 
 
 def _refuse_fields(data: dict[str, Any], allowed: frozenset[str], *, prefix: str = "") -> None:
@@ -102,7 +109,8 @@ def profile_update(*, user: CustomUser, user_data: dict[str, Any], profile_data:
     _refuse_fields(profile_data, PROFILE_SELF_EDITABLE_FIELDS[user.user_type], prefix="profile.")
 
     user = CustomUser.objects.select_for_update().get(pk=user.pk)
-    if "email" in user_data and user_data["email"].lower() != user.email.lower():
+    email_changed = "email" in user_data and user_data["email"].lower() != user.email.lower()
+    if email_changed:
         user.email_verified = False
     for name, value in user_data.items():
         setattr(user, name, value)
@@ -118,6 +126,9 @@ def profile_update(*, user: CustomUser, user_data: dict[str, Any], profile_data:
         setattr(profile, name, value)
     profile.full_clean()
     profile.save()
+    if email_changed:  # the new address must be confirmed; the link goes to it
+        email_enqueue(user=user, template="verify_email")
+    event_enqueue(event_type="user.updated", user=user, data={"fields": sorted([*user_data, *profile_data])})
     return user
 
 

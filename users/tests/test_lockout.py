@@ -133,3 +133,71 @@ class TestServiceToken:
         event = SecurityEvent.objects.get(type="service_token_issued")
         assert event.data == {"client_id": "gateway"}
         assert event.ip == "127.0.0.1"
+
+
+class TestLoginLockout:
+    def _login(self, api_client, username, password, ip="127.0.0.1"):
+        return api_client.post(
+            f"{API}/login/", {"username": username, "password": password}, format="json", REMOTE_ADDR=ip
+        )
+
+    def test_thirty_wrong_passwords_lock_at_five_and_the_right_one_is_refused(self, api_client, student):
+        from conftest import TEST_PASSWORD
+
+        codes = [self._login(api_client, student.username, f"wrong-{n}").status_code for n in range(30)]
+        right = self._login(api_client, student.username, TEST_PASSWORD)
+
+        assert codes[:5] == [401] * 5
+        assert set(codes[5:]) == {429}
+        assert right.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+        assert 0 < int(right["Retry-After"]) <= 60
+        assert right.json()["code"] == "locked_out"
+
+    def test_unlocked_after_the_cool_off(self, api_client, student):
+        from django.core.cache import cache
+
+        from conftest import TEST_PASSWORD
+
+        for n in range(5):
+            self._login(api_client, student.username, f"wrong-{n}")
+        subject = lockout.Subject.for_login(user_id=student.pk, identifier="", ip=None)
+        cache.delete(subject.key("account-lock", subject.account))  # the cool-off has passed
+
+        assert self._login(api_client, student.username, TEST_PASSWORD).status_code == status.HTTP_200_OK
+
+    def test_the_same_account_attacked_from_many_ips_stays_locked(self, api_client, student):
+        codes = [self._login(api_client, student.username, "wrong", ip=f"10.0.0.{n}").status_code for n in range(10)]
+
+        assert codes == [401] * 5 + [429] * 5
+
+    def test_username_and_email_share_one_budget(self, api_client, student):
+        names = [student.username, student.email, student.email.upper()] * 3
+
+        codes = [self._login(api_client, name, "wrong").status_code for name in names]
+
+        assert codes[:5] == [401] * 5
+        assert set(codes[5:]) == {429}
+
+    def test_unknown_and_known_accounts_get_identical_answers(self, api_client, student):
+        known = [self._login(api_client, student.username, "wrong") for _ in range(6)]
+        unknown = [self._login(api_client, "nobody-here", "wrong") for _ in range(6)]
+
+        assert [r.status_code for r in known] == [r.status_code for r in unknown] == [401] * 5 + [429]
+        assert known[0].json() == unknown[0].json()
+        assert known[-1].json() == unknown[-1].json()
+
+    def test_spoofed_forwarded_for_is_ignored_without_trusted_proxies(self, api_client, student, settings):
+        settings.LOGIN_IP_THRESHOLD = 3
+        for n in range(3):
+            api_client.post(
+                f"{API}/login/",
+                {"username": f"victim{n}", "password": "x"},
+                format="json",
+                HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+            )
+
+        response = api_client.post(
+            f"{API}/login/", {"username": "other", "password": "x"}, format="json", HTTP_X_FORWARDED_FOR="198.51.100.7"
+        )
+
+        assert response.status_code == status.HTTP_429_TOO_MANY_REQUESTS  # still counted against 127.0.0.1

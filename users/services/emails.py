@@ -1,0 +1,143 @@
+"""Rendering and sending the service's e-mails (text + HTML) for outbox messages.
+
+Each template under ``templates/users/email/`` has ``<name>_subject.txt``, ``<name>.txt`` and
+``<name>.html``. Links are built from ``FRONTEND_URL`` at delivery time, so tokens are never stored.
+Messages that carry a link go to the account's current address (the token is bound to it); notices
+go to the address recorded when the change happened. Every e-mail carries the outbox id as its
+``Message-ID`` and in ``X-Message-ID``, so a duplicate delivery can be recognised.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from users.models import CustomUser, OutboxMessage
+from users.services import account
+from users.services.outbox import PermanentDeliveryError
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An e-mail ready to render, or the reason it is deliberately not sent."""
+
+    to: str = ""
+    context: dict[str, Any] | None = None
+    skip: str = ""
+
+
+def _hours(seconds: int) -> int:
+    return max(1, round(seconds / 3600))
+
+
+def _recipient(message: OutboxMessage) -> CustomUser | None:
+    """The active account the message is for: by id, or (anonymous requests) by address."""
+    payload = message.payload
+    if payload.get("user_id") is not None:
+        return CustomUser.objects.filter(pk=payload["user_id"], is_active=True).first()
+    email = payload.get("email") or ""
+    if not email:
+        return None
+    return CustomUser.objects.filter(email__iexact=email, is_active=True).order_by("pk").first()
+
+
+def _welcome(message: OutboxMessage, user: CustomUser) -> Prepared:
+    return Prepared(to=message.payload.get("to") or user.email, context={"login_url": f"{settings.FRONTEND_URL}/login"})
+
+
+def _verify_email(message: OutboxMessage, user: CustomUser) -> Prepared:
+    if user.email_verified:
+        return Prepared(skip="the address is already verified")
+    timeout = account.email_verification_tokens.timeout_seconds()
+    return Prepared(
+        to=user.email, context={"verify_url": account.email_verification_link(user), "expires_hours": _hours(timeout)}
+    )
+
+
+def _password_reset(message: OutboxMessage, user: CustomUser) -> Prepared:
+    timeout = account.password_reset_tokens.timeout_seconds()
+    return Prepared(
+        to=user.email, context={"reset_url": account.password_reset_link(user), "expires_hours": _hours(timeout)}
+    )
+
+
+def _invitation(message: OutboxMessage, user: CustomUser) -> Prepared:
+    timeout = account.invitation_tokens.timeout_seconds()
+    return Prepared(
+        to=user.email,
+        context={
+            "invitation_url": account.invitation_link(user),
+            "expires_days": max(1, round(timeout / 86_400)),
+            "forgot_password_url": f"{settings.FRONTEND_URL}/login",
+        },
+    )
+
+
+def _password_changed(message: OutboxMessage, user: CustomUser) -> Prepared:
+    return Prepared(
+        to=message.payload.get("to") or user.email,
+        context={"changed_at": message.created_at, "login_url": f"{settings.FRONTEND_URL}/login"},
+    )
+
+
+TEMPLATES: dict[str, Callable[[OutboxMessage, CustomUser], Prepared]] = {
+    "welcome": _welcome,
+    "verify_email": _verify_email,
+    "password_reset": _password_reset,
+    "invitation": _invitation,
+    "password_changed": _password_changed,
+}
+
+
+def _message_id_header(message: OutboxMessage) -> str:
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<outbox-{message.pk}@{domain}>"
+
+
+def email_render(*, template: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject (one line), text body and HTML body of ``template``."""
+    subject = render_to_string(f"users/email/{template}_subject.txt", context)
+    text = render_to_string(f"users/email/{template}.txt", context)
+    html = render_to_string(f"users/email/{template}.html", context)
+    return " ".join(subject.split()), text, html
+
+
+def email_deliver(message: OutboxMessage) -> str | None:
+    """Send the e-mail of one outbox message; returns why it was skipped, or None once sent."""
+    prepare = TEMPLATES.get(message.topic)
+    if prepare is None:
+        raise PermanentDeliveryError(f"unknown e-mail template {message.topic!r}")
+    user = _recipient(message)
+    if user is None:
+        return "no active account for this message"
+    prepared = prepare(message, user)
+    if prepared.skip:
+        return prepared.skip
+    if not prepared.to:
+        return "the account has no e-mail address"
+    context = {
+        **message.payload.get("context", {}),
+        **(prepared.context or {}),
+        "user": user,
+        "name": user.first_name or user.username,
+        "frontend_url": settings.FRONTEND_URL,
+    }
+    subject, text, html = email_render(template=message.topic, context=context)
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[prepared.to],
+        headers={
+            "Message-ID": _message_id_header(message),
+            "X-Message-ID": str(message.pk),
+            "Auto-Submitted": "auto-generated",
+        },
+    )
+    email.attach_alternative(html, "text/html")
+    email.send(fail_silently=False)
+    return None

@@ -1,0 +1,70 @@
+"""Every security-relevant action leaves an audit record with the right fields."""
+
+import pytest
+from rest_framework import status
+
+from conftest import TEST_PASSWORD
+from users.models import SecurityEvent
+
+API = "/api/v1/users"
+pytestmark = pytest.mark.django_db
+
+
+def _events(type_):
+    return list(SecurityEvent.objects.filter(type=type_).order_by("id"))
+
+
+def test_login_success_and_failure(api_client, student):
+    api_client.post(f"{API}/login/", {"username": student.username, "password": "nope"}, format="json")
+    api_client.post(f"{API}/login/", {"username": "ghost", "password": "nope"}, format="json")
+    api_client.post(
+        f"{API}/login/",
+        {"username": student.username, "password": TEST_PASSWORD},
+        format="json",
+        HTTP_USER_AGENT="ua/1",
+    )
+
+    failed = _events("login_failed")
+    assert [(e.user_id, e.data["known_account"], e.ip) for e in failed] == [
+        (student.pk, True, "127.0.0.1"),
+        (None, False, "127.0.0.1"),
+    ]
+    (succeeded,) = _events("login_succeeded")
+    assert succeeded.user_id == student.pk
+    assert succeeded.user_agent == "ua/1"
+    assert "session_id" in succeeded.data
+    assert "nope" not in str([e.data for e in failed])  # never the password
+
+
+def test_logout_revoke_password_change_and_refresh_reuse(client_for, api_client, student):
+    first, second = client_for(student), client_for(student)
+    second_id = next(s["id"] for s in second.get(f"{API}/sessions/").json() if s["is_current"])
+    first.delete(f"{API}/sessions/{second_id}/")
+    new = "Brand-new-passphrase-91"
+    first.post(
+        f"{API}/change-password/",
+        {"old_password": TEST_PASSWORD, "new_password": new, "confirm_password": new},
+        format="json",
+    )
+    refreshed = api_client.post(
+        f"{API}/token/refresh/", {"refresh_token": first.tokens["refresh_token"]}, format="json"
+    )
+    assert refreshed.status_code == status.HTTP_200_OK
+    api_client.post(f"{API}/token/refresh/", {"refresh_token": first.tokens["refresh_token"]}, format="json")
+    third = client_for_password(api_client, student, new)
+    third.post(f"{API}/logout/", {}, format="json")
+
+    assert _events("session_revoked")[0].data == {"session_id": second_id}
+    assert _events("password_changed")[0].user_id == student.pk
+    assert _events("refresh_reuse")[0].user_id == student.pk
+    assert _events("logout")[0].user_id == student.pk
+    assert len(_events("logout")[0].data["session_ids"]) == 1
+
+
+def client_for_password(api_client, user, password):
+    from rest_framework.test import APIClient
+
+    tokens = api_client.post(f"{API}/login/", {"username": user.username, "password": password}, format="json").json()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    return client
