@@ -172,7 +172,12 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # Throttles identify anonymous clients by IP: trust X-Forwarded-For only as deep as our proxies.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    "DEFAULT_THROTTLE_CLASSES": ["users.api.throttles.PrincipalThrottle"],
     "DEFAULT_THROTTLE_RATES": {
+        "principal": config("THROTTLE_PRINCIPAL_RATE", default="3000/min"),
+        "register": config("THROTTLE_REGISTER_RATE", default="20/hour"),
+        "login": config("THROTTLE_LOGIN_RATE", default="60/min"),
+        "refresh": config("THROTTLE_REFRESH_RATE", default="120/min"),
         "service_token": config("THROTTLE_SERVICE_TOKEN_RATE", default="30/min"),
     },
     "PAGE_SIZE": 20,

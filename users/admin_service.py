@@ -1,11 +1,11 @@
-"""Admin for service accounts: create (the secret is shown once), deactivate, inspect scopes."""
+"""Admin for service accounts (create: the secret is shown once; deactivate) and the read-only audit trail."""
 
 from django import forms
 from django.contrib import admin, messages
 
 from users.admin import HODPermissionsMixin
 from users.authentication import service_account_state_invalidate
-from users.models import ServiceAccount
+from users.models import SecurityEvent, ServiceAccount
 from users.services.service_accounts import KNOWN_SCOPES, service_account_create
 
 
@@ -38,3 +38,26 @@ class ServiceAccountAdmin(HODPermissionsMixin, admin.ModelAdmin):
         )
         obj.pk = account.pk
         messages.warning(request, f"Secret of {account.client_id} (shown once, store it now): {secret}")
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(HODPermissionsMixin, admin.ModelAdmin):
+    """Read-only: an audit trail that can be edited is not one."""
+
+    list_display = ("created_at", "type", "user", "actor", "ip")
+    list_filter = ("type", "created_at")
+    search_fields = ("user__username", "user__email", "ip")
+    list_select_related = ("user", "actor")
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in SecurityEvent._meta.fields]
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -8,13 +8,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from users import metrics, tokens
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
+from users.api.throttles import PublicEndpointThrottle
 from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import TokenInvalid
@@ -46,7 +46,7 @@ def _basic_credentials(request) -> tuple[str, str] | None:
 
 class ServiceTokenView(PublicAPIView):
     parser_classes = FORM_OR_JSON
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PublicEndpointThrottle]
     throttle_scope = "service_token"
 
     @extend_schema(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from users.api import account_urls, health, people_urls, service_urls, views, wellknown
+from users.api import account_urls, audit, health, people_urls, service_urls, views, wellknown
 
 app_name = "users"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path(".well-known/jwks.json", wellknown.JWKSView.as_view(), name="jwks"),
     path("health/", health.HealthView.as_view(), name="health"),
     path("health/live/", health.LivenessView.as_view(), name="health-live"),
+    path("audit-events/", audit.AuditEventListView.as_view(), name="audit-events"),
     *people_urls.urlpatterns,
     *account_urls.urlpatterns,
     *service_urls.urlpatterns,

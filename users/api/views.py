@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from users import metrics, tokens
 from users.api import serializers as s
 from users.api.schema import errors
+from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
 from users.exceptions import InvalidCredentials, TokenInvalid
 from users.http import client_ip, user_agent
@@ -38,9 +39,13 @@ class PublicAPIView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # public views opt into a scoped throttle (users/api/throttles.py)
 
 
 class RegisterView(PublicAPIView):
+    throttle_classes = [PublicEndpointThrottle]
+    throttle_scope = "register"
+
     @extend_schema(
         tags=["auth"],
         summary="Register a Student account",
@@ -57,6 +62,9 @@ class RegisterView(PublicAPIView):
 
 
 class LoginView(PublicAPIView):
+    throttle_classes = [PublicEndpointThrottle]
+    throttle_scope = "login"
+
     @extend_schema(
         tags=["auth"],
         summary="Log in with username or e-mail and password",
@@ -78,6 +86,9 @@ class LoginView(PublicAPIView):
 
 
 class TokenRefreshView(PublicAPIView):
+    throttle_classes = [PublicEndpointThrottle]
+    throttle_scope = "refresh"
+
     @extend_schema(
         tags=["auth"],
         summary="Exchange a refresh token for a new token pair (rotation)",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from users.models import OutboxMessage, SessionEndReason, UserSession
+from users.services.audit import security_events_prune
 
 
 def _batch_size(batch_size: int | None) -> int:
@@ -68,4 +69,5 @@ def cleanup_run(*, batch_size: int | None = None) -> dict[str, int]:
         "sessions_expired": sessions_expire(batch_size=batch_size),
         "tokens_flushed": tokens_flush_expired(batch_size=batch_size),
         "outbox_pruned": outbox_prune(batch_size=batch_size),
+        "audit_pruned": security_events_prune(batch_size=_batch_size(batch_size)),
     }

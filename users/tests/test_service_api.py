@@ -141,7 +141,7 @@ class TestServiceToken:
         assert bad_grant.status_code == status.HTTP_400_BAD_REQUEST
 
     def test_throttled(self, api_client, credentials, settings):
-        from rest_framework.throttling import ScopedRateThrottle
+        from users.api.throttles import PublicEndpointThrottle as ScopedRateThrottle
 
         rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "service_token": "3/min"}
         original = ScopedRateThrottle.THROTTLE_RATES

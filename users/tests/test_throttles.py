@@ -1,0 +1,72 @@
+"""Throttles: public endpoints per client IP, signed-in principals per identity, probes and validation exempt."""
+
+import pytest
+from rest_framework import status
+
+from users.api.throttles import PrincipalThrottle, PublicEndpointThrottle
+
+API = "/api/v1/users"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rates(settings):
+    """Lower the throttle rates for one test (DRF reads them once, at import)."""
+    originals = PublicEndpointThrottle.THROTTLE_RATES, PrincipalThrottle.THROTTLE_RATES
+
+    def set_rates(**overrides):
+        merged = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **overrides}
+        PublicEndpointThrottle.THROTTLE_RATES = PrincipalThrottle.THROTTLE_RATES = merged
+
+    yield set_rates
+    PublicEndpointThrottle.THROTTLE_RATES, PrincipalThrottle.THROTTLE_RATES = originals
+
+
+def test_register_is_throttled_per_ip(api_client, rates):
+    rates(register="2/hour")
+    bodies = [
+        {"username": f"u{n}", "email": f"u{n}@school.test", "password": "Quiet-river-stones-2024"} for n in range(3)
+    ]
+
+    responses = [api_client.post(f"{API}/register/", body, format="json") for body in bodies]
+    other_ip = api_client.post(
+        f"{API}/register/",
+        {"username": "u9", "email": "u9@school.test", "password": "Quiet-river-stones-2024"},
+        format="json",
+        REMOTE_ADDR="10.1.1.1",
+    )
+
+    assert [r.status_code for r in responses] == [201, 201, 429]
+    assert int(responses[-1]["Retry-After"]) > 0
+    assert other_ip.status_code == status.HTTP_201_CREATED
+
+
+def test_login_is_throttled_per_ip(api_client, rates):
+    rates(login="3/min")
+
+    codes = [
+        api_client.post(f"{API}/login/", {"username": f"x{n}", "password": "y"}, format="json").status_code
+        for n in range(4)
+    ]
+
+    assert codes == [401, 401, 401, 429]
+
+
+def test_signed_in_principal_is_throttled_per_identity(client_for, student, staff, rates):
+    rates(principal="3/min")
+    mine, theirs = client_for(student), client_for(staff)
+
+    codes = [mine.get(f"{API}/profile/").status_code for _ in range(4)]
+
+    assert codes == [200, 200, 200, 429]
+    assert theirs.get(f"{API}/profile/").status_code == status.HTTP_200_OK
+
+
+def test_validate_token_health_and_jwks_are_not_throttled(client_for, student, api_client, rates):
+    rates(principal="1/min", login="1/min", register="1/min", refresh="1/min")
+    client = client_for(student)
+
+    for _ in range(5):
+        assert client.get(f"{API}/validate-token/").status_code == status.HTTP_200_OK
+        assert api_client.get(f"{API}/health/live/").status_code == status.HTTP_200_OK
+        assert api_client.get(f"{API}/.well-known/jwks.json").status_code == status.HTTP_200_OK
