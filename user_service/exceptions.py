@@ -63,7 +63,13 @@ def exception_handler(exc, context):
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        request = context.get("request")
+        logger.error(
+            "unhandled error in %s",
+            context.get("view").__class__.__name__,
+            exc_info=exc,
+            extra={"request_id": getattr(request, "request_id", None)},
+        )
         return Response(
             {"detail": "Internal server error.", "code": "server_error"},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,

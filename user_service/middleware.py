@@ -52,3 +52,32 @@ class RequestIdMiddleware:
             },
         )
         return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over ``REQUEST_MAX_BYTES`` (``UPLOAD_MAX_BYTES`` for multipart uploads) with 413.
+
+    DRF reads the request stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check, so the limit is
+    enforced here, before any parsing. A body without a valid Content-Length is refused (411).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.http import JsonResponse
+
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return JsonResponse({"detail": "Invalid Content-Length.", "code": "bad_request"}, status=400)
+            multipart = request.content_type == "multipart/form-data"
+            limit = settings.UPLOAD_MAX_BYTES if multipart else settings.REQUEST_MAX_BYTES
+            if length > limit:
+                return JsonResponse(
+                    {"detail": f"Request body too large; the limit is {limit} bytes.", "code": "payload_too_large"},
+                    status=413,
+                )
+        return self.get_response(request)

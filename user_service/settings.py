@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "user_service.middleware.RequestIdMiddleware",
+    "user_service.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -156,7 +157,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
-DATA_UPLOAD_MAX_MEMORY_SIZE = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
+REQUEST_MAX_BYTES = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
+UPLOAD_MAX_BYTES = config("UPLOAD_MAX_BYTES", default=6_291_456, cast=int)  # roster CSVs (multipart)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 
 # --- REST framework, schema -------------------------------------------------------------------
 # Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
