@@ -64,6 +64,7 @@ $(TEST_KEY): | $(VENV)/.installed-dev
 lint: install-dev $(TEST_KEY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r users clients user_service -x '*/tests/*,*/migrations/*' --severity-level high
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: lint test-only
