@@ -4,7 +4,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -50,8 +50,11 @@ def exception_handler(exc, context):
         return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DataError):  # a value the database cannot hold (out of range, NUL byte, ...): the input's fault
+        logger.warning("input refused by the database: %s", str(exc).splitlines()[0][:200])
+        return Response({"detail": "A value is out of range or malformed.", "code": "invalid"}, status=400)
     if isinstance(exc, OperationalError | InterfaceError):
-        logger.error("database unavailable: %s", exc.__class__.__name__)
+        logger.error("database unavailable: %s: %s", exc.__class__.__name__, str(exc)[:300])
         body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "database_unavailable"}
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, Http404):

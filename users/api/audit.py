@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
+from users.api.filter_fields import UTCDateTimeFilter
 from users.api.permissions import IsHOD
 from users.api.schema import errors
 from users.models import SecurityEvent
@@ -16,10 +17,10 @@ class SecurityEventSerializer(serializers.ModelSerializer):
 
 
 class SecurityEventFilter(django_filters.FilterSet):
-    user = django_filters.NumberFilter(field_name="user_id")
+    user = django_filters.NumberFilter(field_name="user_id", min_value=1, max_value=2**63 - 1)
     type = django_filters.MultipleChoiceFilter(choices=SecurityEvent.Type.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = SecurityEvent

@@ -45,6 +45,7 @@ class AdminHODProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = AdminHOD
         fields = ["id", "department", "phone_number", "created_at", "updated_at"]
+        read_only_fields = fields  # output only: read-only fields are required in the schema, so oneOf is exact
 
 
 class StaffProfileSerializer(serializers.ModelSerializer):
@@ -61,6 +62,7 @@ class StaffProfileSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        read_only_fields = fields
 
 
 class StudentProfileSerializer(serializers.ModelSerializer):
@@ -81,6 +83,7 @@ class StudentProfileSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        read_only_fields = fields
 
 
 PROFILE_SERIALIZERS = {

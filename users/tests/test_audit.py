@@ -89,7 +89,17 @@ class TestAuditEndpoint:
         assert client_for(request.getfixturevalue(role)).get(f"{API}/audit-events/").status_code == 403
         assert api_client.get(f"{API}/audit-events/").status_code == 401
 
-    @pytest.mark.parametrize("query", [{"type": "bogus"}, {"user": "x"}, {"created_after": "yesterday"}])
+    @pytest.mark.parametrize(
+        "query",
+        [
+            {"type": "bogus"},
+            {"user": "x"},
+            {"user": str(2**64)},
+            {"created_after": "yesterday"},
+            {"created_after": "1712-04-18T21:49:40+21:20"},  # found by the fuzzer: a 500 before
+            {"created_before": "0001-01-01T00:00:00-05:00"},
+        ],
+    )
     def test_bad_filters(self, client_for, hod, query):
         assert client_for(hod).get(f"{API}/audit-events/", query).status_code == status.HTTP_400_BAD_REQUEST
 
