@@ -29,6 +29,13 @@ fi
 command="$1"
 shift
 
+# Prometheus multi-process mode: each process writes its samples here; emptied at every start.
+if [ "$command" = "web" ] || [ "$command" = "worker" ]; then
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus-$command}"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+fi
+
 case "$command" in
     web)
         exec gunicorn --config deploy/gunicorn.conf.py user_service.wsgi:application "$@"

@@ -61,3 +61,11 @@ accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 capture_output = False
 proc_name = "user-service"
+
+
+def child_exit(server, worker) -> None:
+    """Prometheus multi-process mode: drop the samples files of a worker that is gone."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -332,6 +332,8 @@ LOGGING = {
 
 # --- Metrics (/metrics): a bearer token or the networks allowed to scrape; neither means nobody -----
 METRICS_TOKEN = config("METRICS_TOKEN", default="")
+# Port on which each Celery worker serves its task metrics for Prometheus (0: not served).
+CELERY_METRICS_PORT = config("CELERY_METRICS_PORT", default=0, cast=int)
 METRICS_ALLOWED_NETWORKS = config("METRICS_ALLOWED_NETWORKS", default="127.0.0.1/32,::1/128", cast=Csv())
 
 # --- Sibling services (clients/) ----------------------------------------------------------------

@@ -79,3 +79,15 @@ def metrics_view(request):
         return HttpResponse(status=404)  # do not advertise the endpoint
     body = _process_metrics() + generate_latest(_outbox_registry)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def worker_metrics_serve(*, port: int) -> None:
+    """Serve this process's (and, in multi-process mode, its pool children's) metrics on ``port``."""
+    from prometheus_client import start_http_server
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        start_http_server(port, registry=registry)
+    else:
+        start_http_server(port)

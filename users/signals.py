@@ -1,6 +1,6 @@
 """Signal hooks: cache invalidation after user writes and Celery task metrics; no business rules."""
 
-from celery.signals import task_failure, task_retry, task_success
+from celery.signals import task_failure, task_retry, task_success, worker_ready
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -28,3 +28,12 @@ def _task_failed(sender=None, **kwargs) -> None:
 @task_retry.connect
 def _task_retried(sender=None, **kwargs) -> None:
     metrics.TASKS.labels(task=getattr(sender, "name", "?"), outcome="retry").inc()
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**kwargs) -> None:
+    """A Celery worker has no HTTP server: expose its task metrics on CELERY_METRICS_PORT (0 = off)."""
+    from django.conf import settings
+
+    if settings.CELERY_METRICS_PORT:
+        metrics.worker_metrics_serve(port=settings.CELERY_METRICS_PORT)

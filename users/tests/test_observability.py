@@ -119,3 +119,18 @@ class TestMetrics:
             'ums_outbox_messages{status="failed"}',
         ):
             assert series in body, series
+
+
+def test_worker_metrics_are_served_on_their_port():
+    import requests
+
+    from users import metrics
+    from users.tests.servers import closed_port
+
+    port = closed_port()
+    metrics.TASKS.labels(task="users.tasks.example", outcome="success").inc()
+
+    metrics.worker_metrics_serve(port=port)
+
+    body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'ums_celery_tasks_total{outcome="success",task="users.tasks.example"}' in body
