@@ -288,6 +288,15 @@ CLEANUP_BATCH_SIZE = config("CLEANUP_BATCH_SIZE", default=5000, cast=int)
 THROTTLE_PASSWORD_RESET_RATE = config("THROTTLE_PASSWORD_RESET_RATE", default="5/hour")
 THROTTLE_VERIFICATION_EMAIL_RATE = config("THROTTLE_VERIFICATION_EMAIL_RATE", default="5/hour")
 
+# --- People management (users/services/people.py) ------------------------------------------------
+# Check course_id/session_year_id with the academic service: off, lenient (accept when it is down), strict.
+ACADEMIC_VALIDATION = config("ACADEMIC_VALIDATION", default="off")
+# Rows counted exactly in list pages; above this, `count` is PostgreSQL's estimate (`count_exact: false`).
+PEOPLE_COUNT_EXACT_LIMIT = config("PEOPLE_COUNT_EXACT_LIMIT", default=1000, cast=int)
+# Largest roster CSV (bytes) and most data rows per import.
+ROSTER_MAX_BYTES = config("ROSTER_MAX_BYTES", default=5_242_880, cast=int)
+ROSTER_MAX_ROWS = config("ROSTER_MAX_ROWS", default=20_000, cast=int)
+
 # --- Product behaviour ------------------------------------------------------------------------
 FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
 ALLOW_SELF_REGISTRATION = config("ALLOW_SELF_REGISTRATION", default=True, cast=bool)

@@ -1,13 +1,16 @@
 """Reads: users with their profiles, sessions, and the cached public snapshot of a user."""
 
+import json
+
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Lookup, Q, QuerySet
 
 from users.models import (
     PROFILE_MODELS,
     PROFILE_RELATED_NAMES,
+    AdminHOD,
     CustomUser,
     ProfileBase,
     Staff,
@@ -78,6 +81,7 @@ def sessions_active_for(*, user: CustomUser) -> QuerySet[UserSession]:
 # --- People directory (students, staff, HODs, all users) -------------------------------------
 
 SEARCH_MAX_TERMS = 5
+SEARCH_IDS_INLINE_MAX = 1000
 DIRECTORY_READERS = frozenset({UserType.HOD, UserType.STAFF})
 
 
@@ -91,39 +95,70 @@ def person_get(*, user_type: int, profile_id: int) -> ProfileBase | None:
     return people_queryset(user_type=user_type).filter(pk=profile_id).first()
 
 
-def _name_q(term: str, prefix: str = "") -> Q:
+def _name_q(term: str) -> Q:
     q = Q()
     for name in ("first_name", "last_name", "username", "email"):
-        q |= Q(**{f"{prefix}{name}__icontains": term})
+        q |= Q(**{f"{name}__icontains": term})
     return q
 
 
-def _matching_ids(model: type, term: str) -> QuerySet:
-    """Ids of ``model`` rows matching ``term``: a UNION of one subquery per table, each served by its own index.
+_SCHOOL_ID_OF_PROFILE = {Student: "student_id", Staff: "employee_id"}
+# listed model -> the profiles whose school id is searched besides the names, username and e-mail of users
+_SEARCHED_PROFILES = {CustomUser: (Student, Staff), Student: (Student,), Staff: (Staff,), AdminHOD: ()}
 
-    An OR across joined tables cannot use the per-table trigram indexes; a UNION of single-table
-    subqueries can (one bitmap index scan per branch), so the cost follows the number of matches.
+
+def people_search_user_ids(model: type, term: str) -> QuerySet:
+    """User ids matching ``term``: a UNION of single-table queries, each answered by its own trigram index.
+
+    An OR across joined tables cannot use per-table indexes; a UNION of single-table branches can (a bitmap
+    index scan each), so the cost follows the number of matches, not the size of the tables.
     """
-    if model is CustomUser:
-        return (
-            CustomUser.objects.filter(_name_q(term))
-            .values("pk")
-            .union(
-                Student.objects.filter(student_id__icontains=term).values("user_id"),
-                Staff.objects.filter(employee_id__icontains=term).values("user_id"),
-            )
-        )
-    by_user = model.objects.filter(user__in=CustomUser.objects.filter(_name_q(term)).values("pk")).values("pk")
-    code_field = {Student: "student_id", Staff: "employee_id"}.get(model)
-    if code_field is None:
-        return by_user
-    return by_user.union(model.objects.filter(**{f"{code_field}__icontains": term}).values("pk"))
+    branches = [
+        profile.objects.filter(**{f"{_SCHOOL_ID_OF_PROFILE[profile]}__icontains": term}).values_list("user_id")
+        for profile in _SEARCHED_PROFILES[model]
+    ]
+    return CustomUser.objects.filter(_name_q(term)).values_list("pk").union(*branches)
+
+
+class EqualsAny(Lookup):
+    """``lhs = ANY(%s)`` with the values as one array parameter (PostgreSQL).
+
+    PostgreSQL parses and plans it far faster than an ``IN`` list of as many parameters, and still sees the
+    values, so it knows how many rows to expect.
+    """
+
+    lookup_name = "equals_any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*params, list(self.rhs)]
+
+
+def _id_in(field: str, ids: list[int]) -> Q | Lookup:
+    return EqualsAny(F(field), ids) if connection.vendor == "postgresql" and ids else Q(**{f"{field}__in": ids})
 
 
 def people_search(queryset: QuerySet, *, text: str) -> QuerySet:
-    """Rows whose names, username, e-mail or student/employee id contain every word of ``text`` (any case)."""
+    """Rows whose names, username, e-mail or student/employee id contain every word of ``text`` (any case).
+
+    Per word, the matching user ids are read first (at most ``SEARCH_IDS_INLINE_MAX``), then for a profile list
+    the profile ids of those users, and the page and count queries get them as a literal list: the planner
+    then knows how few rows match and walks the primary key index over just those rows. (Given a subquery
+    instead, its poor LIKE estimate can make it scan or walk the whole table.) That is one or two more queries
+    per word, whatever the page size. A word matching more users than that falls back to the subquery.
+    """
+    model = queryset.model
     for term in text.split()[:SEARCH_MAX_TERMS]:
-        queryset = queryset.filter(pk__in=_matching_ids(queryset.model, term))
+        matching = people_search_user_ids(model, term)
+        user_ids = [row[0] for row in matching[: SEARCH_IDS_INLINE_MAX + 1]]
+        if len(user_ids) > SEARCH_IDS_INLINE_MAX:
+            queryset = queryset.filter(**{"pk__in" if model is CustomUser else "user_id__in": matching})
+        elif model is CustomUser:
+            queryset = queryset.filter(_id_in("pk", user_ids))
+        else:
+            profile_ids = list(model.objects.filter(_id_in("user_id", user_ids)).values_list("pk", flat=True))
+            queryset = queryset.filter(_id_in("pk", profile_ids))
     return queryset
 
 
@@ -133,3 +168,13 @@ def user_visible_get(*, viewer, user_id: int) -> CustomUser | None:
     if not sees_everyone and (viewer is None or viewer.pk != user_id):
         return None
     return users_with_profiles().filter(pk=user_id).first()
+
+
+def people_count_estimate(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of the number of rows of ``queryset`` (one EXPLAIN, no scan); None on other databases."""
+    if connection.vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    if isinstance(plan, list):
+        plan = plan[0]
+    return int(plan["Plan"]["Plan Rows"])

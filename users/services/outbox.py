@@ -360,6 +360,20 @@ def outbox_dispatch_many(*, messages: Iterable[tuple[str, str]]) -> int:
     return sum(outbox_dispatch(message_id=str(message_id), kind=kind) for message_id, kind in messages)
 
 
+def outbox_relay_soon() -> None:
+    """After commit, ask a worker to relay pending rows now (rows inserted in bulk), not at the next beat."""
+
+    def publish() -> None:
+        from users.tasks import outbox_relay_task
+
+        try:
+            outbox_relay_task.apply_async(retry=False)
+        except Exception as exc:  # noqa: BLE001 - the beat relay delivers them anyway
+            logger.warning("could not publish an early relay (%s); the beat relay will deliver", exc.__class__.__name__)
+
+    transaction.on_commit(publish)
+
+
 @transaction.atomic
 def outbox_retry_failed(*, message_ids: list[str]) -> int:
     """Put failed messages back to pending with a fresh attempt budget and publish them after commit."""
