@@ -19,7 +19,7 @@ from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import TokenInvalid
 from users.http import client_ip
-from users.selectors import user_public_data, users_bulk_get
+from users.selectors import users_bulk_public
 from users.services.revocations import revocations_since
 from users.services.service_accounts import InvalidClient, service_token_issue
 
@@ -142,8 +142,7 @@ class BulkInfoView(APIView):
     def post(self, request):
         data = BulkInfoInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        users = users_bulk_get(user_ids=data.validated_data["user_ids"])
-        return Response([user_public_data(user) for user in users])
+        return Response(users_bulk_public(user_ids=data.validated_data["user_ids"]))
 
 
 class RevocationsView(APIView):

@@ -247,6 +247,17 @@ class TestBulkInfo:
         assert [u["id"] for u in response.json()] == sorted(u.pk for u in users)
         assert set(response.json()[0]) >= {"id", "username", "email", "user_type", "role", "is_active"}
 
+    def test_rows_are_exactly_the_shared_user_json(self, service_client, make_user):
+        from users.selectors import user_public_data
+
+        users = [make_user(user_type=t) for t in (1, 2, 3)]
+
+        body = service_client("users:read").post(
+            f"{API}/bulk_info/", {"user_ids": [u.pk for u in users]}, format="json"
+        )
+
+        assert body.json() == [user_public_data(u) for u in users]
+
     @pytest.mark.parametrize("role", ["hod", "staff"])
     def test_staff_and_hod_may_call(self, request, client_for, role, student):
         client = client_for(request.getfixturevalue(role))
