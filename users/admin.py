@@ -139,6 +139,10 @@ class PeopleUserAdmin(PeopleActionsMixin, CustomUserAdmin):
     readonly_fields = (*CustomUserAdmin.readonly_fields, "is_active")
     show_full_result_count = False  # no second COUNT(*) over the whole table on every page
 
+    def get_readonly_fields(self, request, obj=None):
+        # A role is chosen at creation: changing user_type later would strand the old role's profile.
+        return (*self.readonly_fields, "user_type") if obj else self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:

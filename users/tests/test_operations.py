@@ -127,6 +127,14 @@ class TestAdmin:
         assert user.is_staff is True
 
     @pytest.mark.django_db
+    def test_role_cannot_be_changed_in_the_admin(self, client, hod, student):
+        client.login(username=hod.username, password=TEST_PASSWORD)
+
+        page = client.get(f"/admin/users/customuser/{student.pk}/change/").content.decode()
+
+        assert 'name="user_type"' not in page  # shown read-only, not as an input
+
+    @pytest.mark.django_db
     def test_createsuperuser_makes_an_hod_with_profile(self):
         call_command("createsuperuser", username="boss", email="boss@school.test", interactive=False, verbosity=0)
 
