@@ -3,7 +3,7 @@
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from users.models import AdminHOD, CustomUser, Staff, Student, UserType
+from users.models import AdminHOD, CustomUser, Gender, Staff, Student, UserType
 from users.selectors import user_profile, user_public_data
 
 
@@ -66,6 +66,9 @@ class StaffProfileSerializer(serializers.ModelSerializer):
 
 
 class StudentProfileSerializer(serializers.ModelSerializer):
+    # Declared: DRF drops allow_blank from read-only fields, and "" (not given yet) is a real value here.
+    gender = serializers.ChoiceField(choices=Gender.choices, allow_blank=True, read_only=True)
+
     class Meta:
         model = Student
         fields = [

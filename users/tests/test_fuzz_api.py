@@ -37,14 +37,14 @@ def hod_token(transactional_db, login, make_user):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @pytest.mark.django_db(transaction=True)  # autocommit, as in production: every request commits
 def test_api_as_hod(case, hod_token):
     case.call_and_validate(headers={"Authorization": f"Bearer {hod_token}", "Host": "127.0.0.1"}, checks=CHECKED)
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @pytest.mark.django_db(transaction=True)
 def test_api_anonymously(case):
     case.call_and_validate(headers={"Host": "127.0.0.1"}, checks=CHECKED)
