@@ -73,7 +73,8 @@ test-only: install-dev $(TEST_KEY)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-dev $(TEST_KEY)
-	$(TEST_ENV) $(BIN)/python -m bench
+	@which wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y wrk >/dev/null))
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
