@@ -29,8 +29,33 @@ REVOCATIONS_PATH = "/api/v1/users/revocations/"
 SERVICE_TOKEN_PATH = "/api/v1/users/service-token/"  # noqa: S105 - a URL path
 
 
-class RevocationPoller:
+class _Feeder:
+    """A daemon thread running ``_run`` until ``stop()``; subclasses set ``_thread_name``."""
+
+    _thread_name = "revocation-feeder"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class RevocationPoller(_Feeder):
     """Poll the revocation feed and deny what it lists; survives outages by retrying at the same cursor."""
+
+    _thread_name = "revocation-poller"
 
     def __init__(
         self,
@@ -44,6 +69,7 @@ class RevocationPoller:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.verifier = verifier
         self.base_url = base_url.rstrip("/")
         self._credentials = {"client_id": client_id, "client_secret": client_secret}
@@ -54,8 +80,6 @@ class RevocationPoller:
         self._token: str | None = None
         self._token_expires_at = 0.0
         self.cursor: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def poll_once(self) -> int:
         """Fetch once, deny what is listed, advance the cursor; returns how many ids were denied."""
@@ -89,16 +113,6 @@ class RevocationPoller:
             self._token_expires_at = self._clock() + float(body["expires_in"])
         return self._token
 
-    def start(self) -> RevocationPoller:
-        self._thread = threading.Thread(target=self._run, name="revocation-poller", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -108,17 +122,18 @@ class RevocationPoller:
             self._stop.wait(self.interval_seconds)
 
 
-class RevocationSubscriber:
+class RevocationSubscriber(_Feeder):
     """Deny session ids pushed on the user service's Redis channel, as soon as they arrive."""
+
+    _thread_name = "revocation-subscriber"
 
     def __init__(self, verifier: TokenVerifier, *, redis_url: str, channel: str = "ums:revocations") -> None:
         import redis
 
+        super().__init__()
         self.verifier = verifier
         self.channel = channel
         self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, health_check_interval=30)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.ready = threading.Event()
 
     def handle(self, data: bytes | str) -> None:
@@ -127,16 +142,6 @@ class RevocationSubscriber:
             self.verifier.deny(session_ids=message.get("session_ids", []), user_ids=message.get("user_ids", []))
         except (ValueError, AttributeError, TypeError):
             logger.warning("ignored a malformed revocation message")
-
-    def start(self) -> RevocationSubscriber:
-        self._thread = threading.Thread(target=self._run, name="revocation-subscriber", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         import redis
