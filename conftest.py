@@ -6,6 +6,21 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 TEST_PASSWORD = "a-Long-test-passphrase-42"
+# The user JSON every endpoint shares (DESIGN §6), as tests assert it.
+USER_KEYS = frozenset(
+    {
+        "id",
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "user_type",
+        "role",
+        "is_active",
+        "email_verified",
+        "date_joined",
+    }
+)
 
 
 def pytest_sessionstart(session):

@@ -3,24 +3,11 @@
 import pytest
 from rest_framework import status
 
-from conftest import TEST_PASSWORD
+from conftest import TEST_PASSWORD, USER_KEYS
 from users.models import AdminHOD, CustomUser, SessionEndReason, Staff, Student, UserSession, UserType
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
-
-USER_KEYS = {
-    "id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "user_type",
-    "role",
-    "is_active",
-    "email_verified",
-    "date_joined",
-}
 
 
 def _register(api_client, **overrides):

@@ -7,7 +7,7 @@ from django.db import transaction
 from rest_framework import status
 from werkzeug import Response
 
-from conftest import TEST_PASSWORD
+from conftest import TEST_PASSWORD, USER_KEYS
 from users.models import OutboxMessage, UserSession
 from users.services.events import event_body, event_serialize, verify_webhook_signature, webhook_signature
 from users.services.outbox import Delivery, event_enqueue, outbox_deliver
@@ -22,18 +22,6 @@ from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
 
 SECRET = "webhook-test-secret"  # noqa: S105 - a test value
 EVENT_KEYS = {"event_id", "type", "occurred_at", "user", "data"}
-USER_KEYS = {
-    "id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "user_type",
-    "role",
-    "is_active",
-    "email_verified",
-    "date_joined",
-}
 
 
 @pytest.fixture

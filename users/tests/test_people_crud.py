@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.test import APIClient
 
+from conftest import USER_KEYS
 from users.models import (
     AdminHOD,
     CustomUser,
@@ -25,18 +26,6 @@ from users.tests.test_people_permissions import bearer_client
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
-USER_KEYS = {
-    "id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "user_type",
-    "role",
-    "is_active",
-    "email_verified",
-    "date_joined",
-}
 STUDENT_KEYS = {
     "id",
     "gender",
