@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class EmailNotVerified(ApplicationError):
-    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION; issue 5)."""
+    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION)."""
 
     status_code = status.HTTP_403_FORBIDDEN
     default_code = "email_not_verified"

@@ -33,7 +33,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -349,15 +348,6 @@ def outbox_relay(
     if done:
         logger.info("outbox relay: %s message(s) handled", done)
     return done
-
-
-def outbox_dispatch_many(*, messages: Iterable[tuple[str, str]]) -> int:
-    """Publish the delivery tasks of many (id, kind) rows, e.g. rows inserted in bulk; returns how many went.
-
-    Call it after commit (``transaction.on_commit``). The pooled connection makes each publish cheap, so the
-    workers share the load; whatever could not be published is left to the relay.
-    """
-    return sum(outbox_dispatch(message_id=str(message_id), kind=kind) for message_id, kind in messages)
 
 
 def outbox_relay_soon() -> None:

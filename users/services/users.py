@@ -89,7 +89,7 @@ def user_register(*, username: str, email: str, password: str, first_name: str =
             first_name=first_name,
             last_name=last_name,
         )
-        # issue 5: welcome + verification e-mails and the user.created event, in the same transaction
+        # welcome + verification e-mails and the user.created event, in the same transaction
         email_enqueue(user=user, template="welcome")
         email_enqueue(user=user, template="verify_email")
         event_enqueue(event_type="user.created", user=user, data={"source": "registration"})
