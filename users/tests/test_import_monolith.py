@@ -14,9 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework import status
 
 from users.models import AdminHOD, CustomUser, SessionEndReason, Staff, Student, UserType
-from users.services import monolith_import as monolith_import_module
 from users.services.auth import session_start
-from users.services.monolith_import import monolith_import
+from users.services.monolith_import import importer, monolith_import, target
 from users.services.users import user_create
 
 SCHEMA = """
@@ -381,7 +380,7 @@ def test_sequences_are_reset_so_new_users_do_not_collide(tmp_path):
 def test_sequences_are_reset_after_the_import(tmp_path, monkeypatch):
     # Given a fresh database and no up-front sequence move: only the reset at the end can save user_create().
     reset_sequences_to_max_ids()
-    monkeypatch.setattr(monolith_import_module, "_sequences_advance", lambda floors: None)
+    monkeypatch.setattr(importer, "_sequences_advance", lambda floors: None)
     source = build_monolith(
         tmp_path / "m.sqlite3", users=[user_row(1, "nina"), user_row(2, "omar")], students=[student_row(7, 1)]
     )
@@ -510,7 +509,8 @@ def test_queries_do_not_grow_with_rows(tmp_path, users):
 @pytest.mark.django_db
 def test_portable_path_without_postgresql_features(problem_source, monkeypatch):
     # Given the path other databases take: bulk_create, IN lists, profile ids counted above the source's
-    monkeypatch.setattr(monolith_import_module, "_postgresql", lambda: False)
+    for module in (importer, target):
+        monkeypatch.setattr(module, "_postgresql", lambda: False)
 
     result = monolith_import(path=problem_source, batch_size=4)
 
@@ -526,7 +526,7 @@ def test_rows_the_database_refuses_are_reported_and_the_rest_of_the_batch_import
     def blind(self):
         self.usernames, self.emails = {}, {}
 
-    monkeypatch.setattr(monolith_import_module._Owners, "__init__", blind)
+    monkeypatch.setattr(target._Owners, "__init__", blind)
     user_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
 
     result = monolith_import(path=clean_source)
