@@ -13,6 +13,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import identify_hasher
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
@@ -84,12 +85,27 @@ def _password_changed(message: OutboxMessage, user: CustomUser) -> Prepared:
     )
 
 
+def _account_migrated(message: OutboxMessage, user: CustomUser) -> Prepared:
+    # A hash this service cannot verify (or none) was imported as it was: the old password will not work.
+    try:
+        identify_hasher(user.password)
+    except ValueError:
+        password_works = False
+    else:
+        password_works = True
+    return Prepared(
+        to=message.payload.get("to") or user.email,
+        context={"login_url": f"{settings.FRONTEND_URL}/login", "password_works": password_works},
+    )
+
+
 TEMPLATES: dict[str, Callable[[OutboxMessage, CustomUser], Prepared]] = {
     "welcome": _welcome,
     "verify_email": _verify_email,
     "password_reset": _password_reset,
     "invitation": _invitation,
     "password_changed": _password_changed,
+    "account_migrated": _account_migrated,
 }
 
 

@@ -1,4 +1,4 @@
-"""import_monolith: ids and hashes kept, problem rows reported, re-runs idempotent, dry run, sequences reset."""
+"""import_monolith: ids and hashes kept, problems reported, re-runs idempotent, dry run, sequences, --notify."""
 
 import sqlite3
 from datetime import UTC, datetime
@@ -13,10 +13,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import status
 
-from users.models import AdminHOD, CustomUser, SessionEndReason, Staff, Student, UserType
+from users.models import AdminHOD, CustomUser, OutboxMessage, SessionEndReason, Staff, Student, UserType
+from users.selectors import user_public_data
 from users.services.auth import session_start
 from users.services.monolith_import import importer, monolith_import, target
 from users.services.users import user_create
+from users.tests.test_outbox_support import celery_worker, isolated_broker, wait_for  # noqa: F401 - fixtures
 
 SCHEMA = """
 CREATE TABLE student_management_app_customuser (
@@ -434,7 +436,9 @@ def test_warnings_alone_do_not_fail_and_progress_is_printed(tmp_path):
         "student_management_app_customuser id=3: e-mail 'pia-at-school' is not shaped like an address",
     ]:
         assert line in output, line
-    assert "--notify: announcements are not available yet" in output
+    # nina has no e-mail and pia's is not an address: only omar is mailed; everyone gets a user.created event
+    assert "--notify: 1 e-mail(s) and 3 event(s) queued in the outbox for delivery." in output
+    assert list(OutboxMessage.objects.filter(kind="email").values_list("payload__user_id", flat=True)) == [2]
     assert output.strip().splitlines()[-1] == "created=3 updated=0 unchanged=0 skipped=0 errors=0 warnings=4"
 
 
@@ -492,17 +496,19 @@ def test_source_file_problems_are_clear_errors(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("notify", [False, True])
 @pytest.mark.parametrize("users", [20, 300])
-def test_queries_do_not_grow_with_rows(tmp_path, users):
+def test_queries_do_not_grow_with_rows(tmp_path, users, notify):
     rows = [user_row(uid, f"user{uid}") for uid in range(1, users + 1)]
     source = build_monolith(
         tmp_path / "m.sqlite3", users=rows, students=[student_row(uid, uid) for uid in range(1, users + 1)]
     )
 
     with CaptureQueriesContext(connection) as queries:
-        result = monolith_import(path=source, batch_size=1000)
+        result = monolith_import(path=source, batch_size=1000, notify=notify)
 
     assert result.created == users
+    assert OutboxMessage.objects.count() == (2 * users if notify else 0)  # written in bulk, not row by row
     assert len(queries) <= 20, [q["sql"][:120] for q in queries]
 
 
@@ -512,9 +518,10 @@ def test_portable_path_without_postgresql_features(problem_source, monkeypatch):
     for module in (importer, target):
         monkeypatch.setattr(module, "_postgresql", lambda: False)
 
-    result = monolith_import(path=problem_source, batch_size=4)
+    result = monolith_import(path=problem_source, batch_size=4, notify=True)
 
     assert result.summary == "created=9 updated=0 unchanged=0 skipped=5 errors=2 warnings=5"
+    assert (result.emails_queued, result.events_queued, OutboxMessage.objects.count()) == (6, 9, 15)
     assert Student.objects.get(user_id=15).pk == 310  # one above the monolith's highest student profile id
     assert_profiles_consistent()
     assert monolith_import(path=problem_source).summary.startswith("created=0 updated=0 unchanged=9")
@@ -543,3 +550,187 @@ def test_rows_the_database_refuses_are_reported_and_the_rest_of_the_batch_import
 def test_batch_size_must_be_positive(clean_source):
     with pytest.raises(CommandError, match="--batch-size must be at least 1"):
         call_command("import_monolith", str(clean_source), "--batch-size", "0", stdout=StringIO())
+
+
+# --- --notify ---------------------------------------------------------------------------------------
+
+
+def outbox_rows(kind: str) -> list[tuple[str, int]]:
+    """(topic, user id) of every outbox row of ``kind``, sorted."""
+    return sorted(OutboxMessage.objects.filter(kind=kind).values_list("topic", "payload__user_id"))
+
+
+@pytest.mark.django_db
+def test_notify_queues_an_event_per_new_account_and_a_mail_to_active_ones(clean_source):
+    output = run_command(clean_source, "--notify")
+
+    assert "--notify: 3 e-mail(s) and 4 event(s) queued in the outbox for delivery." in output
+    assert outbox_rows("event") == [
+        ("user.created", 10),
+        ("user.created", 11),
+        ("user.created", 12),
+        ("user.created", 13),
+    ]
+    assert outbox_rows("email") == [("account_migrated", 10), ("account_migrated", 11), ("account_migrated", 12)]
+    mails = {m.payload["user_id"]: m.payload for m in OutboxMessage.objects.filter(kind="email")}
+    assert mails[10] == {"user_id": 10, "to": "Head@school.test", "context": {}}
+    assert mails[12]["to"] == "alice@school.test"
+    for event in OutboxMessage.objects.filter(kind="event"):
+        user = CustomUser.objects.get(pk=event.payload["user_id"])
+        assert event.payload["user"] == user_public_data(user)  # what event_enqueue would have captured
+        assert event.payload["data"] == {"user_type": user.user_type, "source": "monolith_import"}
+    assert set(OutboxMessage.objects.values_list("status", "attempts")) == {(OutboxMessage.Status.PENDING, 0)}
+    assert OutboxMessage.objects.values("id").distinct().count() == 7
+
+
+@pytest.mark.django_db
+def test_without_notify_no_message_is_written_even_for_changes(clean_source):
+    output = run_command(clean_source)
+    update_monolith(clean_source, "UPDATE student_management_app_customuser SET is_active = 0 WHERE id = 12")
+
+    second = monolith_import(path=clean_source)
+
+    assert "--notify" not in output
+    assert (second.updated, second.emails_queued, second.events_queued) == (1, 0, 0)
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_dry_run_with_notify_writes_no_message_and_counts_what_a_run_would(problem_source):
+    output, _ = run_command_failing(problem_source, "--dry-run", "--notify")
+
+    assert "--notify: a real run would queue 6 e-mail(s) and 9 event(s); none written." in output
+    assert not OutboxMessage.objects.exists()
+
+    real = monolith_import(path=problem_source, notify=True)
+
+    assert (real.emails_queued, real.events_queued) == (6, 9)
+    # 13 is inactive, 17 and 21 have no e-mail: no mail for them
+    assert [uid for _, uid in outbox_rows("email")] == [10, 11, 12, 14, 15, 19]
+    assert [uid for _, uid in outbox_rows("event")] == [10, 11, 12, 13, 14, 15, 17, 19, 21]
+
+
+@pytest.mark.django_db
+def test_a_rerun_with_notify_queues_nothing_new(problem_source):
+    first = monolith_import(path=problem_source, notify=True)
+    before = set(OutboxMessage.objects.values_list("id", flat=True))
+
+    second = monolith_import(path=problem_source, notify=True)
+
+    assert (first.emails_queued, first.events_queued) == (6, 9)
+    assert (second.unchanged, second.emails_queued, second.events_queued) == (9, 0, 0)
+    assert set(OutboxMessage.objects.values_list("id", flat=True)) == before
+
+
+@pytest.mark.django_db
+def test_notify_announces_updates_deactivations_and_reactivations(clean_source):
+    monolith_import(path=clean_source)
+    CustomUser.objects.filter(pk=12).update(email_verified=True)  # verified in this service since the import
+    update_monolith(
+        clean_source, "UPDATE student_management_app_customuser SET first_name = 'Alicia', is_active = 0 WHERE id = 12"
+    )
+    update_monolith(clean_source, "UPDATE student_management_app_customuser SET is_active = 1 WHERE id = 13")
+    update_monolith(clean_source, "UPDATE student_management_app_staffs SET address = '2 New Road' WHERE id = 200")
+
+    result = monolith_import(path=clean_source, notify=True)
+
+    assert (result.updated, result.unchanged, result.emails_queued, result.events_queued) == (3, 1, 0, 5)
+    assert outbox_rows("email") == []
+    assert outbox_rows("event") == [
+        ("user.deactivated", 12),
+        ("user.reactivated", 13),
+        ("user.updated", 11),
+        ("user.updated", 12),
+        ("user.updated", 13),
+    ]
+    events = {(m.topic, m.payload["user_id"]): m.payload for m in OutboxMessage.objects.all()}
+    assert events["user.updated", 12]["data"] == {"fields": ["first_name", "is_active"], "source": "monolith_import"}
+    assert events["user.updated", 11]["data"] == {"fields": ["address"], "source": "monolith_import"}
+    assert events["user.updated", 13]["data"]["fields"] == ["is_active"]
+    assert events["user.deactivated", 12]["data"] == {"source": "monolith_import"}
+    # the user as the import left them, with what this service holds on its own (email_verified)
+    assert events["user.updated", 12]["user"] == user_public_data(CustomUser.objects.get(pk=12))
+    assert events["user.updated", 12]["user"]["first_name"] == "Alicia"
+    assert events["user.updated", 12]["user"]["email_verified"] is True
+    assert events["user.reactivated", 13]["user"]["is_active"] is True
+
+
+@pytest.mark.django_db
+def test_messages_belong_to_the_batch_transaction(clean_source, monkeypatch):
+    # Given a batch that fails after its rows and messages are written
+    write = importer._Importer.write
+
+    def write_then_fail(self, plans):
+        write(self, plans)
+        raise RuntimeError("the batch failed")
+
+    monkeypatch.setattr(importer._Importer, "write", write_then_fail)
+
+    with pytest.raises(RuntimeError):
+        monolith_import(path=clean_source, notify=True)
+
+    assert not CustomUser.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rows_the_database_refuses_get_no_messages(clean_source, monkeypatch):
+    # Given the batch refused as a whole, then written row by row (as in the test without --notify)
+    def blind(self):
+        self.usernames, self.emails = {}, {}
+
+    monkeypatch.setattr(target._Owners, "__init__", blind)
+    user_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
+    OutboxMessage.objects.all().delete()  # user_create's own messages
+
+    result = monolith_import(path=clean_source, notify=True)
+
+    assert (result.created, result.errors, result.emails_queued, result.events_queued) == (3, 1, 2, 3)
+    assert [uid for _, uid in outbox_rows("event")] == [10, 12, 13]
+    assert [uid for _, uid in outbox_rows("email")] == [10, 12]
+
+
+@pytest.mark.django_db
+def test_each_committed_batch_asks_for_one_relay(clean_source, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = monolith_import(path=clean_source, batch_size=2, notify=True)
+
+    assert (result.batches, result.events_queued) == (2, 4)
+    relays = [c for c in callbacks if c.__qualname__ == "outbox_relay_soon.<locals>.publish"]
+    assert len(relays) == 2  # one per batch, not one publish per message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_the_account_moved_mail_is_delivered_by_the_worker(tmp_path, settings, mailoutbox):
+    # The early relay skips rows younger than this grace (10 s by default), like the beat relay: without it
+    # the rows would wait for the next beat, which this test does not run.
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 0
+    source = build_monolith(
+        tmp_path / "m.sqlite3",
+        users=[
+            user_row(1, "alice", password=old_hash("old-alice-pw")),
+            user_row(2, "omar", password="crypt$$notahashthisservicereads"),
+            user_row(3, "bob", is_active=0),
+        ],
+        students=[student_row(1, 1), student_row(2, 2), student_row(3, 3)],
+    )
+
+    run_command(source, "--notify")
+
+    wait_for(lambda: not OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).exists())
+    assert sorted(m.to[0] for m in mailoutbox) == ["alice@school.test", "omar@school.test"]
+    mails = {m.to[0]: m for m in mailoutbox}
+    alice, omar = mails["alice@school.test"], mails["omar@school.test"]
+    assert alice.subject == "Your school account has moved to the new system"
+    assert "Your username is: alice" in alice.body
+    assert "your existing password" in alice.body
+    assert "http://localhost:3000/login" in alice.body
+    html, mimetype = alice.alternatives[0]
+    assert mimetype == "text/html"
+    assert 'href="http://localhost:3000/login"' in html
+    assert "could not be carried over" in omar.body
+    assert "your existing password" not in omar.body
+    sent = OutboxMessage.objects.filter(kind="email")
+    assert {(m.status, m.last_error) for m in sent} == {(OutboxMessage.Status.SENT, "")}
+    assert set(OutboxMessage.objects.filter(kind="event").values_list("status", flat=True)) == {"sent"}

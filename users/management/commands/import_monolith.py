@@ -27,7 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("path", help="path to the monolith's SQLite database file (opened read-only)")
         parser.add_argument("--dry-run", action="store_true", help="check and report everything, write nothing")
         parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default 1000)")
-        parser.add_argument("--notify", action="store_true", help="announce imported accounts (not available yet)")
+        parser.add_argument(
+            "--notify",
+            action="store_true",
+            help="queue user events for created and updated accounts, and an 'account moved' e-mail to new ones",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
@@ -73,8 +77,12 @@ class Command(BaseCommand):
         )
         if result.sequences_reset:
             self.stdout.write(f"Id sequences reset: {', '.join(result.sequences_reset)}")
-        if result.notify_message:
-            self.stdout.write(result.notify_message)
+        if result.notify:
+            queued = f"{result.emails_queued} e-mail(s) and {result.events_queued} event(s)"
+            if result.dry_run:
+                self.stdout.write(f"--notify: a real run would queue {queued}; none written.")
+            else:
+                self.stdout.write(f"--notify: {queued} queued in the outbox for delivery.")
         if result.dry_run:
             self.stdout.write("Dry run: nothing was written; the counts say what a real run would do.")
         summary = self.style.ERROR(result.summary) if result.errors else self.style.SUCCESS(result.summary)

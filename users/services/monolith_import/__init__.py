@@ -8,7 +8,9 @@ target's loaded once, every account is planned as created, updated, unchanged or
 writes go out in bulk (COPY on PostgreSQL, ``bulk_create`` elsewhere; ``bulk_update`` for changes).
 Before writing, PostgreSQL's id sequences are moved above the source's ids, so profiles the import
 creates itself and accounts the live service creates meanwhile never take an id the monolith uses;
-afterwards they are reset to the tables' maximum ids.
+afterwards they are reset to the tables' maximum ids. With ``notify``, each batch also writes, in its
+transaction and in bulk, the outbox e-mails and events of the accounts it creates or updates (see ``notify``);
+a relay is requested once the batch has committed. Without it, and in a dry run, no message is written.
 """
 
 from users.services.monolith_import.importer import monolith_import

@@ -5,15 +5,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.hashers import get_hasher, get_hashers
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from users.models import PROFILE_MODELS, CustomUser, ProfileBase, SessionEndReason, UserType
+from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, ProfileBase, SessionEndReason, UserType
 from users.selectors import user_snapshot_invalidate
 from users.services.auth import sessions_end_for_user
+from users.services.monolith_import.notify import EMAIL, monolith_import_messages
 from users.services.monolith_import.result import (
     DATABASE_REFUSED,
     EMAIL_DUPLICATE,
@@ -60,6 +61,7 @@ from users.services.monolith_import.target import (
     _tables_analyze,
     _Target,
 )
+from users.services.outbox import outbox_relay_soon
 
 PUBLIC_USER_FIELDS = frozenset(
     {"username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined"}
@@ -74,9 +76,17 @@ def _password_after_import(source: str, target: str, *, preferred: str) -> str:
     return source
 
 
-def monolith_import_notify(*, user_ids: list[int]) -> bool:
-    """Announce imported accounts. There is no outbox yet, so nothing is sent; returns whether it was."""
-    return False
+class _Written(NamedTuple):
+    """What one transaction did besides the rows themselves: sessions ended, outbox e-mails and events written."""
+
+    sessions_ended: int = 0
+    emails: int = 0
+    events: int = 0
+
+
+def _messages_counted(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    emails = sum(message["kind"] == EMAIL for message in messages)
+    return emails, len(messages) - emails
 
 
 class _Importer:
@@ -201,7 +211,7 @@ class _Importer:
             )
             problems.append(ImportProblem(PROFILE_MISSING, WARNING, USERS_TABLE, uid, message))
 
-        plan = _Plan(user_id=uid, model=model)
+        plan = _Plan(user_id=uid, model=model, current=current)
         if current is None:
             plan.new_user = {"id": uid, **values}
         else:
@@ -235,8 +245,8 @@ class _Importer:
         plan.user_update = wanted
         plan.old_keys = (current["username"].lower(), current["email"].lower())
 
-    def write(self, plans: list[_Plan]) -> int:
-        """Write the planned rows with bulk statements; returns the number of sessions ended."""
+    def write(self, plans: list[_Plan]) -> _Written:
+        """Write the planned rows (and, with ``notify``, their outbox messages) with bulk statements."""
         now = timezone.now()
         _rows_insert(CustomUser, [p.new_user for p in plans if p.new_user is not None])
         updates = [p for p in plans if p.user_update is not None]
@@ -261,28 +271,33 @@ class _Importer:
                 ended += len(sessions_end_for_user(user=user, reason=plan.end_sessions_reason))
             if plan.user_fields & PUBLIC_USER_FIELDS:
                 user_snapshot_invalidate(user_id=plan.user_id)
-        created = [p.user_id for p in plans if p.new_user is not None]
-        if self.notify and created:
-            monolith_import_notify(user_ids=created)
-        return ended
+        if not self.notify:
+            return _Written(ended)
+        messages = monolith_import_messages(plans)
+        _rows_insert(OutboxMessage, messages)  # in bulk, in this batch's transaction
+        return _Written(ended, *_messages_counted(messages))
 
     def run_batch(self, rows: list[sqlite3.Row]) -> None:
         """Plan and write one batch in one transaction; if the database refuses it, retry row by row."""
         problems: list[ImportProblem] = []
         accounts = self.accounts(rows, problems)
         plans: list[_Plan] = []
-        ended = 0
+        written = _Written()
         if accounts:
             try:
                 with transaction.atomic():
                     target = _Target.load(accounts, lock=not self.result.dry_run)
                     plans = [p for a in accounts if (p := self.plan(a, target, problems)) is not None]
                     if not self.result.dry_run:
-                        ended = self.write(plans)
+                        written = self.write(plans)
             except (IntegrityError, DataError):
                 if not plans:
                     raise
-                plans, ended = self._write_one_by_one(plans, problems)
+                plans, written = self._write_one_by_one(plans, problems)
+        if self.notify and self.result.dry_run:  # what a real run would queue; nothing is written
+            written = _Written(0, *_messages_counted(monolith_import_messages(plans)))
+        elif written.emails or written.events:
+            outbox_relay_soon()  # the batch has committed (or commits with the caller's transaction)
         for problem in problems:
             self.result.add(problem)
         for plan in plans:
@@ -292,21 +307,24 @@ class _Importer:
             setattr(self.result, plan.outcome, getattr(self.result, plan.outcome) + 1)
             self.result.profiles_created += plan.new_profile is not None
             self.result.profiles_updated += plan.profile_update is not None
-        self.result.sessions_ended += ended
+        self.result.sessions_ended += written.sessions_ended
+        self.result.emails_queued += written.emails
+        self.result.events_queued += written.events
 
-    def _write_one_by_one(self, plans: list[_Plan], problems: list[ImportProblem]) -> tuple[list[_Plan], int]:
-        written, ended = [], 0
+    def _write_one_by_one(self, plans: list[_Plan], problems: list[ImportProblem]) -> tuple[list[_Plan], _Written]:
+        written, ended, emails, events = [], 0, 0, 0
         for plan in plans:
             try:
                 with transaction.atomic():
-                    ended += self.write([plan])
+                    one = self.write([plan])
             except (IntegrityError, DataError) as exc:
                 reason = str(exc).strip().splitlines()[0]
                 message = f"the database refused the row ({reason}); not imported"
                 problems.append(ImportProblem(DATABASE_REFUSED, ERROR, USERS_TABLE, plan.user_id, message))
             else:
                 written.append(plan)
-        return written, ended
+                ended, emails, events = ended + one.sessions_ended, emails + one.emails, events + one.events
+        return written, _Written(ended, emails, events)
 
 
 def monolith_import(
@@ -321,10 +339,10 @@ def monolith_import(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.perf_counter()
-    result = MonolithImportResult(source=str(path), dry_run=dry_run, batch_size=batch_size)
+    result = MonolithImportResult(source=str(path), dry_run=dry_run, batch_size=batch_size, notify=notify)
     source = _MonolithSource(path)
     try:
-        importer = _Importer(source=source, result=result, notify=notify and not dry_run)
+        importer = _Importer(source=source, result=result, notify=notify)
         importer.check_source()
         importer.owners = _Owners()
         if _postgresql() and not dry_run:
@@ -346,8 +364,6 @@ def monolith_import(
             result.sequences_reset = _sequences_reset()
     finally:
         source.close()
-    if notify:
-        result.notify_message = "--notify: announcements are not available yet (no outbox in this service); none sent."
     result.problems.sort(key=lambda p: (p.kind, p.table, p.row_id or 0))
     result.seconds = time.perf_counter() - started
     return result

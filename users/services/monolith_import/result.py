@@ -50,7 +50,7 @@ class BatchProgress:
 
 @dataclass
 class MonolithImportResult:
-    """One run: accounts created/updated/unchanged, source rows skipped or rejected, and every problem."""
+    """One run: accounts created/updated/unchanged, source rows skipped or rejected, messages queued, every problem."""
 
     source: str
     dry_run: bool
@@ -67,7 +67,9 @@ class MonolithImportResult:
     sessions_ended: int = 0
     batches: int = 0
     sequences_reset: list[str] = field(default_factory=list)
-    notify_message: str = ""
+    notify: bool = False
+    emails_queued: int = 0  # --notify: outbox e-mails written (a dry run: that a real run would write)
+    events_queued: int = 0  # --notify: outbox events written (likewise)
     seconds: float = 0.0
     problems: list[ImportProblem] = field(default_factory=list)
 

@@ -9,6 +9,7 @@ from django.db.models import F, Lookup, Max
 from django.db.models.functions import Lower
 from django.db.models.lookups import In
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from users.models import PROFILE_MODELS, AdminHOD, CustomUser, ProfileBase, Staff, Student
 from users.services.monolith_import.source import _Account
@@ -73,7 +74,7 @@ class _Target:
     @classmethod
     def load(cls, accounts: list[_Account], *, lock: bool) -> "_Target":
         id_range = (accounts[0].user_id, accounts[-1].user_id)  # accounts come in id order
-        names = ("id", *USER_FIELDS, "deactivated_at")
+        names = ("id", *USER_FIELDS, "deactivated_at", "email_verified")
         users_qs = CustomUser.objects.filter(pk__range=id_range).values_list(*names)
         users = {
             row[0]: dict(zip(names, row, strict=True)) for row in (users_qs.select_for_update() if lock else users_qs)
@@ -130,6 +131,7 @@ class _Plan:
     profile_fields: set[str] = field(default_factory=set)
     end_sessions_reason: str = ""
     old_keys: tuple[str, str] | None = None  # the target's lower-cased username and e-mail before an update
+    current: dict[str, Any] | None = None  # the target's user row before the import (None: a new account)
 
     @property
     def outcome(self) -> str:
@@ -164,7 +166,7 @@ class _ProfileIds:
 
 
 def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
-    """Insert new rows: COPY on PostgreSQL (no per-value ORM work), bulk_create elsewhere."""
+    """Insert new rows, each carrying its id: COPY on PostgreSQL (no per-value ORM work), bulk_create elsewhere."""
     if not rows:
         return
     if not _postgresql():
@@ -177,6 +179,7 @@ def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
         for f in fields
     }
     names = [f.attname for f in fields]
+    json_names = [f.attname for f in fields if isinstance(f, models.JSONField)]  # COPY needs them wrapped
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     with (
@@ -186,6 +189,8 @@ def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     ):
         for row in rows:
             merged = defaults | row
+            for name in json_names:
+                merged[name] = Jsonb(merged[name])
             copy.write_row([merged[name] for name in names])
 
 
