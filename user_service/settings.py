@@ -215,6 +215,8 @@ JWT_PRIVATE_KEY_FILE = config("JWT_PRIVATE_KEY_FILE", default="")
 # Public keys of retired signing keys, still published in the JWKS while their tokens may live.
 JWT_PREVIOUS_PUBLIC_KEY_FILES = config("JWT_PREVIOUS_PUBLIC_KEY_FILES", default="", cast=Csv())
 JWT_GENERATED_KEY_FILE = VAR_DIR / "jwt_signing_key.pem"
+# Tokens each process remembers as verified (users.tokens.VerifiedTokens); 0 verifies every time.
+JWT_VERIFIED_CACHE_SIZE = config("JWT_VERIFIED_CACHE_SIZE", default=4096, cast=int)
 SESSION_STATE_CACHE_SECONDS = config("SESSION_STATE_CACHE_SECONDS", default=300, cast=int)
 # Redis pub/sub channel on which ended session ids are pushed to local token verifiers.
 REVOCATION_CHANNEL = config("REVOCATION_CHANNEL", default="ums:revocations")

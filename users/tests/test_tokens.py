@@ -334,3 +334,112 @@ class TestKeyDocuments:
         assert body["issuer"] == settings.JWT_ISSUER
         assert body["jwks_uri"].endswith("/api/v1/users/.well-known/jwks.json")
         assert body["id_token_signing_alg_values_supported"] == ["RS256"]
+
+
+class TestVerifiedTokens:
+    """A token verified once is not verified again by this process, but expiry, type and revocation still apply."""
+
+    @pytest.fixture
+    def session_id(self, login, student):
+        return _sid(login(student)["access_token"])
+
+    @pytest.fixture
+    def verifications(self, monkeypatch):
+        calls = []
+        real = jwt.decode_complete
+
+        def counting(*args, **kwargs):
+            calls.append(args[0])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(jwt, "decode_complete", counting)
+        return calls
+
+    def test_a_token_is_verified_once(self, student, session_id, verifications):
+        token = tokens.encode(_claims(student, session_id))
+
+        first = tokens.decode(token, token_type=tokens.ACCESS)
+        second = tokens.decode(token, token_type=tokens.ACCESS)
+
+        assert verifications == [token]
+        assert first == second
+        second["sub"] = "tampered"  # callers get their own copy: the remembered claims cannot be edited
+        assert tokens.decode(token, token_type=tokens.ACCESS)["sub"] == str(student.pk)
+
+    def test_expiry_is_checked_on_every_use(self, student, session_id, settings):
+        settings.JWT_LEEWAY_SECONDS = 0
+        token = tokens.encode(_claims(student, session_id, exp=int(time.time()) + 1))
+        tokens.decode(token, token_type=tokens.ACCESS)
+        assert len(tokens.key_ring().verified) == 1
+
+        time.sleep(1.1)
+
+        with pytest.raises(tokens.TokenInvalid) as refused:
+            tokens.decode(token, token_type=tokens.ACCESS)
+        assert refused.value.code == "token_expired"
+
+    def test_the_type_is_checked_on_every_use(self, student, session_id):
+        token = tokens.encode(_claims(student, session_id))
+        tokens.decode(token, token_type=tokens.ACCESS)
+
+        with pytest.raises(tokens.TokenInvalid, match="Wrong token type"):
+            tokens.decode(token, token_type=tokens.REFRESH)
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [{"iss": "https://evil.example"}, {"exp": 1}, {"sid": "not-a-uuid"}, {"nbf": int(time.time()) + 3600}],
+        ids=["issuer", "expired", "malformed-sid", "not-yet-valid"],
+    )
+    def test_refused_tokens_are_not_remembered(self, student, session_id, verifications, overrides):
+        token = tokens.encode(_claims(student, session_id, **overrides))
+
+        for _ in range(2):
+            with pytest.raises(tokens.TokenInvalid):
+                tokens.decode(token, token_type=tokens.ACCESS)
+
+        assert verifications == [token, token]
+        assert token not in tokens.key_ring().verified._claims
+
+    def test_refresh_tokens_are_not_remembered(self, login, student):
+        refresh = login(student)["refresh_token"]
+
+        tokens.decode(refresh, token_type=tokens.REFRESH)
+
+        assert refresh not in tokens.key_ring().verified._claims
+
+    def test_the_memo_is_bounded_and_drops_the_oldest(self, student, session_id, settings):
+        settings.JWT_VERIFIED_CACHE_SIZE = 2
+        issued = [tokens.encode(_claims(student, session_id)) for _ in range(3)]
+
+        for token in issued:
+            tokens.decode(token, token_type=tokens.ACCESS)
+
+        assert list(tokens.key_ring().verified._claims) == issued[1:]
+
+    def test_size_zero_turns_it_off(self, student, session_id, settings, verifications):
+        settings.JWT_VERIFIED_CACHE_SIZE = 0
+        token = tokens.encode(_claims(student, session_id))
+
+        tokens.decode(token, token_type=tokens.ACCESS)
+        tokens.decode(token, token_type=tokens.ACCESS)
+
+        assert verifications == [token, token]
+
+    def test_a_new_signing_key_forgets_every_verdict(self, student, session_id, settings):
+        token = tokens.encode(_claims(student, session_id))
+        tokens.decode(token, token_type=tokens.ACCESS)
+
+        settings.JWT_PRIVATE_KEY = tokens.generate_private_key_pem().decode()  # no previous key published
+
+        with pytest.raises(tokens.TokenInvalid, match="unknown key|invalid"):
+            tokens.decode(token, token_type=tokens.ACCESS)
+
+    def test_revocation_still_applies_to_a_remembered_token(self, client_for, student):
+        client = client_for(student)
+        assert client.get(f"{API}/validate-token/").status_code == status.HTTP_200_OK
+        assert client.get(f"{API}/profile/").status_code == status.HTTP_200_OK  # remembered by now
+
+        client.post(f"{API}/logout/", {}, format="json")
+
+        assert client.get(f"{API}/validate-token/").status_code == status.HTTP_401_UNAUTHORIZED
+        assert client.get(f"{API}/profile/").status_code == status.HTTP_401_UNAUTHORIZED
