@@ -35,6 +35,8 @@ class RequestIdMiddleware:
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match else "unmatched"
         metrics.request_observe(view=view, method=request.method, status=response.status_code, seconds=duration)
+        if not logger.isEnabledFor(logging.INFO):
+            return response
         user = getattr(request, "user", None)
         logger.info(
             "%s %s %s",

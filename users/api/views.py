@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
@@ -20,6 +21,8 @@ from users.services import auth as auth_services
 from users.services import users as user_services
 from users.services.auth import Login
 from users.session_state import session_user_snapshot
+
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _token_response(login: Login) -> dict:
@@ -188,7 +191,12 @@ class SessionDetailView(APIView):
 
 
 class ValidateTokenView(PublicAPIView):
-    """Checked here rather than by the authentication class so failures carry ``valid: false``."""
+    """Checked here rather than by the authentication class so failures carry ``valid: false``.
+
+    The hottest endpoint of the system (a gateway asks it for every request it serves), so GET skips
+    DRF's request wrapping, negotiation and rendering: there is no authentication class, permission,
+    throttle or body for DRF to apply, and the answer is always JSON. Other methods go through DRF.
+    """
 
     @extend_schema(
         tags=["services"],
@@ -199,6 +207,15 @@ class ValidateTokenView(PublicAPIView):
         },
     )
     def get(self, request):
+        return self._validate(request)  # only reached through DRF's OPTIONS/HEAD handling and the schema
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "GET":
+            return super().dispatch(request, *args, **kwargs)
+        self.request, self.args, self.kwargs = request, args, kwargs
+        return self._validate(request)
+
+    def _validate(self, request) -> JsonResponse:
         try:
             raw = bearer_token_from(request)
             if raw is None:
@@ -215,20 +232,19 @@ class ValidateTokenView(PublicAPIView):
             return self._invalid(exc.message, exc.code)
         metrics.TOKENS_VALIDATED.labels(outcome="valid").inc()
         expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
-        return Response(
-            {
-                "valid": True,
-                "user": user,
-                "session_id": claims["sid"],
-                "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
-            }
-        )
+        body = {
+            "valid": True,
+            "user": user,
+            "session_id": claims["sid"],
+            "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        }
+        return JsonResponse(body, headers=NO_STORE)
 
     @staticmethod
-    def _invalid(detail: str, code: str) -> Response:
+    def _invalid(detail: str, code: str) -> JsonResponse:
         metrics.TOKENS_VALIDATED.labels(outcome=code).inc()
-        return Response(
+        return JsonResponse(
             {"valid": False, "detail": detail, "code": code},
             status=status.HTTP_401_UNAUTHORIZED,
-            headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'},
+            headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'},
         )
