@@ -77,9 +77,10 @@ def outbox_task_for(kind: str) -> Task:
     soft_time_limit=50,
     time_limit=60,
 )
-def outbox_relay_task() -> int:
-    """Deliver pending messages the after-commit path missed (beat, every 30 s)."""
-    return outbox_relay(time_budget_seconds=float(getattr(settings, "OUTBOX_RELAY_TIME_BUDGET_SECONDS", 25)))
+def outbox_relay_task(grace_seconds: float | None = None) -> int:
+    """Deliver pending messages the after-commit path missed (beat, every 30 s), or rows inserted in bulk (grace 0)."""
+    budget = float(getattr(settings, "OUTBOX_RELAY_TIME_BUDGET_SECONDS", 25))
+    return outbox_relay(grace_seconds=grace_seconds, time_budget_seconds=budget)
 
 
 @shared_task(

@@ -351,13 +351,16 @@ def outbox_relay(
 
 
 def outbox_relay_soon() -> None:
-    """After commit, ask a worker to relay pending rows now (rows inserted in bulk), not at the next beat."""
+    """After commit, ask a worker to relay pending rows now (rows inserted in bulk), not at the next beat.
+
+    Without the grace period: the rows were just committed and no after-commit task carries them.
+    """
 
     def publish() -> None:
         from users.tasks import outbox_relay_task
 
         try:
-            outbox_relay_task.apply_async(retry=False)
+            outbox_relay_task.apply_async(kwargs={"grace_seconds": 0}, retry=False)
         except Exception as exc:  # noqa: BLE001 - the beat relay delivers them anyway
             logger.warning("could not publish an early relay (%s); the beat relay will deliver", exc.__class__.__name__)
 

@@ -40,8 +40,8 @@ def _published(queue: str) -> list[dict]:
     messages = []
     for item in queued(queue):
         envelope = json.loads(item)
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        messages.append({"task": envelope["headers"]["task"], "args": args})
+        args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        messages.append({"task": envelope["headers"]["task"], "args": args, **({"kwargs": kwargs} if kwargs else {})})
     return messages
 
 
@@ -80,8 +80,25 @@ class TestEnqueue:
             outbox.outbox_relay_soon()
             assert queue_length("default") == 0  # nothing before commit
 
-        assert _published("default") == [{"task": "users.tasks.outbox_relay_task", "args": []}]
+        assert _published("default") == [
+            {"task": "users.tasks.outbox_relay_task", "args": [], "kwargs": {"grace_seconds": 0}}
+        ]
         assert queue_length("events") == 0  # not one publish per row: the relay takes them
+
+    @pytest.mark.django_db
+    def test_the_early_relay_takes_rows_that_were_just_written(self, student, settings, mailoutbox):
+        from users.tasks import outbox_relay_task
+
+        settings.OUTBOX_RELAY_GRACE_SECONDS = 10  # the beat relay leaves rows this young to the after-commit path
+        OutboxMessage.objects.bulk_create(
+            [OutboxMessage(kind="email", topic="welcome", payload={"user_id": student.pk}) for _ in range(3)]
+        )
+        assert outbox_relay_task() == 0
+
+        assert outbox_relay_task(grace_seconds=0) == 3  # what outbox_relay_soon publishes
+
+        assert not OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).exists()
+        assert len(mailoutbox) == 3
 
     @pytest.mark.django_db
     def test_event_rows_capture_the_user_as_the_change_left_them(self, student):
