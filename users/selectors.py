@@ -1,6 +1,7 @@
 """Reads: users with their profiles, sessions, and the cached public snapshot of a user."""
 
 import json
+from functools import cache as cache_result
 
 from django.conf import settings
 from django.core.cache import cache
@@ -60,6 +61,42 @@ def users_bulk_public(*, user_ids: list[int]) -> list[dict]:
     ]
 
 
+def users_bulk_public_json(*, user_ids: list[int]) -> bytes:
+    """``users_bulk_public`` as JSON text. On PostgreSQL the database writes it (one query, no Python per row).
+
+    The ids travel as one array parameter, so the statement is the same whatever their number; rows are
+    built by ``json_build_object`` in the key order of ``user_public_data`` and ``date_joined`` is written
+    as Python's ``isoformat`` writes it (microseconds only when there are some, ``Z`` for UTC).
+    """
+    if connection.vendor != "postgresql":
+        return json.dumps(users_bulk_public(user_ids=user_ids)).encode()
+    with connection.cursor() as cursor:
+        cursor.execute(_bulk_public_sql(), [sorted(set(user_ids))])
+        return cursor.fetchone()[0].encode()
+
+
+@cache_result
+def _bulk_public_sql() -> str:
+    """The statement, built once from the model's metadata; only the ids are a parameter."""
+    meta = CustomUser._meta
+    column = {name: meta.get_field(name).column for name in PUBLIC_FIELDS}
+    role = " ".join(f"WHEN {int(value)} THEN '{name}'" for value, name in ROLE_NAMES.items())
+    joined = f"u.\"{column['date_joined']}\" AT TIME ZONE 'UTC'"
+    iso = (
+        f"to_char({joined}, CASE WHEN mod(date_part('microseconds', {joined})::bigint, 1000000) = 0 "
+        """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+    )
+    pairs = [
+        *(f"'{name}', u.\"{column[name]}\"" for name in PUBLIC_FIELDS[:6]),
+        f"'role', CASE u.\"{column['user_type']}\" {role} END",
+        *(f"'{name}', u.\"{column[name]}\"" for name in ("is_active", "email_verified")),
+        f"'date_joined', {iso}",
+    ]
+    rows = f'json_agg(json_build_object({", ".join(pairs)}) ORDER BY u."{column["id"]}")'
+    source = f'"{meta.db_table}" u WHERE u."{column["id"]}" IN (SELECT unnest(%s::bigint[]))'
+    return f"SELECT coalesce({rows}, '[]')::text FROM {source}"  # noqa: S608 - no input: the ids are a parameter
+
+
 def user_public_data(user: CustomUser) -> dict:
     """The user JSON every endpoint shares (DESIGN §6)."""
     return {
@@ -80,6 +117,11 @@ def snapshot_key(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def detail_key(user_id: int) -> str:
+    """The cached ``user/{id}/`` answer (the user with its role profile); see users.api.people."""
+    return f"user-detail:{user_id}"
+
+
 def user_snapshot(*, user_id: int) -> dict | None:
     """The user's public data from the cache, loaded once from the database on a miss."""
     data = cache.get(snapshot_key(user_id))
@@ -93,10 +135,11 @@ def user_snapshot(*, user_id: int) -> dict | None:
 
 
 def user_snapshot_invalidate(*, user_id: int) -> None:
-    key = snapshot_key(user_id)
-    cache.delete(key)
+    """Forget the cached views of this user (public data and ``user/{id}/``) after a write to it or its profile."""
+    keys = [snapshot_key(user_id), detail_key(user_id)]
+    cache.delete_many(keys)
     # Also after commit: a reader between the write and the commit may have cached the old row.
-    transaction.on_commit(lambda: cache.delete(key))
+    transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def sessions_active_for(*, user: CustomUser) -> QuerySet[UserSession]:
@@ -187,12 +230,10 @@ def people_search(queryset: QuerySet, *, text: str) -> QuerySet:
     return queryset
 
 
-def user_visible_get(*, viewer, user_id: int) -> CustomUser | None:
-    """``user/{id}/``: the user with its profiles if ``viewer`` may see it (students: only themselves), else None."""
+def user_visible_to(*, viewer, user_id: int) -> bool:
+    """May ``viewer`` look up this user id? Services and Staff/HODs anyone, students only themselves."""
     sees_everyone = getattr(viewer, "is_service", False) or getattr(viewer, "user_type", None) in DIRECTORY_READERS
-    if not sees_everyone and (viewer is None or viewer.pk != user_id):
-        return None
-    return users_with_profiles().filter(pk=user_id).first()
+    return sees_everyone or (viewer is not None and viewer.pk == user_id)
 
 
 def people_count_estimate(queryset: QuerySet) -> int | None:

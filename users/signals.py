@@ -5,7 +5,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from users import metrics
-from users.models import CustomUser
+from users.models import AdminHOD, CustomUser, Staff, Student
 from users.selectors import user_snapshot_invalidate
 
 
@@ -13,6 +13,16 @@ from users.selectors import user_snapshot_invalidate
 @receiver(post_delete, sender=CustomUser)
 def _user_changed(sender, instance: CustomUser, **kwargs) -> None:
     user_snapshot_invalidate(user_id=instance.pk)
+
+
+@receiver(post_save, sender=AdminHOD)
+@receiver(post_save, sender=Staff)
+@receiver(post_save, sender=Student)
+@receiver(post_delete, sender=AdminHOD)
+@receiver(post_delete, sender=Staff)
+@receiver(post_delete, sender=Student)
+def _profile_changed(sender, instance, **kwargs) -> None:
+    user_snapshot_invalidate(user_id=instance.user_id)
 
 
 @task_success.connect

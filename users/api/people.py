@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.utils.functional import cached_property
@@ -25,10 +26,11 @@ from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.models import UserType
 from users.selectors import (
+    detail_key,
     people_count_estimate,
     people_queryset,
     person_get,
-    user_visible_get,
+    user_visible_to,
     users_with_profiles,
 )
 from users.services import people as people_services
@@ -351,6 +353,8 @@ class UserListView(generics.ListAPIView):
 
 
 class UserDetailView(APIView):
+    """Sibling services look people up here all day, so the answer is cached per user (``user_detail_data``)."""
+
     permission_classes = [IsPerson | HasServiceScope("users:read")]
 
     @extend_schema(
@@ -360,10 +364,28 @@ class UserDetailView(APIView):
         responses={200: UserWithProfileSerializer, **errors(401, 403, 404)},
     )
     def get(self, request, pk: int):
-        user = user_visible_get(viewer=request.user, user_id=pk)
-        if user is None:
+        data = user_detail_data(user_id=pk) if user_visible_to(viewer=request.user, user_id=pk) else None
+        if data is None:
             raise exceptions.NotFound("No user with this id.")
-        return Response(UserWithProfileSerializer(user).data)
+        return Response(data)
+
+
+def user_detail_data(*, user_id: int) -> dict | None:
+    """``user/{id}/``'s JSON from the cache, serialized once from the database on a miss; None if no such user.
+
+    Writes to the user or its profile drop the entry (``users.selectors.user_snapshot_invalidate``, called by
+    the model signals and by bulk writers), so a reader sees a change at once; the timeout bounds staleness
+    if that delete is ever lost.
+    """
+    key = detail_key(user_id)
+    data = cache.get(key)
+    if data is None:
+        user = users_with_profiles().filter(pk=user_id).first()
+        if user is None:
+            return None
+        data = dict(UserWithProfileSerializer(user).data)
+        cache.set(key, data, timeout=settings.SESSION_STATE_CACHE_SECONDS)
+    return data
 
 
 class RosterImportView(APIView):

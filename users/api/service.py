@@ -4,6 +4,7 @@ import base64
 import binascii
 from datetime import UTC, datetime
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import parsers, serializers, status
@@ -19,12 +20,13 @@ from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import TokenInvalid
 from users.http import client_ip
-from users.selectors import users_bulk_public
+from users.selectors import users_bulk_public_json
 from users.services.revocations import revocations_since
 from users.services.service_accounts import InvalidClient, service_token_issue
 
 FORM_OR_JSON = [parsers.JSONParser, parsers.FormParser]
 MAX_BULK_IDS = 1000
+MAX_ID = 2**63 - 1
 
 
 class ServiceTokenInputSerializer(serializers.Serializer):
@@ -126,7 +128,7 @@ class IntrospectView(APIView):
 
 class BulkInfoInputSerializer(StrictInputSerializer):
     user_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=MAX_BULK_IDS, allow_empty=True
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=MAX_BULK_IDS, allow_empty=True
     )
 
 
@@ -140,9 +142,28 @@ class BulkInfoView(APIView):
         responses={200: UserSerializer(many=True), **errors(400, 401, 403, 415)},
     )
     def post(self, request):
-        data = BulkInfoInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        return Response(users_bulk_public(user_ids=data.validated_data["user_ids"]))
+        user_ids = _plain_ids(request.data)
+        if user_ids is None:  # anything unusual gets the serializer's exact validation and errors
+            data = BulkInfoInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            user_ids = data.validated_data["user_ids"]
+        return HttpResponse(users_bulk_public_json(user_ids=user_ids), content_type="application/json")
+
+
+def _plain_ids(data) -> list[int] | None:
+    """The ids of the usual body, ``{"user_ids": [int, ...]}`` within bounds, checked in one pass; else None.
+
+    The serializer validates each of up to a thousand ids through DRF's field machinery (about 8 us each);
+    this accepts exactly the bodies it would accept unchanged and leaves every other one to it.
+    """
+    if type(data) is not dict or data.keys() != {"user_ids"}:
+        return None
+    ids = data["user_ids"]
+    if type(ids) is not list or len(ids) > MAX_BULK_IDS:
+        return None
+    if not all(type(i) is int and 0 < i <= MAX_ID for i in ids):
+        return None
+    return ids
 
 
 class RevocationsView(APIView):

@@ -5,10 +5,14 @@ every verifier), and validate-token (a gateway calls it for all its users from o
 would throttle a whole school). Login and service-token also have lockouts (users/services/lockout.py).
 """
 
+import logging
 import time
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class PublicEndpointThrottle(ScopedRateThrottle):
@@ -16,6 +20,30 @@ class PublicEndpointThrottle(ScopedRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def window_count(key: str, *, timeout: int) -> int | None:
+    """Add one to a counter that lives ``timeout`` seconds and return it; None if the cache is down.
+
+    On Redis it is one round trip (SET NX EX and INCR pipelined); other caches use add + incr.
+    """
+    client = getattr(cache, "client", None)
+    if hasattr(client, "get_client"):  # django-redis
+        redis_key = client.make_key(key)
+        try:
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            pipe.set(redis_key, 0, ex=timeout, nx=True)
+            pipe.incr(redis_key)
+            return pipe.execute()[1]
+        except RedisError:
+            logger.warning("throttle counter unavailable", exc_info=True)
+            return None
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
 
 
 class PrincipalThrottle(SimpleRateThrottle):
@@ -46,13 +74,7 @@ class PrincipalThrottle(SimpleRateThrottle):
             return True
         now = time.time()
         window = int(now // self.duration)
-        key = f"{key}:{window}"
-        cache.add(key, 0, timeout=self.duration + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window's key expired between add and incr
-            cache.add(key, 1, timeout=self.duration + 1)
-            count = 1
+        count = window_count(f"{key}:{window}", timeout=self.duration + 1)
         if count is None:  # the cache is down: do not fail requests over a rate limit
             return True
         self._wait = self.duration - (now % self.duration)

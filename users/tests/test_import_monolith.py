@@ -40,6 +40,7 @@ CREATE TABLE student_management_app_students (
 CREATE INDEX staffs_admin ON student_management_app_staffs (admin_id);
 CREATE INDEX students_admin ON student_management_app_students (admin_id);
 """
+API = "/api/v1/users"
 STAMP = "2020-01-02 03:04:05"
 FAKE_HASH = "pbkdf2_sha256$260000$monolithsalt$bm90LWEtcmVhbC1oYXNoLWJ1dC1hLWtub3duLWZvcm1hdA=="
 HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
@@ -357,6 +358,18 @@ def test_changed_source_row_is_updated_and_deactivation_ends_sessions(clean_sour
     session.refresh_from_db()
     assert session.end_reason == SessionEndReason.DEACTIVATED
     assert session.ended_at is not None
+
+
+@pytest.mark.django_db
+def test_a_profile_only_change_reaches_the_cached_user_lookup(clean_source, client_for, request):
+    monolith_import(path=clean_source)
+    client = client_for(request.getfixturevalue("hod"))  # made after the import: ids 10-13 are the monolith's
+    assert client.get(f"{API}/user/11/").json()["profile"]["address"] == "1 Staff Road"  # cached now
+    update_monolith(clean_source, "UPDATE student_management_app_staffs SET address = '2 New Road' WHERE id = 200")
+
+    monolith_import(path=clean_source)
+
+    assert client.get(f"{API}/user/11/").json()["profile"]["address"] == "2 New Road"
 
 
 @pytest.mark.django_db
@@ -703,9 +716,7 @@ def test_each_committed_batch_asks_for_one_relay(clean_source, django_capture_on
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker")
 def test_the_account_moved_mail_is_delivered_by_the_worker(tmp_path, settings, mailoutbox):
-    # The early relay skips rows younger than this grace (10 s by default), like the beat relay: without it
-    # the rows would wait for the next beat, which this test does not run.
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 0
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 10  # the early relay takes the fresh rows anyway; no beat runs here
     source = build_monolith(
         tmp_path / "m.sqlite3",
         users=[

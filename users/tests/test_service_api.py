@@ -304,6 +304,127 @@ class TestBulkInfo:
         assert response.status_code == status.HTTP_200_OK
 
 
+class TestBulkInfoJson:
+    """On PostgreSQL the database writes bulk_info's JSON; it must be exactly the shared user JSON."""
+
+    @pytest.fixture
+    def awkward_users(self, make_user):
+        from datetime import UTC, datetime
+
+        from users.models import CustomUser
+
+        names = ['Quote " and \\ backslash', "Émile Zoë 漢字", "tab\tand\nnewline", "</script>"]
+        users = [make_user(user_type=t, first_name=n) for t, n in zip((1, 2, 3, 3), names, strict=True)]
+        CustomUser.objects.filter(pk=users[0].pk).update(date_joined=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+        CustomUser.objects.filter(pk=users[1].pk).update(date_joined=datetime(2024, 1, 2, 3, 4, 5, 60, tzinfo=UTC))
+        CustomUser.objects.filter(pk=users[2].pk).update(is_active=False, email_verified=True, last_name="")
+        return list(CustomUser.objects.filter(pk__in=[u.pk for u in users]).order_by("pk"))
+
+    def test_database_json_equals_the_python_json(self, awkward_users):
+        import json
+
+        from users.selectors import user_public_data, users_bulk_public, users_bulk_public_json
+
+        ids = [u.pk for u in awkward_users] + [987_654_321]
+
+        written = json.loads(users_bulk_public_json(user_ids=ids))
+
+        assert written == users_bulk_public(user_ids=ids) == [user_public_data(u) for u in awkward_users]
+        assert written[0]["date_joined"] == "2024-01-02T03:04:05Z"
+        assert written[1]["date_joined"] == "2024-01-02T03:04:05.000060Z"
+
+    def test_no_known_id_gives_an_empty_list(self):
+        from users.selectors import users_bulk_public_json
+
+        assert users_bulk_public_json(user_ids=[987_654_321]) == b"[]"
+        assert users_bulk_public_json(user_ids=[]) == b"[]"
+
+    def test_duplicate_ids_give_one_row(self, service_client, awkward_users):
+        pk = awkward_users[0].pk
+
+        response = service_client("users:read").post(f"{API}/bulk_info/", {"user_ids": [pk, pk, pk]}, format="json")
+
+        assert [row["id"] for row in response.json()] == [pk]
+        assert response["Content-Type"] == "application/json"
+
+    def test_ids_as_digit_strings_are_still_accepted(self, service_client, awkward_users):
+        pk = awkward_users[0].pk
+
+        response = service_client("users:read").post(f"{API}/bulk_info/", {"user_ids": [str(pk)]}, format="json")
+
+        assert response.status_code == status.HTTP_200_OK
+        assert [row["id"] for row in response.json()] == [pk]
+
+    def test_booleans_are_not_ids(self, service_client):
+        response = service_client("users:read").post(f"{API}/bulk_info/", {"user_ids": [True]}, format="json")
+
+        assert response.status_code == status.HTTP_400_BAD_REQUEST
+
+
+class TestUserDetailCache:
+    """user/{id}/ is served from the cache when warm, and every write to the user or its profile shows at once."""
+
+    @pytest.fixture
+    def reader(self, service_client):
+        client = service_client("users:read")
+        client.get(f"{API}/user/0/")  # warms the service account's state
+        return client
+
+    def test_warm_lookup_makes_no_query(self, reader, student, django_assert_num_queries):
+        cold = reader.get(f"{API}/user/{student.pk}/").json()
+
+        with django_assert_num_queries(0):
+            warm = reader.get(f"{API}/user/{student.pk}/")
+
+        assert warm.status_code == status.HTTP_200_OK
+        assert warm.json() == cold
+        assert warm.json()["profile"]["id"] == student.student_profile.pk
+
+    def test_profile_edit_through_the_api_is_seen_at_once(self, reader, student, client_for, hod):
+        reader.get(f"{API}/user/{student.pk}/")
+        url = f"{API}/students/{student.student_profile.pk}/"
+
+        client_for(hod).patch(url, {"address": "9 Elm Row", "user": {"first_name": "Renamed"}}, format="json")
+
+        body = reader.get(f"{API}/user/{student.pk}/").json()
+        assert (body["first_name"], body["profile"]["address"]) == ("Renamed", "9 Elm Row")
+
+    def test_own_profile_edit_is_seen_at_once(self, reader, student, client_for):
+        reader.get(f"{API}/user/{student.pk}/")
+
+        client_for(student).patch(f"{API}/profile/", {"last_name": "Changed"}, format="json")
+
+        assert reader.get(f"{API}/user/{student.pk}/").json()["last_name"] == "Changed"
+
+    def test_deactivation_is_seen_at_once(self, reader, student, client_for, hod):
+        reader.get(f"{API}/user/{student.pk}/")
+
+        client_for(hod).delete(f"{API}/students/{student.student_profile.pk}/")
+
+        assert reader.get(f"{API}/user/{student.pk}/").json()["is_active"] is False
+
+    def test_a_profile_saved_anywhere_is_seen_at_once(self, reader, staff):
+        reader.get(f"{API}/user/{staff.pk}/")
+        profile = staff.staff_profile
+        profile.department = "Physics"
+        profile.save()
+
+        assert reader.get(f"{API}/user/{staff.pk}/").json()["profile"]["department"] == "Physics"
+
+    def test_a_deleted_user_is_gone_at_once(self, reader, make_user):
+        user = make_user()
+        assert reader.get(f"{API}/user/{user.pk}/").status_code == status.HTTP_200_OK
+
+        user.delete()
+
+        assert reader.get(f"{API}/user/{user.pk}/").status_code == status.HTTP_404_NOT_FOUND
+
+    def test_a_student_still_cannot_read_a_cached_stranger(self, reader, student, staff, client_for):
+        assert reader.get(f"{API}/user/{staff.pk}/").status_code == status.HTTP_200_OK  # now cached
+
+        assert client_for(student).get(f"{API}/user/{staff.pk}/").status_code == status.HTTP_404_NOT_FOUND
+
+
 class TestRevocations:
     def test_logout_appears_in_the_feed(self, service_client, client_for, student):
         service = service_client("users:read")

@@ -269,8 +269,8 @@ class _Importer:
             if plan.end_sessions_reason:
                 user = CustomUser(pk=plan.user_id)
                 ended += len(sessions_end_for_user(user=user, reason=plan.end_sessions_reason))
-            if plan.user_fields & PUBLIC_USER_FIELDS:
-                user_snapshot_invalidate(user_id=plan.user_id)
+            if plan.user_fields & PUBLIC_USER_FIELDS or plan.profile_update is not None:
+                user_snapshot_invalidate(user_id=plan.user_id)  # bulk writes send no signals
         if not self.notify:
             return _Written(ended)
         messages = monolith_import_messages(plans)
