@@ -10,7 +10,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import task_postrun, task_prerun
+from celery.signals import celeryd_init, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "user_service.settings")
@@ -74,3 +74,18 @@ def _close_old_db_connections(sender=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@celeryd_init.connect
+def _no_health_check_per_task(**kwargs) -> None:
+    """`celery worker` processes skip Django's connection health check (a ``SELECT 1`` before each task's
+    first query, because _close_old_db_connections starts every task as Django starts a request).
+
+    A worker can afford what a request cannot: if a database restart broke the connection, the task's first
+    query fails, the task is retried (every task here retries on OperationalError and InterfaceError) and
+    the broken connection is closed when the task ends. The check was a tenth of an outbox delivery's cost.
+    """
+    from django.conf import settings
+
+    for database in settings.DATABASES.values():
+        database["CONN_HEALTH_CHECKS"] = False

@@ -196,10 +196,12 @@ def outbox_lease_seconds() -> float:
 
 _TABLE = OutboxMessage._meta.db_table
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
+# One conditional UPDATE claims the row: PostgreSQL re-checks the WHERE clause after waiting for a
+# concurrent claim's row lock (held for that one statement), so of two claims exactly one gets the row.
 _CLAIM_SQL = (
     f"UPDATE {_TABLE} SET attempts = attempts + 1, available_at = %s "  # noqa: S608 - a constant table name
-    f"WHERE id = (SELECT id FROM {_TABLE} WHERE id = %s AND status = 'pending' AND available_at <= %s "
-    "FOR UPDATE SKIP LOCKED) RETURNING kind, topic, payload, attempts, created_at"
+    "WHERE id = %s AND status = 'pending' AND available_at <= %s "
+    "RETURNING kind, topic, payload, attempts, created_at"
 )
 
 
@@ -253,8 +255,13 @@ def _claim(message_id: str) -> OutboxMessage | None:
 
 
 def _record(message: OutboxMessage, **fields: Any) -> None:
-    """Write the outcome of an attempt; only a row still pending changes (a row turns sent exactly once)."""
-    fields["payload"] = message.payload
+    """Write the outcome of an attempt; only a row still pending changes (a row turns sent exactly once).
+
+    The payload is written back (with the receivers that already took the message, ``delivered_to``) unless
+    the row is done: a sent row's progress no longer matters, and rewriting the JSON is most of the write.
+    """
+    if fields.get("status") != Status.SENT:
+        fields["payload"] = message.payload
     if not _postgres():
         OutboxMessage.objects.filter(pk=message.pk, status=Status.PENDING).update(**fields)
         return

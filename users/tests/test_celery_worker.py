@@ -121,6 +121,41 @@ class _WorkerProcess:
                 self.process.wait(timeout=5)
 
 
+class TestWorkerConnections:
+    def test_worker_processes_turn_the_per_task_health_check_off(self, monkeypatch):
+        from user_service.celery import _no_health_check_per_task
+
+        monkeypatch.setitem(django_settings.DATABASES["default"], "CONN_HEALTH_CHECKS", True)
+
+        _no_health_check_per_task()
+
+        assert django_settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is False
+
+    @pytest.mark.django_db(transaction=True)
+    def test_without_it_a_broken_connection_fails_one_attempt_and_is_replaced(self, monkeypatch, student, mailoutbox):
+        import psycopg
+        from django.db import OperationalError, connection
+
+        from user_service.celery import _close_old_db_connections
+        from users.services.outbox import email_enqueue
+
+        monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", False)
+        connection.close()  # the setting is read when connecting
+        message = email_enqueue(user=student, template="welcome")
+        old_pid = connection.cursor().connection.info.backend_pid
+        params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+        with psycopg.connect(**params, autocommit=True) as admin:  # as a database restart would
+            admin.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+
+        with pytest.raises(OperationalError):  # the attempt fails: the task's autoretry takes it from here
+            outbox_deliver(message_id=str(message.pk))
+        _close_old_db_connections()  # what runs when the task ends
+
+        assert outbox_deliver(message_id=str(message.pk)).outcome == Delivery.SENT
+        assert connection.cursor().connection.info.backend_pid != old_pid
+        assert len(mailoutbox) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("isolated_broker")
