@@ -70,3 +70,31 @@ def test_validate_token_health_and_jwks_are_not_throttled(client_for, student, a
         assert client.get(f"{API}/validate-token/").status_code == status.HTTP_200_OK
         assert api_client.get(f"{API}/health/live/").status_code == status.HTTP_200_OK
         assert api_client.get(f"{API}/.well-known/jwks.json").status_code == status.HTTP_200_OK
+
+
+class TestWindowCounter:
+    """The per-principal counter: one pipelined round trip on Redis, and no failure when Redis is gone."""
+
+    def test_counts_per_key_and_expires_with_its_window(self):
+        from django.core.cache import cache
+
+        from users.api.throttles import window_count
+
+        assert [window_count("throttle-test:a", timeout=30) for _ in range(3)] == [1, 2, 3]
+        assert window_count("throttle-test:b", timeout=30) == 1
+        redis_key = cache.client.make_key("throttle-test:a")
+        assert 0 < cache.client.get_client(write=True).ttl(redis_key) <= 30
+        assert cache.get("throttle-test:a") == 3  # a plain integer, readable through the cache API
+
+    def test_redis_unreachable_answers_none_and_requests_pass(self, settings, client_for, student, rates):
+        from users.api.throttles import window_count
+
+        client = client_for(student)
+        rates(principal="1/min")
+        unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+        unreachable["OPTIONS"] = {**unreachable["OPTIONS"], "SOCKET_CONNECT_TIMEOUT": 0.2}
+        settings.CACHES = {"default": unreachable}
+
+        assert window_count("throttle-test:c", timeout=30) is None
+        for _ in range(3):  # over the 1/min rate, but the limiter cannot count: it lets them through
+            assert client.get(f"{API}/sessions/").status_code == status.HTTP_200_OK
