@@ -290,7 +290,7 @@ CLEANUP_BATCH_SIZE = config("CLEANUP_BATCH_SIZE", default=5000, cast=int)
 THROTTLE_PASSWORD_RESET_RATE = config("THROTTLE_PASSWORD_RESET_RATE", default="5/hour")
 THROTTLE_VERIFICATION_EMAIL_RATE = config("THROTTLE_VERIFICATION_EMAIL_RATE", default="5/hour")
 
-# --- People management (users/services/people.py) ------------------------------------------------
+# --- People management (users/services/people/) -------------------------------------------------
 # Check course_id/session_year_id with the academic service: off, lenient (accept when it is down), strict.
 ACADEMIC_VALIDATION = config("ACADEMIC_VALIDATION", default="off")
 # Rows counted exactly in list pages; above this, `count` is PostgreSQL's estimate (`count_exact: false`).
