@@ -12,6 +12,8 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
+from users.rawcache import redis_cache_client
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,8 +29,8 @@ def window_count(key: str, *, timeout: int) -> int | None:
 
     On Redis it is one round trip (SET NX EX and INCR pipelined); other caches use add + incr.
     """
-    client = getattr(cache, "client", None)
-    if hasattr(client, "get_client"):  # django-redis
+    client = redis_cache_client()
+    if client is not None:
         redis_key = client.make_key(key)
         try:
             pipe = client.get_client(write=True).pipeline(transaction=False)

@@ -320,24 +320,68 @@ class TestBulkInfoJson:
         CustomUser.objects.filter(pk=users[2].pk).update(is_active=False, email_verified=True, last_name="")
         return list(CustomUser.objects.filter(pk__in=[u.pk for u in users]).order_by("pk"))
 
-    def test_database_json_equals_the_python_json(self, awkward_users):
+    def test_database_json_equals_the_python_json_cold_and_warm(self, awkward_users):
         import json
 
-        from users.selectors import user_public_data, users_bulk_public, users_bulk_public_json
+        from users.selectors import _public_json_rows, user_public_data, users_bulk_public, users_bulk_public_json
 
         ids = [u.pk for u in awkward_users] + [987_654_321]
+        expected = [user_public_data(u) for u in awkward_users]
 
-        written = json.loads(users_bulk_public_json(user_ids=ids))
+        cold = json.loads(users_bulk_public_json(user_ids=ids))
+        warm = json.loads(users_bulk_public_json(user_ids=ids))
 
-        assert written == users_bulk_public(user_ids=ids) == [user_public_data(u) for u in awkward_users]
-        assert written[0]["date_joined"] == "2024-01-02T03:04:05Z"
-        assert written[1]["date_joined"] == "2024-01-02T03:04:05.000060Z"
+        assert cold == warm == users_bulk_public(user_ids=ids) == expected
+        assert [json.loads(text) for _, text in _public_json_rows([u.pk for u in awkward_users])] == expected
+        assert cold[0]["date_joined"] == "2024-01-02T03:04:05Z"
+        assert cold[1]["date_joined"] == "2024-01-02T03:04:05.000060Z"
 
     def test_no_known_id_gives_an_empty_list(self):
         from users.selectors import users_bulk_public_json
 
         assert users_bulk_public_json(user_ids=[987_654_321]) == b"[]"
         assert users_bulk_public_json(user_ids=[]) == b"[]"
+
+    def test_a_warm_lookup_makes_no_query_and_a_change_shows_at_once(
+        self, service_client, awkward_users, django_assert_num_queries
+    ):
+        client = service_client("users:read")
+        ids = [u.pk for u in awkward_users]
+        client.post(f"{API}/bulk_info/", {"user_ids": ids}, format="json")
+
+        with django_assert_num_queries(0):
+            warm = client.post(f"{API}/bulk_info/", {"user_ids": ids}, format="json").json()
+        changed = awkward_users[2]
+        changed.first_name = "Changed"
+        changed.save()
+        with django_assert_num_queries(1):  # only the changed user is read again
+            after = client.post(f"{API}/bulk_info/", {"user_ids": ids}, format="json").json()
+
+        assert [row["first_name"] for row in after] == [
+            *(row["first_name"] for row in warm[:2]),
+            "Changed",
+            warm[3]["first_name"],
+        ]
+
+    def test_unknown_ids_are_looked_up_every_time(self, service_client, django_assert_num_queries):
+        client = service_client("users:read")
+        client.post(f"{API}/bulk_info/", {"user_ids": [987_654_321]}, format="json")
+
+        with django_assert_num_queries(1):
+            assert client.post(f"{API}/bulk_info/", {"user_ids": [987_654_321]}, format="json").json() == []
+
+    def test_redis_unreachable_the_database_answers(self, settings, awkward_users):
+        import json
+
+        from users.selectors import user_public_data, users_bulk_public_json
+
+        unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+        unreachable["OPTIONS"] = {**unreachable["OPTIONS"], "SOCKET_CONNECT_TIMEOUT": 0.2}
+        settings.CACHES = {"default": unreachable}
+
+        written = json.loads(users_bulk_public_json(user_ids=[u.pk for u in awkward_users]))
+
+        assert written == [user_public_data(u) for u in awkward_users]
 
     def test_duplicate_ids_give_one_row(self, service_client, awkward_users):
         pk = awkward_users[0].pk
