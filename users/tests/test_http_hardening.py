@@ -3,6 +3,8 @@
 import pytest
 from rest_framework import status
 
+from conftest import TEST_PASSWORD
+
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +83,66 @@ def test_unhandled_error_is_a_generic_json_500_without_traceback(api_client, mon
     (logged,) = [r for r in caplog.records if r.exc_info]  # logged with the request id, not shown
     assert "secret internal detail" in str(logged.exc_info[1])
     assert logged.request_id == "trace-me"
+
+
+class TestCookieMachineryOnlyOutsideTheAPI:
+    """The bearer-token API skips the admin's session, auth and messages middleware; the admin keeps them."""
+
+    def test_api_answers_ignore_and_set_no_cookies(self, client, hod, login):
+        from django.conf import settings
+
+        client.force_login(hod)  # a valid admin session cookie rides along
+        client.cookies[settings.CSRF_COOKIE_NAME] = "x" * 32
+
+        response = client.get("/api/v1/users/profile/")
+
+        assert response.status_code == status.HTTP_401_UNAUTHORIZED  # a session never authenticates the API
+        assert not response.cookies
+        assert "Cookie" not in response.get("Vary", "")
+
+    def test_api_posts_need_no_csrf_token(self, hod, login):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        token = login(hod)["access_token"]
+
+        response = client.post(
+            "/api/v1/users/logout/", {}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
+
+        assert response.status_code == status.HTTP_204_NO_CONTENT
+
+    def test_the_admin_still_has_sessions_and_csrf(self, hod):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        login_page = client.get("/admin/login/")
+        assert login_page.status_code == status.HTTP_200_OK
+        token = login_page.cookies["csrftoken"].value
+
+        refused = client.post("/admin/login/", {"username": "hod", "password": "x"})
+        accepted = client.post(
+            "/admin/login/?next=/admin/",
+            {"username": "hod", "password": TEST_PASSWORD, "csrfmiddlewaretoken": token},
+        )
+
+        assert refused.status_code == status.HTTP_403_FORBIDDEN  # no CSRF token
+        assert accepted.status_code == status.HTTP_302_FOUND
+        assert client.get("/admin/").status_code == status.HTTP_200_OK  # the session carries the login
+
+    @pytest.mark.parametrize(("path", "built"), [("/api/v1/users/profile/", False), ("/admin/", True)])
+    def test_the_session_user_and_messages_are_built_only_outside_the_api(self, rf, path, built):
+        from django.http import HttpResponse
+
+        from user_service.middleware import AuthenticationMiddleware, MessageMiddleware, SessionMiddleware
+
+        seen = {}
+
+        def view(request):
+            seen.update({name: hasattr(request, name) for name in ("session", "user", "_messages")})
+            return HttpResponse()
+
+        chain = SessionMiddleware(AuthenticationMiddleware(MessageMiddleware(view)))
+        chain(rf.get(path))
+
+        assert seen == {"session": built, "user": built, "_messages": built}
