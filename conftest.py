@@ -109,3 +109,11 @@ def client_for(login):
         return client
 
     return make
+
+
+@pytest.fixture
+def cache_unreachable(settings):
+    """Point the cache at a closed port for one test, as a Redis outage would."""
+    unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    unreachable["OPTIONS"] = {**unreachable.get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.2}
+    settings.CACHES = {"default": unreachable}

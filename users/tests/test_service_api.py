@@ -370,14 +370,10 @@ class TestBulkInfoJson:
         with django_assert_num_queries(1):
             assert client.post(f"{API}/bulk_info/", {"user_ids": [987_654_321]}, format="json").json() == []
 
-    def test_redis_unreachable_the_database_answers(self, settings, awkward_users):
+    def test_redis_unreachable_the_database_answers(self, cache_unreachable, awkward_users):
         import json
 
         from users.selectors import user_public_data, users_bulk_public_json
-
-        unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
-        unreachable["OPTIONS"] = {**unreachable["OPTIONS"], "SOCKET_CONNECT_TIMEOUT": 0.2}
-        settings.CACHES = {"default": unreachable}
 
         written = json.loads(users_bulk_public_json(user_ids=[u.pk for u in awkward_users]))
 

@@ -86,14 +86,12 @@ class TestWindowCounter:
         assert 0 < cache.client.get_client(write=True).ttl(redis_key) <= 30
         assert cache.get("throttle-test:a") == 3  # a plain integer, readable through the cache API
 
-    def test_redis_unreachable_answers_none_and_requests_pass(self, settings, client_for, student, rates):
+    def test_redis_unreachable_answers_none_and_requests_pass(self, request, client_for, student, rates):
         from users.api.throttles import window_count
 
         client = client_for(student)
         rates(principal="1/min")
-        unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
-        unreachable["OPTIONS"] = {**unreachable["OPTIONS"], "SOCKET_CONNECT_TIMEOUT": 0.2}
-        settings.CACHES = {"default": unreachable}
+        request.getfixturevalue("cache_unreachable")  # after the login above, which needed the cache
 
         assert window_count("throttle-test:c", timeout=30) is None
         for _ in range(3):  # over the 1/min rate, but the limiter cannot count: it lets them through
