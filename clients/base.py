@@ -13,12 +13,12 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from clients.breaker import CircuitBreaker, CircuitState
+from clients.conf import client_setting
 from clients.exceptions import CircuitOpen, ServiceError, ServiceResponseInvalid, ServiceUnavailable
 from clients.service_token import ServiceTokenMinter
 
@@ -36,8 +36,8 @@ ERROR_BODY_MAX_CHARS = 2000
 IDEMPOTENCY_KEY_MAX_CHARS = 255
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+def _setting(name: str) -> float:
+    return float(client_setting(name))
 
 
 class _BearerAuth(AuthBase):
@@ -112,30 +112,28 @@ class ServiceClient:
     ) -> None:
         self.base_url = self._validated_base_url(base_url)
         self.timeout = (
-            connect_timeout if connect_timeout is not None else _setting("SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS", 1.0),
-            read_timeout if read_timeout is not None else _setting("SERVICE_HTTP_READ_TIMEOUT_SECONDS", 3.0),
+            connect_timeout if connect_timeout is not None else _setting("SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS"),
+            read_timeout if read_timeout is not None else _setting("SERVICE_HTTP_READ_TIMEOUT_SECONDS"),
         )
-        self.max_retries = int(max_retries if max_retries is not None else _setting("SERVICE_HTTP_MAX_RETRIES", 2))
+        self.max_retries = int(max_retries if max_retries is not None else _setting("SERVICE_HTTP_MAX_RETRIES"))
         self.backoff_seconds = (
-            backoff_seconds if backoff_seconds is not None else _setting("SERVICE_HTTP_BACKOFF_SECONDS", 0.2)
+            backoff_seconds if backoff_seconds is not None else _setting("SERVICE_HTTP_BACKOFF_SECONDS")
         )
         self.backoff_max_seconds = (
-            backoff_max_seconds
-            if backoff_max_seconds is not None
-            else _setting("SERVICE_HTTP_BACKOFF_MAX_SECONDS", 2.0)
+            backoff_max_seconds if backoff_max_seconds is not None else _setting("SERVICE_HTTP_BACKOFF_MAX_SECONDS")
         )
         self.breaker = CircuitBreaker(
             failure_threshold=int(
-                failure_threshold if failure_threshold is not None else _setting("SERVICE_CIRCUIT_FAILURE_THRESHOLD", 5)
+                failure_threshold if failure_threshold is not None else _setting("SERVICE_CIRCUIT_FAILURE_THRESHOLD")
             ),
-            reset_seconds=reset_seconds if reset_seconds is not None else _setting("SERVICE_CIRCUIT_RESET_SECONDS", 30),
+            reset_seconds=reset_seconds if reset_seconds is not None else _setting("SERVICE_CIRCUIT_RESET_SECONDS"),
             clock=clock,
             name=self.service_name,
         )
         self._token_provider = token_provider or ServiceTokenMinter(scopes=self.scopes)
         self._auth = _BearerAuth(self._token_provider)
         self._session = _new_session(
-            int(pool_maxsize if pool_maxsize is not None else _setting("SERVICE_HTTP_POOL_MAXSIZE", 10))
+            int(pool_maxsize if pool_maxsize is not None else _setting("SERVICE_HTTP_POOL_MAXSIZE"))
         )
         self._clock = clock
         self._sleep = sleep
@@ -315,7 +313,7 @@ class ServiceClient:
 
     def _validated_base_url(self, base_url: str | None) -> str:
         if base_url is None and self.base_url_setting:
-            base_url = getattr(settings, self.base_url_setting, "") or ""
+            base_url = client_setting(self.base_url_setting) or ""
         if not base_url:
             raise ImproperlyConfigured(f"{self.base_url_setting or 'base_url'} must be set to the service's URL.")
         parts = urlsplit(base_url)

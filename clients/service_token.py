@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 
 from django.conf import settings
 
-SERVICE_TOKEN_LIFETIME_SECONDS = 300
 SERVICE_TOKEN_RENEW_BEFORE_SECONDS = 30
 
 
@@ -20,7 +19,7 @@ class ServiceTokenMinter:
         self, *, scopes: Sequence[str], client_id: str | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.scopes = list(scopes)
-        self.client_id = client_id or str(getattr(settings, "SERVICE_CLIENT_ID", "user-service"))
+        self.client_id = client_id or settings.SERVICE_CLIENT_ID
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -39,7 +38,7 @@ class ServiceTokenMinter:
         from users.tokens import SERVICE, encode
 
         issued_at = int(now)
-        expires_at = issued_at + SERVICE_TOKEN_LIFETIME_SECONDS
+        expires_at = issued_at + settings.SERVICE_TOKEN_MINUTES * 60
         claims = {
             "sub": self.client_id,
             "token_type": SERVICE,

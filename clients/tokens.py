@@ -25,13 +25,13 @@ from functools import lru_cache
 from typing import Any
 
 import jwt
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from rest_framework import authentication, exceptions, status
 from rest_framework.request import Request
 
+from clients.conf import client_setting
 from clients.deny_list import DenyList
 from clients.exceptions import KeySetUnavailable, TokenRejected
 from clients.jwks import ALGORITHM, JwksKeySet
@@ -96,8 +96,8 @@ class TokenVerifier:
     @classmethod
     def from_settings(cls, **overrides: Any) -> TokenVerifier:
         """A verifier configured from the USER_SERVICE_* settings (see clients/README.md)."""
-        jwks_url = getattr(settings, "USER_SERVICE_JWKS_URL", "") or ""
-        issuer = getattr(settings, "USER_SERVICE_JWT_ISSUER", "") or getattr(settings, "JWT_ISSUER", "")
+        jwks_url = client_setting("USER_SERVICE_JWKS_URL") or ""
+        issuer = client_setting("USER_SERVICE_JWT_ISSUER") or client_setting("JWT_ISSUER")
         if not jwks_url or not issuer:
             raise ImproperlyConfigured(
                 "USER_SERVICE_JWKS_URL (e.g. http://users:8000" + JWKS_PATH + ") and USER_SERVICE_JWT_ISSUER "
@@ -106,14 +106,14 @@ class TokenVerifier:
         options: dict[str, Any] = {
             "jwks_url": jwks_url,
             "issuer": issuer,
-            "leeway_seconds": float(getattr(settings, "USER_SERVICE_JWT_LEEWAY_SECONDS", 10)),
-            "refetch_interval_seconds": float(getattr(settings, "USER_SERVICE_JWKS_REFETCH_SECONDS", 30)),
-            "keys_max_age_seconds": float(getattr(settings, "USER_SERVICE_JWKS_MAX_AGE_SECONDS", 3600)),
+            "leeway_seconds": float(client_setting("USER_SERVICE_JWT_LEEWAY_SECONDS")),
+            "refetch_interval_seconds": float(client_setting("USER_SERVICE_JWKS_REFETCH_SECONDS")),
+            "keys_max_age_seconds": float(client_setting("USER_SERVICE_JWKS_MAX_AGE_SECONDS")),
             "fetch_timeout": (
-                float(getattr(settings, "SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS", 1.0)),
-                float(getattr(settings, "SERVICE_HTTP_READ_TIMEOUT_SECONDS", 3.0)),
+                float(client_setting("SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS")),
+                float(client_setting("SERVICE_HTTP_READ_TIMEOUT_SECONDS")),
             ),
-            "deny_list": DenyList(max_entries=int(getattr(settings, "USER_SERVICE_DENY_LIST_MAX_ENTRIES", 100_000))),
+            "deny_list": DenyList(max_entries=int(client_setting("USER_SERVICE_DENY_LIST_MAX_ENTRIES"))),
         }
         options.update(overrides)
         return cls(**options)

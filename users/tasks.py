@@ -43,7 +43,7 @@ def _deliver(task: Task, message_id: str) -> str:
     # that is its backoff; after a lost worker, the end of its lease. The row is the source of truth and
     # the periodic relay covers a retry that gets lost.
     countdown = max(result.retry_in, MIN_RECHECK_SECONDS if result.outcome == Delivery.NOT_CLAIMED else 0.0)
-    limit = int(getattr(settings, "OUTBOX_MAX_ATTEMPTS", 8)) + 4
+    limit = settings.OUTBOX_MAX_ATTEMPTS + 4
     try:
         raise task.retry(countdown=countdown + RETRY_MARGIN_SECONDS, max_retries=limit)
     except MaxRetriesExceededError:
@@ -79,8 +79,7 @@ def outbox_task_for(kind: str) -> Task:
 )
 def outbox_relay_task(grace_seconds: float | None = None) -> int:
     """Deliver pending messages the after-commit path missed (beat, every 30 s), or rows inserted in bulk (grace 0)."""
-    budget = float(getattr(settings, "OUTBOX_RELAY_TIME_BUDGET_SECONDS", 25))
-    return outbox_relay(grace_seconds=grace_seconds, time_budget_seconds=budget)
+    return outbox_relay(grace_seconds=grace_seconds)
 
 
 @shared_task(

@@ -26,3 +26,15 @@ def test_service_token_is_cached_and_reminted_within_30_seconds_of_expiry():
     second_claims = jwt.decode(second, options={"verify_signature": False})
     assert second_claims["iat"] - first_claims["iat"] == 271
     assert second_claims["jti"] != first_claims["jti"]
+
+
+def test_service_token_lifetime_is_service_token_minutes(settings):
+    # Given a service-token lifetime of ten minutes
+    settings.SERVICE_TOKEN_MINUTES = 10
+
+    # When the minter signs a token
+    token = ServiceTokenMinter(scopes=["echo:read"])()
+
+    # Then it lives that long, like the tokens service-token/ issues
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 600

@@ -21,12 +21,6 @@ class _AddressThrottle(SimpleRateThrottle):
     """Limits e-mails per target (address or account), not per client: it stops mail-bombing one inbox
     without locking out a whole school behind one NAT address, and answers the same for any address."""
 
-    rate_setting = ""
-    default_rate = "5/hour"
-
-    def get_rate(self) -> str:
-        return getattr(settings, self.rate_setting, self.default_rate)
-
     def get_cache_key(self, request, view) -> str | None:
         user = getattr(request, "user", None)
         if getattr(user, "pk", None):
@@ -41,12 +35,16 @@ class _AddressThrottle(SimpleRateThrottle):
 
 class PasswordResetThrottle(_AddressThrottle):
     scope = "password_reset"
-    rate_setting = "THROTTLE_PASSWORD_RESET_RATE"
+
+    def get_rate(self) -> str:
+        return settings.THROTTLE_PASSWORD_RESET_RATE
 
 
 class VerificationEmailThrottle(_AddressThrottle):
     scope = "verify_email_resend"
-    rate_setting = "THROTTLE_VERIFICATION_EMAIL_RATE"
+
+    def get_rate(self) -> str:
+        return settings.THROTTLE_VERIFICATION_EMAIL_RATE
 
 
 class EmailInputSerializer(StrictInputSerializer):

@@ -35,9 +35,6 @@ from users.selectors import (
 )
 from users.services import people as people_services
 
-PEOPLE_COUNT_EXACT_LIMIT_DEFAULT = 1000
-ROSTER_MAX_BYTES_DEFAULT = 5 * 1024 * 1024
-ROSTER_MAX_ROWS_DEFAULT = 20_000
 USER_INPUT_KEYS = frozenset({"username", "email", "first_name", "last_name", "password", "is_active"})
 DIRECTORY_READERS = [IsStaffOrHOD | HasServiceScope("users:read")]
 TOO_LARGE = OpenApiResponse(ErrorSerializer, description="The file is over ROSTER_MAX_BYTES or ROSTER_MAX_ROWS.")
@@ -59,7 +56,7 @@ class PeoplePaginator(Paginator):
 
     def __init__(self, object_list, per_page, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
-        self.exact_limit = int(getattr(settings, "PEOPLE_COUNT_EXACT_LIMIT", PEOPLE_COUNT_EXACT_LIMIT_DEFAULT))
+        self.exact_limit = settings.PEOPLE_COUNT_EXACT_LIMIT
         self.count_exact = True
 
     @cached_property
@@ -396,7 +393,7 @@ class RosterImportView(APIView):
     permission_classes: ClassVar[list] = [IsHOD]
 
     def post(self, request):
-        max_bytes = int(getattr(settings, "ROSTER_MAX_BYTES", ROSTER_MAX_BYTES_DEFAULT))
+        max_bytes = settings.ROSTER_MAX_BYTES
         too_large = f"The file is larger than {max_bytes // 1024} KiB; split it."
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -419,7 +416,7 @@ class RosterImportView(APIView):
             content=file.read(),
             dry_run=dry_run,
             actor=request.user,
-            max_rows=int(getattr(settings, "ROSTER_MAX_ROWS", ROSTER_MAX_ROWS_DEFAULT)),
+            max_rows=settings.ROSTER_MAX_ROWS,
         )
         if result.errors:
             code = status.HTTP_400_BAD_REQUEST

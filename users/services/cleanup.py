@@ -17,7 +17,7 @@ from users.services.audit import security_events_prune
 
 
 def _batch_size(batch_size: int | None) -> int:
-    return batch_size or int(getattr(settings, "CLEANUP_BATCH_SIZE", 5000))
+    return batch_size or settings.CLEANUP_BATCH_SIZE
 
 
 def sessions_expire(*, batch_size: int | None = None) -> int:
@@ -50,7 +50,7 @@ def tokens_flush_expired(*, batch_size: int | None = None) -> int:
 def outbox_prune(*, batch_size: int | None = None, retention_days: int | None = None) -> int:
     """Delete sent outbox rows older than ``OUTBOX_RETENTION_DAYS``; failed rows stay for the admin."""
     if retention_days is None:
-        retention_days = int(getattr(settings, "OUTBOX_RETENTION_DAYS", 14))
+        retention_days = settings.OUTBOX_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=retention_days)
     ids = list(
         OutboxMessage.objects.filter(status=OutboxMessage.Status.SENT, sent_at__lt=cutoff)

@@ -83,7 +83,7 @@ def event_serialize(body: dict[str, Any]) -> bytes:
 
 
 def webhook_urls() -> list[str]:
-    urls = getattr(settings, "EVENT_WEBHOOK_URLS", []) or []
+    urls = settings.EVENT_WEBHOOK_URLS
     if isinstance(urls, str):
         urls = urls.split(",")
     return [url.strip() for url in urls if url and url.strip()]
@@ -115,7 +115,7 @@ def _session() -> requests.Session:
 
 def webhook_post(url: str, *, raw: bytes, body: dict[str, Any], secret: str) -> None:
     """POST one serialized event to one receiver, signed; raises EventDeliveryFailed unless it answers 2xx."""
-    timeout = float(getattr(settings, "EVENT_WEBHOOK_TIMEOUT_SECONDS", 5))
+    timeout = settings.EVENT_WEBHOOK_TIMEOUT_SECONDS
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "user-service-events/1",
@@ -146,10 +146,10 @@ def _notify(body: dict[str, Any], raw: bytes, message: OutboxMessage) -> None:
 def event_deliver(message: OutboxMessage) -> str | None:
     """Send one event to every configured receiver that has not taken it yet; None once all have."""
     urls = webhook_urls()
-    use_notification = bool(getattr(settings, "NOTIFICATION_SERVICE_URL", ""))
+    use_notification = bool(settings.NOTIFICATION_SERVICE_URL)
     if not urls and not use_notification:
         return "no event receivers configured"
-    secret = getattr(settings, "EVENT_WEBHOOK_SECRET", "")
+    secret = settings.EVENT_WEBHOOK_SECRET
     if urls and not secret:
         raise PermanentDeliveryError("EVENT_WEBHOOK_SECRET is not set: refusing to send unsigned webhooks")
     body = event_body(message)

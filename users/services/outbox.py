@@ -71,13 +71,13 @@ class Delivery:
 
 
 def outbox_max_attempts() -> int:
-    return int(getattr(settings, "OUTBOX_MAX_ATTEMPTS", 8))
+    return settings.OUTBOX_MAX_ATTEMPTS
 
 
 def retry_delay(attempts: int) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: exponential, capped, "equal jitter"."""
-    base = float(getattr(settings, "OUTBOX_RETRY_BACKOFF_SECONDS", 10))
-    ceiling = min(float(getattr(settings, "OUTBOX_RETRY_BACKOFF_MAX_SECONDS", 600)), base * 2 ** max(attempts - 1, 0))
+    base = settings.OUTBOX_RETRY_BACKOFF_SECONDS
+    ceiling = min(settings.OUTBOX_RETRY_BACKOFF_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
@@ -131,7 +131,7 @@ def _producer_pool():
 
         from user_service.celery import app
 
-        timeout = float(getattr(settings, "OUTBOX_DISPATCH_TIMEOUT_SECONDS", 1.0))
+        timeout = settings.OUTBOX_DISPATCH_TIMEOUT_SECONDS
         connection_ = app.connection_for_write(
             transport_options={"max_retries": 0, "socket_connect_timeout": timeout, "socket_timeout": timeout}
         )
@@ -163,7 +163,7 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
             # One reconnection at once (a broker restarted since the last publish), never a wait.
             task.apply_async(args=[message_id], producer=producer, retry=True, retry_policy=_PUBLISH_ONCE)
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row pending for the relay
-        _broker_down_until = time.monotonic() + float(getattr(settings, "OUTBOX_DISPATCH_PAUSE_SECONDS", 5))
+        _broker_down_until = time.monotonic() + settings.OUTBOX_DISPATCH_PAUSE_SECONDS
         outbox_dispatch_reset(keep_pause=True)
         logger.warning("outbox %s: broker unavailable (%s); the relay will deliver it", message_id, exc)
         return False
@@ -191,7 +191,7 @@ def _deliverer(kind: str):
 
 
 def outbox_lease_seconds() -> float:
-    return float(getattr(settings, "OUTBOX_LEASE_SECONDS", 90))
+    return settings.OUTBOX_LEASE_SECONDS
 
 
 _TABLE = OutboxMessage._meta.db_table
@@ -320,18 +320,21 @@ def outbox_deliver(*, message_id: str) -> Delivery:
 
 
 def outbox_relay(
-    *, batch_size: int | None = None, grace_seconds: float | None = None, time_budget_seconds: float = 20.0
+    *, batch_size: int | None = None, grace_seconds: float | None = None, time_budget_seconds: float | None = None
 ) -> int:
     """Deliver pending messages whose after-commit task never ran (broker down, worker lost); returns how many.
 
     Only rows due for at least ``OUTBOX_RELAY_GRACE_SECONDS`` are taken, so normal traffic stays on the
     after-commit path. Rows are listed in batches of ``OUTBOX_RELAY_BATCH_SIZE`` (rows being claimed right
     now are skipped: ``SKIP LOCKED``) and each is claimed on its own, so two relays never deliver the same
-    row; batches follow each other until none is left or ``time_budget_seconds`` is spent.
+    row; batches follow each other until none is left or ``time_budget_seconds`` (default
+    ``OUTBOX_RELAY_TIME_BUDGET_SECONDS``) is spent.
     """
-    batch_size = batch_size or int(getattr(settings, "OUTBOX_RELAY_BATCH_SIZE", 500))
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
     if grace_seconds is None:
-        grace_seconds = float(getattr(settings, "OUTBOX_RELAY_GRACE_SECONDS", 10))
+        grace_seconds = settings.OUTBOX_RELAY_GRACE_SECONDS
+    if time_budget_seconds is None:
+        time_budget_seconds = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS
     deadline = time.monotonic() + time_budget_seconds
     done = 0
     while time.monotonic() < deadline:
