@@ -1,11 +1,14 @@
 """Application error type and the DRF exception handler that turns every failure into clean JSON."""
 
 import logging
+from functools import cache
+from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.module_loading import import_string
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -13,23 +16,47 @@ logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
-    """A failure the API reports to its caller: message, machine-readable code, HTTP status."""
+    """A domain failure reported to the caller: message, machine-readable code, extra fields; no HTTP status.
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    The API's HTTP status of each error class is in ``ERROR_STATUSES`` below, the one place that knows it.
+    """
+
     default_code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, extra=None):
+    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
-        if status_code is not None:
-            self.status_code = status_code
         self.extra = extra or {}
 
 
-class ServiceUnavailable(ApplicationError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "service_unavailable"
+# HTTP status of each domain error class; an error takes the entry of the nearest class in its MRO. Dotted paths,
+# as in settings: the domain modules import ApplicationError from here, so importing them here would be a cycle.
+ERROR_STATUSES: dict[str, int] = {
+    "user_service.exceptions.ApplicationError": status.HTTP_400_BAD_REQUEST,
+    "users.exceptions.InvalidCredentials": status.HTTP_401_UNAUTHORIZED,
+    "users.exceptions.TokenInvalid": status.HTTP_401_UNAUTHORIZED,
+    "users.exceptions.RegistrationClosed": status.HTTP_403_FORBIDDEN,
+    "users.exceptions.NotFound": status.HTTP_404_NOT_FOUND,
+    "users.services.auth.EmailNotVerified": status.HTTP_403_FORBIDDEN,
+    "users.services.account.LinkInvalid": status.HTTP_400_BAD_REQUEST,
+    "users.services.lockout.AccountLocked": status.HTTP_429_TOO_MANY_REQUESTS,
+    "users.services.service_accounts.InvalidClient": status.HTTP_401_UNAUTHORIZED,
+    "users.services.people.roster.RosterRejected": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "users.services.people.persons.PersonChangeRefused": status.HTTP_400_BAD_REQUEST,
+    "users.services.people.validation.AcademicServiceDown": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+@cache
+def _statuses_by_class() -> dict[type, int]:
+    return {import_string(path): code for path, code in ERROR_STATUSES.items()}
+
+
+def error_status(exc: ApplicationError) -> int:
+    """The HTTP status of a domain error: the ``ERROR_STATUSES`` entry of the nearest class in its MRO."""
+    statuses = _statuses_by_class()
+    return next(statuses[cls] for cls in type(exc).__mro__ if cls in statuses)
 
 
 def _validation_error_body(exc: DjangoValidationError):
@@ -42,12 +69,13 @@ def exception_handler(exc, context):
     """Map application, validation and database errors to JSON; never leak a traceback."""
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        status_code = error_status(exc)
         headers = None
         if "retry_after" in exc.extra:
             headers = {"Retry-After": str(exc.extra["retry_after"])}
-        elif exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        elif status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
             headers = {"Retry-After": "5"}
-        return Response(body, status=exc.status_code, headers=headers)
+        return Response(body, status=status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DataError):  # a value the database cannot hold (out of range, NUL byte, ...): the input's fault

@@ -9,7 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from users import tokens
-from users.exceptions import TokenInvalid
+from users.exceptions import SessionEnded, TokenInvalid
 from users.models import CustomUser, ServiceAccount
 from users.session_state import session_is_alive
 
@@ -69,7 +69,7 @@ def verify_access_token(raw: str, *, claims: dict | None = None) -> dict:
     except (TypeError, ValueError) as exc:
         raise TokenInvalid("Token is invalid.") from exc
     if not session_is_alive(session_id=claims["sid"], user_id=user_id):
-        raise TokenInvalid("Session has ended; log in again.", code="session_ended")
+        raise SessionEnded("Session has ended; log in again.")
     claims["user_id"] = user_id
     return claims
 

@@ -14,7 +14,7 @@ from users.api import serializers as s
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
-from users.exceptions import InvalidCredentials, TokenInvalid
+from users.exceptions import InvalidCredentials, SessionEnded, TokenInvalid
 from users.http import client_ip, user_agent
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
@@ -223,7 +223,7 @@ class ValidateTokenView(PublicAPIView):
             claims = tokens.decode(raw, token_type=tokens.ACCESS)
             user = session_user_snapshot(session_id=claims["sid"], user_id=int(claims["sub"]))
             if user is None:
-                raise TokenInvalid("Session has ended; log in again.", code="session_ended")
+                raise SessionEnded("Session has ended; log in again.")
             if not user["is_active"]:
                 raise TokenInvalid("User is inactive or gone.", code="user_inactive")
         except exceptions.AuthenticationFailed as exc:

@@ -18,7 +18,6 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
-from rest_framework import status
 
 from user_service.exceptions import ApplicationError
 from users.models import CustomUser, OutboxMessage, SecurityEvent, SessionEndReason
@@ -27,7 +26,6 @@ from users.services.outbox import email_enqueue, event_enqueue, message_enqueue
 
 
 class LinkInvalid(ApplicationError):
-    status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_link"
 
 
@@ -37,11 +35,8 @@ INVALID_LINK = "This link is invalid or has expired; request a new one."
 class _TimedTokenGenerator(PasswordResetTokenGenerator):
     """Django's generator with its own salt and lifetime (Django's reads only PASSWORD_RESET_TIMEOUT)."""
 
-    timeout_setting = "PASSWORD_RESET_TIMEOUT"
-    default_timeout = 259_200
-
     def timeout_seconds(self) -> int:
-        return int(getattr(settings, self.timeout_setting, self.default_timeout))
+        return settings.PASSWORD_RESET_TIMEOUT
 
     def check_token(self, user, token) -> bool:
         if not (user and token and isinstance(token, str)):
@@ -67,16 +62,18 @@ class InvitationTokens(_TimedTokenGenerator):
     """Same single-use rule as a reset (the password hash is hashed in), a longer lifetime."""
 
     key_salt = "users.services.account.InvitationTokens"
-    timeout_setting = "INVITATION_TIMEOUT_SECONDS"
-    default_timeout = 7 * 86_400
+
+    def timeout_seconds(self) -> int:
+        return settings.INVITATION_TIMEOUT_SECONDS
 
 
 class EmailVerificationTokens(_TimedTokenGenerator):
     """Bound to the address and to ``email_verified``: dead once used or once the address changes."""
 
     key_salt = "users.services.account.EmailVerificationTokens"
-    timeout_setting = "EMAIL_VERIFICATION_TIMEOUT_SECONDS"
-    default_timeout = 3 * 86_400
+
+    def timeout_seconds(self) -> int:
+        return settings.EMAIL_VERIFICATION_TIMEOUT_SECONDS
 
     def _make_hash_value(self, user, timestamp) -> str:
         return f"{user.pk}|{user.email.lower()}|{int(user.email_verified)}|{timestamp}"

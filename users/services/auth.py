@@ -8,7 +8,6 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework import status
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from user_service.exceptions import ApplicationError
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 class EmailNotVerified(ApplicationError):
     """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION)."""
 
-    status_code = status.HTTP_403_FORBIDDEN
     default_code = "email_not_verified"
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from rest_framework import status
 
 from user_service.exceptions import ApplicationError
 from users import metrics
@@ -28,7 +27,6 @@ LEVEL_MEMORY_SECONDS = 24 * 3600
 
 
 class AccountLocked(ApplicationError):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "locked_out"
 
 

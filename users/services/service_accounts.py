@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from rest_framework import status
 
 from user_service.exceptions import ApplicationError
 from users import tokens
@@ -20,12 +19,11 @@ from users.models import SecurityEvent, ServiceAccount
 from users.services import lockout
 from users.services.audit import security_event_record
 
-KNOWN_SCOPES = frozenset({"users:read", "tokens:introspect", "revocations:read"})
+KNOWN_SCOPES = frozenset({"users:read", "tokens:introspect"})
 _DUMMY_HASH = "sha256$" + "0" * 64
 
 
 class InvalidClient(ApplicationError):
-    status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_client"
 
 

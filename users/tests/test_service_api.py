@@ -5,6 +5,7 @@ import io
 
 import jwt
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from rest_framework import status
 from rest_framework.test import APIClient
@@ -482,6 +483,13 @@ class TestRevocations:
     def test_only_services(self, client_for, hod, api_client):
         assert client_for(hod).get(f"{API}/revocations/").status_code == status.HTTP_403_FORBIDDEN
         assert api_client.get(f"{API}/revocations/").status_code == status.HTTP_401_UNAUTHORIZED
+
+    def test_any_service_token_reads_the_feed_without_a_scope(self, service_client):
+        assert service_client().get(f"{API}/revocations/").status_code == status.HTTP_200_OK
+
+    def test_there_is_no_revocations_scope_to_grant(self):
+        with pytest.raises(ValidationError, match="revocations:read"):
+            service_account_create(name="poller", scopes=["revocations:read"])
 
     @pytest.mark.parametrize("since", ["abc", "nan", "inf", "1e400"])
     def test_bad_cursor(self, service_client, since):

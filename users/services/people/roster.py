@@ -16,7 +16,6 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
-from rest_framework import status
 
 from user_service.exceptions import ApplicationError
 from users.models import PROFILE_MODELS, CustomUser, Gender, OutboxMessage, SecurityEvent, UserType
@@ -53,7 +52,6 @@ _INT_COLUMNS = ACADEMIC_FIELDS
 class RosterRejected(ApplicationError):
     """The uploaded file is too large to be read at all."""
 
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "roster_too_large"
 
 

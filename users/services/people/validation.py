@@ -9,7 +9,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils import timezone
-from rest_framework import status
 
 from clients.academic import AcademicServiceClient
 from clients.exceptions import ServiceError
@@ -45,7 +44,6 @@ _PHONE_SHAPE = re.compile(r"\+?[0-9][0-9 \-]*")
 
 
 class AcademicServiceDown(ApplicationError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "academic_service_unavailable"
 
 
@@ -109,7 +107,7 @@ def academic_unknown_ids(*, course_ids: Iterable[int], session_year_ids: Iterabl
     ``lenient``: unknown ids are reported when the service answers; when it is down the ids are accepted unchecked
     and a warning is logged.
     """
-    mode = str(getattr(settings, "ACADEMIC_VALIDATION", "off")).lower()
+    mode = str(settings.ACADEMIC_VALIDATION).lower()
     courses, session_years = sorted(set(course_ids)), sorted(set(session_year_ids))
     if mode not in ("strict", "lenient") or not (courses or session_years):
         return {}
