@@ -11,7 +11,7 @@ import time
 os.environ.setdefault("THROTTLE_LOGIN_RATE", "100000/min")  # sequential logins from one address
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from bench.common import Gunicorn, django_setup, table, verdict  # noqa: E402
+from bench.common import Gunicorn, django_setup, table, verdict
 
 ROUNDS = int(os.environ.get("BENCH_LOGIN_ROUNDS", "60"))
 PASSWORD = "bench-login-passphrase-1"  # noqa: S105 - a throw-away account in the benchmark database

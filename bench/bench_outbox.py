@@ -66,7 +66,7 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 now = time.monotonic()
                 event_id = self.headers.get("X-Event-ID", "")
@@ -141,7 +141,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main() -> int:  # noqa: PLR0915 - a linear script
+def main() -> int:  # a linear script
     from bench.common import django_setup, table, verdict
 
     django_setup(BENCH_DB)

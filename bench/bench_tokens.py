@@ -16,7 +16,7 @@ os.environ.setdefault("JWT_ACCESS_MINUTES", "60")  # tokens must outlive the run
 os.environ.setdefault("THROTTLE_PRINCIPAL_RATE", "100000000/min")  # one client sends everything here
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # a log line per request would measure the log pipe
 
-from bench.common import GUNICORN_FLAGS, Gunicorn, django_setup, table, verdict, wrk  # noqa: E402
+from bench.common import GUNICORN_FLAGS, Gunicorn, django_setup, table, verdict, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 UNUSABLE = "!"  # an unusable password hash: these people never log in with a password

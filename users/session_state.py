@@ -88,7 +88,7 @@ def revocations_publish(*, session_ids: list[str]) -> None:
 
     A lost message is not lost information: verifiers also poll ``revocations/``.
     """
-    global _publisher  # noqa: PLW0603 - one pooled client per process
+    global _publisher  # one pooled client per process
     if not settings.REDIS_URL or not session_ids:
         return
     try:
@@ -97,5 +97,5 @@ def revocations_publish(*, session_ids: list[str]) -> None:
         if _publisher is None:
             _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
         _publisher.publish(settings.REVOCATION_CHANNEL, json.dumps({"session_ids": session_ids}))
-    except Exception as exc:  # noqa: BLE001 - best effort; the poll endpoint carries the same data
+    except Exception as exc:  # best effort; the poll endpoint carries the same data
         logger.warning("could not publish revocations: %s", exc.__class__.__name__)

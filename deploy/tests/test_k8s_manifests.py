@@ -55,7 +55,7 @@ def rendered_overlay() -> list[dict]:
     """The production overlay built by `kubectl kustomize` (kubectl ships with this machine image)."""
     kubectl = shutil.which("kubectl")
     assert kubectl is not None, "kubectl is required to render the kustomize overlay"
-    result = subprocess.run([kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=120)  # noqa: S603
+    result = subprocess.run([kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 

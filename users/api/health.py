@@ -34,7 +34,7 @@ def _timed(check) -> dict:
     started = time.perf_counter()
     try:
         detail = check()
-    except Exception as exc:  # noqa: BLE001 - a health check reports any failure
+    except Exception as exc:  # a health check reports any failure
         return {"status": "down", "detail": exc.__class__.__name__}
     result = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
     if detail:
@@ -59,7 +59,7 @@ _broker_client = None
 
 
 def _broker() -> dict | None:
-    global _broker_client  # noqa: PLW0603 - one pooled client per process
+    global _broker_client  # one pooled client per process
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return {"status": "skipped", "detail": "tasks run eagerly in-process"}
     if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

@@ -24,7 +24,7 @@ class IsService(BasePermission):
         return bool(getattr(request.user, "is_service", False))
 
 
-def HasServiceScope(scope: str) -> type[BasePermission]:  # noqa: N802 - reads as a predicate class
+def HasServiceScope(scope: str) -> type[BasePermission]:  # reads as a predicate class
     """A service token carrying ``scope``; compose with ``|``: ``IsStaffOrHOD | HasServiceScope("users:read")``."""
 
     class _HasServiceScope(BasePermission):

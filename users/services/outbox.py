@@ -125,7 +125,7 @@ def _producer_pool():
     A request must not wait on a dead broker (the message is safe in the outbox anyway), unlike the
     app's default pool, which retries its connection with pauses. One pool per process (rebuilt after a fork).
     """
-    global _producers  # noqa: PLW0603 - one pool per process
+    global _producers  # one pool per process
     if _producers is None or _producers[0] != os.getpid():
         from kombu.pools import ProducerPool
 
@@ -146,7 +146,7 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
     After a failed publish, further publishes in this process are skipped for
     ``OUTBOX_DISPATCH_PAUSE_SECONDS``, so only one request per pause pays the (short) connection attempt.
     """
-    global _broker_down_until  # noqa: PLW0603 - one flag per process
+    global _broker_down_until  # one flag per process
     if time.monotonic() < _broker_down_until:
         return False
     from users.tasks import outbox_task_for
@@ -162,7 +162,7 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
         with _producer_pool().acquire(block=True, timeout=5) as producer:
             # One reconnection at once (a broker restarted since the last publish), never a wait.
             task.apply_async(args=[message_id], producer=producer, retry=True, retry_policy=_PUBLISH_ONCE)
-    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row pending for the relay
+    except Exception as exc:  # any broker failure leaves the row pending for the relay
         _broker_down_until = time.monotonic() + settings.OUTBOX_DISPATCH_PAUSE_SECONDS
         outbox_dispatch_reset(keep_pause=True)
         logger.warning("outbox %s: broker unavailable (%s); the relay will deliver it", message_id, exc)
@@ -172,7 +172,7 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
 
 def outbox_dispatch_reset(*, keep_pause: bool = False) -> None:
     """Drop the publishing connections (and, unless ``keep_pause``, a remembered broker outage)."""
-    global _broker_down_until, _producers  # noqa: PLW0603
+    global _broker_down_until, _producers
     if not keep_pause:
         _broker_down_until = 0.0
     if _producers is not None and _producers[0] == os.getpid():
@@ -303,7 +303,7 @@ def outbox_deliver(*, message_id: str) -> Delivery:
         logger.error("outbox %s (%s %s) failed for good: %s", message.pk, message.kind, message.topic, exc)
         _record(message, status=Status.FAILED, last_error=str(exc)[:ERROR_MAX_CHARS])
         return Delivery(Delivery.FAILED)
-    except Exception as exc:  # noqa: BLE001 - every other failure is worth another attempt
+    except Exception as exc:  # every other failure is worth another attempt
         error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
         if message.attempts >= max_attempts:
             logger.error("outbox %s failed after %s attempts: %s", message.pk, message.attempts, error)
@@ -371,7 +371,7 @@ def outbox_relay_soon() -> None:
 
         try:
             outbox_relay_task.apply_async(kwargs={"grace_seconds": 0}, retry=False)
-        except Exception as exc:  # noqa: BLE001 - the beat relay delivers them anyway
+        except Exception as exc:  # the beat relay delivers them anyway
             logger.warning("could not publish an early relay (%s); the beat relay will deliver", exc.__class__.__name__)
 
     transaction.on_commit(publish)

@@ -20,7 +20,7 @@ from users.tasks import cleanup_task, outbox_email_task, outbox_event_task, outb
 from users.tests.test_outbox_support import Receiver, broker_key_prefix, isolated_broker, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "worker-test-secret"  # noqa: S105 - a test value
+SECRET = "worker-test-secret"
 
 
 class TestConfiguration:

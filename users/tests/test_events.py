@@ -20,7 +20,7 @@ from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
     wait_for,
 )
 
-SECRET = "webhook-test-secret"  # noqa: S105 - a test value
+SECRET = "webhook-test-secret"
 EVENT_KEYS = {"event_id", "type", "occurred_at", "user", "data"}
 
 
