@@ -1,6 +1,6 @@
 """Login latency next to its floor: sequential logins over HTTP vs one bare Argon2id verify, same run.
 
-Target (issue 6): login p50 at most 1.15x the bare verify (the hash is the floor; everything else is small).
+Target: login p50 at most 1.15x the bare verify (the hash is the floor; everything else is small).
 """
 
 import os

@@ -12,7 +12,7 @@ measured on the two servers back to back, in three rounds; the verdict uses the 
 ratio within a round, so on a shared machine both sizes of a pair see the same background load. It also
 prints the search queries' EXPLAIN ANALYZE at 100,000 and imports CSV rosters of 1,000 and 10,000 rows
 through the API. The databases are left for inspection.
-Targets (ratios measured in one run, from the issue): p50 at 100k at most 1.5x p50 at 1k for each
+Targets (ratios measured in one run): p50 at 100k at most 1.5x p50 at 1k for each
 endpoint; search served by an index; the 10,000-row import at most 10x the 1,000-row one and at least
 2,000 rows/s. Exit status 0 only if every target is met.
 """

@@ -1,7 +1,7 @@
 """Inter-service hot paths under load: validate-token, user/{id}/, bulk_info, local verification, revocation.
 
 gunicorn on 127.0.0.1 against PostgreSQL and Redis, wrk in a second process, 10-second runs, and in the
-same run a trivial WSGI app under the same gunicorn flags as the machine's ceiling. Targets (issue 4):
+same run a trivial WSGI app under the same gunicorn flags as the machine's ceiling. Targets:
 validate-token >= 30 % of the ceiling, user/{id}/ >= 15 %, bulk_info 500 ids p50 <= 3x its 10-id p50,
 local verification <= 1.5x a bare PyJWT RS256 verify, revocation propagation < 2 s.
 """
@@ -166,7 +166,7 @@ def main() -> int:
         ["revocation propagation p50", f"{p50_delay * 1000:.1f} ms", "", ""],
         ["revocation propagation max", f"{max_delay * 1000:.1f} ms", "< 2 s", verdict(max_delay < 2)],
     ]
-    print(table("Targets (issue 4)", ["measure", "value", "target", "verdict"], targets))
+    print(table("Targets", ["measure", "value", "target", "verdict"], targets))
     errors = sum(r.errors for r in results)
     return 0 if errors == 0 else 1
 

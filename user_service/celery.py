@@ -45,7 +45,7 @@ app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=True,
     worker_hijack_root_logger=False,  # Django's LOGGING applies to the worker too
     # Celery's Django fixup would close the database connection around every task (a new PostgreSQL
-    # connection per task, ~10 ms); _close_old_db_connections below keeps Django's own rules instead.
+    # connection per task); _close_old_db_connections below keeps Django's own rules instead.
     CELERY_DB_REUSE_MAX=1_000_000_000,
     worker_send_task_events=False,
     beat_schedule={

@@ -98,9 +98,9 @@ class _SkippedForAPI:
     """Mixin for Django's cookie-based middleware: requests to the API pass straight through.
 
     The API authenticates bearer tokens only (no session authentication), so a session store, a lazy
-    ``request.user`` and a message store would be built and thrown away on every call: about 45 us of a
-    450 us token validation. The admin and the API docs (outside ``/api/v1/``) keep all of it. These are
-    subclasses, so Django's admin checks still recognise them. CSRF keeps Django's own middleware (the
+    ``request.user`` and a message store would be built and thrown away on every call, a visible share of a
+    token validation (README, "Benchmarks"). The admin and the API docs (outside ``/api/v1/``) keep all of it.
+    These are subclasses, so Django's admin checks still recognise them. CSRF keeps Django's own middleware (the
     deploy checks look for it by name); every API view is CSRF-exempt, so it costs almost nothing there.
     """
 

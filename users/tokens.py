@@ -73,8 +73,8 @@ class VerifiedTokens:
     """Claims of tokens this process has fully verified with the ring's keys, by the exact token text.
 
     A gateway validates the same access token on every request its user makes during the token's
-    lifetime; remembering the verdict saves the RS256 check and PyJWT's parsing (about 100 us, most of
-    a warm validation) when it comes back. Only tokens that passed every check are kept; expiry is
+    lifetime; remembering the verdict saves the RS256 check and PyJWT's parsing (most of a warm
+    validation) when it comes back. Only tokens that passed every check are kept; expiry is
     checked again on each use; the memo belongs to one key ring, so it is gone when the keys change.
     Bounded: the oldest entry goes when it is full (``JWT_VERIFIED_CACHE_SIZE``, 0 turns it off).
     """

@@ -1,4 +1,4 @@
-"""URLs of password reset and e-mail verification (issue 5), included under /api/v1/users/."""
+"""URLs of password reset and e-mail verification included under /api/v1/users/."""
 
 from django.urls import path
 

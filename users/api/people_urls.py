@@ -1,4 +1,4 @@
-"""URLs of students, staff, HODs, users/ and user/{id}/ (issue 3), included under /api/v1/users/."""
+"""URLs of students, staff, HODs, users/ and user/{id}/ included under /api/v1/users/."""
 
 from django.urls import path
 

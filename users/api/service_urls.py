@@ -1,4 +1,4 @@
-"""URLs of service tokens, introspection, bulk lookups and revocations (issue 4), under /api/v1/users/."""
+"""URLs of service tokens, introspection, bulk lookups and revocations under /api/v1/users/."""
 
 from django.urls import path
 

@@ -29,9 +29,9 @@ def crowd():
 
 def plan_of(queryset) -> str:
     with connection.cursor() as cursor:
-        # On a few thousand rows a full scan is as cheap as the index; the benchmark shows the planner's own choice
-        # at 100,000. Here: no sequential and no plain index scans, so the search must be served by a bitmap scan
-        # of an index whose expression matches what the ORM emits (or the plan's cost explodes).
+        # On a few thousand rows a full scan is as cheap as the index; bench/bench_people.py shows the planner's
+        # own choice on a large table. Here: no sequential and no plain index scans, so the search must be served
+        # by a bitmap scan of an index whose expression matches what the ORM emits (or the plan's cost explodes).
         cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
     return queryset.explain()
 

@@ -21,7 +21,7 @@ SEARCH_INDEXES = (
 def _insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
     """Insert rows given as {attname: value} (other fields take their defaults) whose ids nobody needs back.
 
-    On PostgreSQL with COPY, without building model instances (several times faster than bulk_create);
+    On PostgreSQL with COPY, without building model instances (faster than bulk_create: README, "Benchmarks");
     elsewhere with bulk_create.
     """
     now = timezone.now()
@@ -51,8 +51,8 @@ def search_indexes_flush() -> None:
     """Merge the pending entries of the search indexes after a bulk insert (PostgreSQL; a no-op elsewhere).
 
     A GIN index first appends new entries to a pending list, which every search must scan and which the planner
-    prices in: after 10,000 new people it may prefer a sequential scan until autovacuum runs (an insert of
-    less than 20 % of the table does not trigger it). Merging costs about 0.1 s per 10,000 rows.
+    prices in: after a large bulk insert it may prefer a sequential scan until autovacuum runs (an insert
+    smaller than ``autovacuum_vacuum_insert_scale_factor`` of the table does not trigger it).
     """
     if connection.vendor != "postgresql":
         return
