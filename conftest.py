@@ -5,6 +5,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from users.models import UserType
+
 TEST_PASSWORD = "a-Long-test-passphrase-42"
 # The user JSON every endpoint shares (DESIGN §6), as tests assert it.
 USER_KEYS = frozenset(
@@ -63,24 +65,24 @@ def api_client() -> APIClient:
 
 @pytest.fixture
 def make_user(db):
-    from users.tests.factories import make_user as factory
+    from users.tests.factories import UserFactory
 
-    return factory
+    return UserFactory
 
 
 @pytest.fixture
 def hod(make_user):
-    return make_user(user_type=1, username="hod", email="hod@school.test")
+    return make_user(user_type=UserType.HOD, username="hod", email="hod@school.test")
 
 
 @pytest.fixture
 def staff(make_user):
-    return make_user(user_type=2, username="staff", email="staff@school.test")
+    return make_user(user_type=UserType.STAFF, username="staff", email="staff@school.test")
 
 
 @pytest.fixture
 def student(make_user):
-    return make_user(user_type=3, username="student", email="student@school.test")
+    return make_user(user_type=UserType.STUDENT, username="student", email="student@school.test")
 
 
 @pytest.fixture

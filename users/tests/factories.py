@@ -1,28 +1,31 @@
-"""Test data builders; users go through the service layer so they always have their profile."""
+"""Test data builders (factory_boy); users go through the service layer so they always have their profile."""
 
-import itertools
+from typing import Any
 
-from users.models import CustomUser
+import factory
 
-_seq = itertools.count(1)
-
-
-def make_user(*, user_type: int = 3, username: str | None = None, email: str | None = None, password=None, **fields):
-    from conftest import TEST_PASSWORD
-    from users.services.users import user_create
-
-    n = next(_seq)
-    username = username or f"user{n}"
-    return user_create(
-        username=username,
-        email=email if email is not None else f"{username}@school.test",
-        password=TEST_PASSWORD if password is None else password,
-        user_type=user_type,
-        first_name=fields.pop("first_name", f"First{n}"),
-        last_name=fields.pop("last_name", f"Last{n}"),
-        **fields,
-    )
+from conftest import TEST_PASSWORD
+from users.models import CustomUser, UserType
+from users.services.users import user_create
 
 
-def reload(user: CustomUser) -> CustomUser:
-    return CustomUser.objects.get(pk=user.pk)
+class UserFactory(factory.django.DjangoModelFactory):
+    """``UserFactory(user_type=UserType.HOD, ...)``: a person of that role with its profile, via ``user_create``.
+
+    Any other keyword (``is_active``, ``profile``, ...) goes to ``user_create``; ``password=None`` or ``""`` makes
+    an account without a usable password (an invited person).
+    """
+
+    class Meta:
+        model = CustomUser
+
+    user_type = UserType.STUDENT
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@school.test")
+    password = TEST_PASSWORD
+    first_name = factory.Sequence(lambda n: f"First{n}")
+    last_name = factory.Sequence(lambda n: f"Last{n}")
+
+    @classmethod
+    def _create(cls, model_class: type[CustomUser], *args: Any, **kwargs: Any) -> CustomUser:
+        return user_create(**kwargs)

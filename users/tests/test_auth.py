@@ -38,9 +38,9 @@ class TestRegister:
         assert user.check_password("Quiet-river-stones-2024")
 
     def test_user_type_3_is_accepted(self, api_client):
-        assert _register(api_client, user_type=3).status_code == status.HTTP_201_CREATED
+        assert _register(api_client, user_type=UserType.STUDENT).status_code == status.HTTP_201_CREATED
 
-    @pytest.mark.parametrize("user_type", [1, 2, 0, 4])
+    @pytest.mark.parametrize("user_type", [UserType.HOD, UserType.STAFF, 0, 4])
     def test_cannot_create_hod_or_staff(self, api_client, user_type):
         response = _register(api_client, user_type=user_type)
 

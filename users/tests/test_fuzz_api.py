@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 
 from user_service.wsgi import application
+from users.models import UserType
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def _no_throttles():
 
 @pytest.fixture
 def hod_token(transactional_db, login, make_user):
-    return login(make_user(user_type=1, username="fuzz-hod"))["access_token"]
+    return login(make_user(user_type=UserType.HOD, username="fuzz-hod"))["access_token"]
 
 
 @schema.parametrize()

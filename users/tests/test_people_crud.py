@@ -134,7 +134,7 @@ class TestCreate:
             (student_body(id=5), {"id": ["Unknown or read-only field."]}),
             (student_body(profile_pic="x.png"), {"profile_pic": ["Unknown or read-only field."]}),
             (student_body(created_at="2020-01-01"), {"created_at": ["Unknown or read-only field."]}),
-            (student_body(user={"user_type": 1}), {"user": {"user_type": ["Unknown or read-only field."]}}),
+            (student_body(user={"user_type": UserType.HOD}), {"user": {"user_type": ["Unknown or read-only field."]}}),
             (student_body(user={"is_superuser": True}), {"user": {"is_superuser": ["Unknown or read-only field."]}}),
             (student_body(user={"is_active": False}), {"user": {"is_active": ["Unknown or read-only field."]}}),
         ],
@@ -336,7 +336,7 @@ class TestUpdate:
         ("body", "errors"),
         [
             ({"user": {"password": "x"}}, {"user": {"password": ["Unknown or read-only field."]}}),
-            ({"user": {"user_type": 1}}, {"user": {"user_type": ["Unknown or read-only field."]}}),
+            ({"user": {"user_type": UserType.HOD}}, {"user": {"user_type": ["Unknown or read-only field."]}}),
             ({"profile_pic": "a.png"}, {"profile_pic": ["Unknown or read-only field."]}),
             ({"employee_id": "E-1"}, {"employee_id": ["Unknown or read-only field."]}),
             ({"phone_number": "12"}, None),

@@ -88,7 +88,11 @@ class TestGoodFiles:
 
         assert response.status_code == status.HTTP_201_CREATED, response.content
         staff = Staff.objects.get(employee_id="E-1")
-        assert (staff.department, str(staff.date_of_joining), staff.user.user_type) == ("Mathematics", "2019-09-01", 2)
+        assert (staff.department, str(staff.date_of_joining), staff.user.user_type) == (
+            "Mathematics",
+            "2019-09-01",
+            UserType.STAFF,
+        )
 
     def test_dry_run_writes_nothing(self, hod_client):
         before = (CustomUser.objects.count(), OutboxMessage.objects.count())

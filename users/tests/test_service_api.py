@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.test import APIClient
 
 from users import tokens
-from users.models import ServiceAccount
+from users.models import ServiceAccount, UserType
 from users.services.service_accounts import service_account_create
 
 API = "/api/v1/users"
@@ -251,7 +251,7 @@ class TestBulkInfo:
     def test_rows_are_exactly_the_shared_user_json(self, service_client, make_user):
         from users.selectors import user_public_data
 
-        users = [make_user(user_type=t) for t in (1, 2, 3)]
+        users = [make_user(user_type=t) for t in (UserType.HOD, UserType.STAFF, UserType.STUDENT)]
 
         body = service_client("users:read").post(
             f"{API}/bulk_info/", {"user_ids": [u.pk for u in users]}, format="json"
@@ -315,7 +315,10 @@ class TestBulkInfoJson:
         from users.models import CustomUser
 
         names = ['Quote " and \\ backslash', "Émile Zoë 漢字", "tab\tand\nnewline", "</script>"]
-        users = [make_user(user_type=t, first_name=n) for t, n in zip((1, 2, 3, 3), names, strict=True)]
+        users = [
+            make_user(user_type=t, first_name=n)
+            for t, n in zip((UserType.HOD, UserType.STAFF, UserType.STUDENT, UserType.STUDENT), names, strict=True)
+        ]
         CustomUser.objects.filter(pk=users[0].pk).update(date_joined=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
         CustomUser.objects.filter(pk=users[1].pk).update(date_joined=datetime(2024, 1, 2, 3, 4, 5, 60, tzinfo=UTC))
         CustomUser.objects.filter(pk=users[2].pk).update(is_active=False, email_verified=True, last_name="")

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from rest_framework import status
 
-from users.models import SessionEndReason, UserSession
+from users.models import SessionEndReason, UserSession, UserType
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ class TestProfile:
     @pytest.mark.parametrize(
         "body",
         [
-            {"user_type": 1},
+            {"user_type": UserType.HOD},
             {"username": "renamed"},
             {"is_active": False},
             {"is_staff": True},
@@ -63,7 +63,7 @@ class TestProfile:
 
         assert response.status_code == status.HTTP_400_BAD_REQUEST
         student.refresh_from_db()
-        assert student.user_type == 3
+        assert student.user_type == UserType.STUDENT
         assert student.username == "student"
         assert student.is_active is True
 

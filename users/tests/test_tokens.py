@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rest_framework import status
 
 from users import tokens
-from users.models import CustomUser
+from users.models import CustomUser, UserType
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,7 @@ class TestClaims:
         assert header["kid"] == tokens.key_ring().kid
         assert set(claims) == {"sub", "user_type", "role", "username", "sid", "jti", "iat", "exp", "iss", "token_type"}
         assert claims["sub"] == str(student.pk)
-        assert claims["user_type"] == 3
+        assert claims["user_type"] == UserType.STUDENT
         assert claims["role"] == "student"
         assert claims["username"] == student.username
         assert claims["token_type"] == "access"
