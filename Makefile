@@ -13,7 +13,7 @@ TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
 
-.PHONY: help venv install install-dev run migrate superuser lint test test-only bench clean
+.PHONY: help venv install install-dev run migrate superuser lint typecheck test test-only bench clean
 
 help:
 	@echo "make run     set up, migrate and start the service on :$(PORT) (embedded default, no .env needed)"
@@ -66,6 +66,12 @@ lint: install-dev $(TEST_KEY)
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -r users clients user_service -x '*/tests/*,*/migrations/*' --severity-level high
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+# Types (mypy with django-stubs and drf-stubs) and the import direction of DESIGN.md (import-linter). Both run
+# even if the first fails; not yet part of `lint`.
+typecheck: install-dev
+	$(BIN)/mypy; mypy_status=$$?; $(BIN)/lint-imports; imports_status=$$?; \
+	test $$mypy_status -eq 0 && test $$imports_status -eq 0
 
 test: lint test-only
 
