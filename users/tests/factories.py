@@ -9,11 +9,11 @@ _seq = itertools.count(1)
 
 def make_user(*, user_type: int = 3, username: str | None = None, email: str | None = None, password=None, **fields):
     from conftest import TEST_PASSWORD
-    from users.services.users import user_create
+    from users.services.people.create import user_rows_create
 
     n = next(_seq)
     username = username or f"user{n}"
-    return user_create(
+    return user_rows_create(
         username=username,
         email=email if email is not None else f"{username}@school.test",
         password=TEST_PASSWORD if password is None else password,
