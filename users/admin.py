@@ -112,21 +112,21 @@ class PasswordSetForm(AdminPasswordChangeForm):
         return self.user
 
 
-class AdminHODInline(admin.StackedInline):
+class AdminHODInline(HODPermissionsMixin, admin.StackedInline):
     model = AdminHOD
     form = ProfileForm
     can_delete = False
     extra = 0
 
 
-class StaffInline(admin.StackedInline):
+class StaffInline(HODPermissionsMixin, admin.StackedInline):
     model = Staff
     form = ProfileForm
     can_delete = False
     extra = 0
 
 
-class StudentInline(admin.StackedInline):
+class StudentInline(HODPermissionsMixin, admin.StackedInline):
     model = Student
     form = ProfileForm
     can_delete = False
@@ -270,6 +270,9 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
         for formset in formsets:
             for inline_form in formset.forms:
                 profile_changes.update(getattr(inline_form, "profile_changes", {}))
+            # What formset.save() would have recorded, for the admin's change message (the owner saves instead).
+            formset.new_objects, formset.deleted_objects = [], []
+            formset.changed_objects = [(f.instance, f.changed_data) for f in formset.forms if f.has_changed()]
         person_change(
             user=form.instance,
             user_changes=getattr(form, "user_changes", {}),

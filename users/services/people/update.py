@@ -115,8 +115,7 @@ def _person_write(
     for name in changed:
         setattr(account, name, user_changes[name])
     if email_changed:
-        account.email_verified = False  # the new address must be confirmed
-        changed = sorted({*changed, "email_verified"})
+        account.email_verified = False  # the new address must be confirmed (its user JSON tells)
     if changed:
         account.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
         account.save()
@@ -144,7 +143,7 @@ def _person_write(
         )
     event_enqueue(event_type=EventType.USER_UPDATED, user=account, data={"fields": fields})
     user_snapshot_invalidate(user_id=account.pk)
-    for name in changed:
+    for name in (*changed, "email_verified"):
         setattr(user, name, getattr(account, name))
     return fields
 
