@@ -28,10 +28,10 @@ def main() -> int:
     from django.contrib.auth.hashers import Argon2PasswordHasher
 
     from users.models import CustomUser
-    from users.services.users import user_create
+    from users.services.people.create import user_rows_create
 
     CustomUser.objects.filter(username="bench_login").delete()
-    user = user_create(username="bench_login", email="bench_login@bench.test", password=PASSWORD)
+    user = user_rows_create(username="bench_login", email="bench_login@bench.test", password=PASSWORD)
     encoded = CustomUser.objects.get(pk=user.pk).password
     assert encoded.startswith("argon2$"), encoded
 

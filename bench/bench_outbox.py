@@ -151,7 +151,7 @@ def main() -> int:  # a linear script
     from users.models import CustomUser, OutboxMessage
     from users.services import outbox
     from users.services.outbox import event_enqueue
-    from users.services.users import user_create
+    from users.services.people.create import user_rows_create
 
     def outbox_empty() -> None:
         """TRUNCATE rather than DELETE: earlier rounds must not leave dead rows for this one to wade through."""
@@ -167,7 +167,7 @@ def main() -> int:  # a linear script
         for queue in ("default", "email", "events"):
             conn.default_channel.queue_purge(queue)
     outbox_empty()
-    user = CustomUser.objects.filter(username="bench-outbox").first() or user_create(
+    user = CustomUser.objects.filter(username="bench-outbox").first() or user_rows_create(
         username="bench-outbox", email="bench-outbox@school.test", password=None
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench-outbox-"))

@@ -1,17 +1,40 @@
-"""Django admin for HODs: users with their role profile inline, and login sessions."""
+"""Django admin for HODs: users with their role profile inline, and login sessions.
 
+Every change goes through the owners in ``users.services.people``, like the API's: the forms check with the owners'
+rules (``user_changes_check``, ``profile_changes_check``) and saving calls the owners, which end sessions and write
+audit records, events, e-mails and cache invalidation. The admin never deletes a person: delete deactivates.
+"""
+
+from contextvars import ContextVar
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
-from users.models import AdminHOD, CustomUser, Staff, Student, UserSession, UserType
+from users.http import client_ip
+from users.models import PROFILE_MODELS, AdminHOD, CustomUser, ProfileBase, Staff, Student, UserSession, UserType
 from users.services.people import (
     PersonChangeRefused,
     invitation_resend,
-    person_created_in_admin,
-    person_deactivate,
-    person_reactivate,
+    password_set_by_admin,
+    person_change,
+    profile_change,
+    profile_changes_check,
+    user_changes_check,
+    user_create,
+    user_deactivate,
+    user_reactivate,
 )
-from users.services.users import user_profile_ensure
+
+_USER_TYPE_OF: dict[type[ProfileBase], int] = {model: user_type for user_type, model in PROFILE_MODELS.items()}
+_M2M_FIELDS = frozenset({"groups", "user_permissions"})
+# Who is setting a password in the admin's password form (Django builds that form with the user and the data only).
+_password_setter: ContextVar[tuple[CustomUser | None, str | None]] = ContextVar("admin_password_setter")
 
 
 class HODPermissionsMixin:
@@ -36,20 +59,76 @@ class HODPermissionsMixin:
         return self._is_hod(request)
 
 
-class AdminHODInline(admin.StackedInline):
+def _add_errors(form: forms.BaseForm, errors: dict[str, list[str]]) -> None:
+    for name, messages_ in errors.items():
+        for message in messages_:
+            form.add_error(name if name in form.fields else None, message)
+
+
+# --- Forms: the owners' rules, so the admin refuses what the API refuses ------------------------
+
+
+class ProfileForm(forms.ModelForm):
+    """A role profile's form (page or inline): checked with the API's rules; ``profile_changes`` for the owner."""
+
+    profile_changes: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        model = self._meta.model
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned and name != "user"}
+        user_id = self.instance.user_id if self.instance.pk else None
+        before = model.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        errors = profile_changes_check(user_type=_USER_TYPE_OF[model], user_id=user_id, changes=changes, before=before)
+        _add_errors(self, errors)
+        cleaned.update(changes)  # normalised (phone numbers, empty school ids)
+        self.profile_changes = changes
+        return cleaned
+
+
+class PersonChangeForm(UserChangeForm):
+    """The user's change form: checked with the owner's rules; ``user_changes`` for the owner."""
+
+    user_changes: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned and name not in _M2M_FIELDS}
+        if self.instance.pk:
+            current = CustomUser.objects.get(pk=self.instance.pk)
+            _add_errors(self, user_changes_check(user=current, changes=changes))
+        cleaned.update(changes)
+        self.user_changes = changes
+        return cleaned
+
+
+class PasswordSetForm(AdminPasswordChangeForm):
+    """The admin's password form: saving sets the password through the owner (sessions end, audit, event, e-mail)."""
+
+    def save(self, commit: bool = True) -> CustomUser:
+        actor, ip = _password_setter.get((None, None))
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        self.user = password_set_by_admin(user=self.user, password=password, actor=actor, ip=ip)
+        return self.user
+
+
+class AdminHODInline(HODPermissionsMixin, admin.StackedInline):
     model = AdminHOD
+    form = ProfileForm
     can_delete = False
     extra = 0
 
 
-class StaffInline(admin.StackedInline):
+class StaffInline(HODPermissionsMixin, admin.StackedInline):
     model = Staff
+    form = ProfileForm
     can_delete = False
     extra = 0
 
 
-class StudentInline(admin.StackedInline):
+class StudentInline(HODPermissionsMixin, admin.StackedInline):
     model = Student
+    form = ProfileForm
     can_delete = False
     extra = 0
 
@@ -57,13 +136,100 @@ class StudentInline(admin.StackedInline):
 _INLINES = {UserType.HOD: AdminHODInline, UserType.STAFF: StaffInline, UserType.STUDENT: StudentInline}
 
 
+# --- People: actions and delete, through the owners ---------------------------------------------
+
+
+class PeopleActionsMixin:
+    """Deactivate, reactivate and resend-invitation actions; delete (action and page) deactivates instead."""
+
+    actions = ["deactivate_selected", "reactivate_selected", "resend_invitation"]
+
+    def _user_of(self, obj: CustomUser | ProfileBase) -> CustomUser:
+        return obj if isinstance(obj, CustomUser) else obj.user
+
+    def _users_of(self, queryset: QuerySet) -> list[CustomUser]:
+        if queryset.model is CustomUser:
+            return list(queryset)
+        return [profile.user for profile in queryset.select_related("user")]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:  # deleting a person is deactivating them
+            actions["delete_selected"] = (
+                type(self).deactivate_selected,
+                "delete_selected",
+                "Delete selected people (deactivates them: the rows are kept, their sessions end)",
+            )
+        return actions
+
+    @admin.action(description="Deactivate selected people (their sessions end at once)")
+    def deactivate_selected(self, request, queryset) -> None:
+        done, refused = 0, []
+        for user in self._users_of(queryset):
+            try:
+                done += user_deactivate(user=user, actor=request.user)
+            except PersonChangeRefused as exc:
+                refused.append(f"{user.username}: {exc.message}")
+        self.message_user(request, f"{done} deactivated.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description="Reactivate selected people")
+    def reactivate_selected(self, request, queryset) -> None:
+        done = sum(user_reactivate(user=user, actor=request.user) for user in self._users_of(queryset))
+        self.message_user(request, f"{done} reactivated.", messages.SUCCESS)
+
+    @admin.action(description="Resend the invitation e-mail (people who have not set a password)")
+    def resend_invitation(self, request, queryset) -> None:
+        users = self._users_of(queryset)
+        sent = sum(invitation_resend(user=user) for user in users)
+        level = messages.SUCCESS if sent else messages.WARNING
+        self.message_user(
+            request, f"{sent} invitation(s) queued; {len(users) - sent} skipped (inactive or password set).", level
+        )
+
+    # The delete page: it confirms a deactivation, logs a change and deactivates (a person is never deleted here).
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple[list[str], dict, set, list]:
+        users = [self._user_of(obj) for obj in objs]
+        lines = [f"{user.username}: deactivated (the account is kept; their sessions end)" for user in users]
+        return lines, {}, set(), []
+
+    def log_deletions(self, request: HttpRequest, queryset) -> None:
+        for obj in queryset:
+            self.log_change(request, obj, "Deactivated (delete keeps the row).")
+
+    def delete_model(self, request: HttpRequest, obj: CustomUser | ProfileBase) -> None:
+        user_deactivate(user=self._user_of(obj), actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for user in self._users_of(queryset):
+            user_deactivate(user=user, actor=request.user)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except PersonChangeRefused as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        self.message_user(request, f"“{obj_display}” was deactivated; the account is kept.", messages.SUCCESS)
+        opts = self.model._meta
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+
+
 @admin.register(CustomUser)
-class CustomUserAdmin(HODPermissionsMixin, UserAdmin):
+class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
+    """Users: created, changed, given a password and deactivated through the owners; activity only by actions."""
+
+    form = PersonChangeForm
+    change_password_form = PasswordSetForm
     list_display = ("username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined")
-    list_filter = ("user_type", "is_active", "email_verified", "date_joined")
+    list_filter = ("user_type", "is_active", "email_verified", "date_joined", "deactivated_at")
     search_fields = ("username", "email", "first_name", "last_name")
     ordering = ("-date_joined",)
-    readonly_fields = ("last_login", "date_joined", "created_at", "updated_at", "deactivated_at")
+    readonly_fields = ("last_login", "date_joined", "created_at", "updated_at", "deactivated_at", "is_active")
     fieldsets = (
         *UserAdmin.fieldsets,
         ("Role", {"fields": ("user_type", "email_verified", "created_at", "updated_at", "deactivated_at")}),
@@ -71,13 +237,55 @@ class CustomUserAdmin(HODPermissionsMixin, UserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "user_type", "password1", "password2")}),
     )
+    show_full_result_count = False  # no second COUNT(*) over the whole table on every page
 
     def get_inlines(self, request, obj=None):
         return [] if obj is None else [_INLINES[obj.user_type]]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        user_profile_ensure(user=obj)
+    def get_readonly_fields(self, request, obj=None):
+        # A role is chosen at creation: changing user_type later would strand the old role's profile.
+        return (*self.readonly_fields, "user_type") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: CustomUser, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return  # written with the inline profile, in one change, by save_related
+        usable = form.cleaned_data.get("set_usable_password", True)
+        created = user_create(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data.get("email") or "",
+            user_type=form.cleaned_data.get("user_type") or UserType.STUDENT,
+            password=form.cleaned_data.get("password1") if usable else None,
+            actor=request.user,
+            source="admin",
+        )
+        for field in CustomUser._meta.concrete_fields:  # the admin goes on with the created row (redirect, log)
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding, obj._state.db = False, created._state.db
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
+        form.save_m2m()
+        if not change:
+            return
+        profile_changes: dict[str, Any] = {}
+        for formset in formsets:
+            for inline_form in formset.forms:
+                profile_changes.update(getattr(inline_form, "profile_changes", {}))
+            # What formset.save() would have recorded, for the admin's change message (the owner saves instead).
+            formset.new_objects, formset.deleted_objects = [], []
+            formset.changed_objects = [(f.instance, f.changed_data) for f in formset.forms if f.has_changed()]
+        person_change(
+            user=form.instance,
+            user_changes=getattr(form, "user_changes", {}),
+            profile_changes=profile_changes,
+            actor=request.user,
+        )
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        token = _password_setter.set((request.user, client_ip(request)))
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_setter.reset(token)
 
 
 @admin.register(UserSession)
@@ -92,70 +300,10 @@ class UserSessionAdmin(HODPermissionsMixin, admin.ModelAdmin):
         return False
 
 
-# --- People management for HODs: actions that go through the services (sessions end, events are written) ---
-
-
-class PeopleActionsMixin:
-    """Deactivate, reactivate and resend-invitation actions for a changelist of users or of profiles."""
-
-    actions = ["deactivate_selected", "reactivate_selected", "resend_invitation"]
-
-    def _users_of(self, queryset) -> list[CustomUser]:
-        if queryset.model is CustomUser:
-            return list(queryset)
-        return [profile.user for profile in queryset.select_related("user")]
-
-    @admin.action(description="Deactivate selected people (their sessions end at once)")
-    def deactivate_selected(self, request, queryset) -> None:
-        done, refused = 0, []
-        for user in self._users_of(queryset):
-            try:
-                done += person_deactivate(user=user, actor=request.user)
-            except PersonChangeRefused as exc:
-                refused.append(f"{user.username}: {exc.message}")
-        self.message_user(request, f"{done} deactivated.", messages.SUCCESS)
-        for message in refused:
-            self.message_user(request, message, messages.ERROR)
-
-    @admin.action(description="Reactivate selected people")
-    def reactivate_selected(self, request, queryset) -> None:
-        done = sum(person_reactivate(user=user, actor=request.user) for user in self._users_of(queryset))
-        self.message_user(request, f"{done} reactivated.", messages.SUCCESS)
-
-    @admin.action(description="Resend the invitation e-mail (people who have not set a password)")
-    def resend_invitation(self, request, queryset) -> None:
-        users = self._users_of(queryset)
-        sent = sum(invitation_resend(user=user) for user in users)
-        level = messages.SUCCESS if sent else messages.WARNING
-        self.message_user(
-            request, f"{sent} invitation(s) queued; {len(users) - sent} skipped (inactive or password set).", level
-        )
-
-
-class PeopleUserAdmin(PeopleActionsMixin, CustomUserAdmin):
-    """Users, with activity changed only through the actions (so sessions end and events are written)."""
-
-    list_filter = ("user_type", "is_active", "email_verified", "date_joined", "deactivated_at")
-    readonly_fields = (*CustomUserAdmin.readonly_fields, "is_active")
-    show_full_result_count = False  # no second COUNT(*) over the whole table on every page
-
-    def get_readonly_fields(self, request, obj=None):
-        # A role is chosen at creation: changing user_type later would strand the old role's profile.
-        return (*self.readonly_fields, "user_type") if obj else self.readonly_fields
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
-            person_created_in_admin(user=obj, actor=request.user)
-
-
-admin.site.unregister(CustomUser)
-admin.site.register(CustomUser, PeopleUserAdmin)
-
-
 class ProfileAdmin(PeopleActionsMixin, HODPermissionsMixin, admin.ModelAdmin):
     """A role profile: created with its user (never on its own), edited here, its user linked by id."""
 
+    form = ProfileForm
     list_select_related = ("user",)
     raw_id_fields = ("user",)
     show_full_result_count = False
@@ -179,10 +327,13 @@ class ProfileAdmin(PeopleActionsMixin, HODPermissionsMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("user", "created_at", "updated_at") if obj else ("created_at", "updated_at")
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # a user without its profile is broken: deactivate instead
+        actions.pop("delete_selected", None)  # the changelist offers "Deactivate selected" for profiles
         return actions
+
+    def save_model(self, request: HttpRequest, obj: ProfileBase, form: ProfileForm, change: bool) -> None:
+        profile_change(user=obj.user, changes=form.profile_changes, actor=request.user)
 
 
 @admin.register(Student)

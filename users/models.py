@@ -26,19 +26,30 @@ class CustomUserManager(UserManager):
         return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
 
     def create_user(self, username, email=None, password=None, **extra_fields):
-        from users.services.users import user_create
+        from users.services.people.create import user_rows_create
 
-        return user_create(username=username, email=email or "", password=password, **extra_fields)
+        return user_rows_create(username=username, email=email or "", password=password, **extra_fields)
 
     def create_superuser(self, username, email=None, password=None, **extra_fields):
-        from users.services.users import user_create
+        """``createsuperuser``: an HOD with its profile, created (event, audit record) by the creation owner.
+
+        The password policy is left to the command, which checks it when it asks for the password.
+        """
+        from users.services.people.create import user_create
 
         extra_fields.setdefault("user_type", UserType.HOD)
         extra_fields.setdefault("is_staff", True)
         extra_fields.setdefault("is_superuser", True)
         if extra_fields["user_type"] != UserType.HOD:
             raise ValueError("A superuser is an HOD (user_type=1).")
-        return user_create(username=username, email=email or "", password=password, **extra_fields)
+        return user_create(
+            username=username,
+            email=email or "",
+            password=password,
+            source="createsuperuser",
+            check_password=False,
+            **extra_fields,
+        )
 
 
 class CustomUser(AbstractUser):
@@ -239,6 +250,17 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} user={self.user_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class EventType(models.TextChoices):
+    """The events sent to sibling services (``OutboxMessage.topic`` of an event); see users.services.events."""
+
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_REACTIVATED = "user.reactivated"
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
+    SESSION_REVOKED = "session.revoked"
 
 
 class OutboxMessage(models.Model):

@@ -204,7 +204,7 @@ class PersonDetailView(_RoleView, generics.GenericAPIView):
 
     def delete(self, request, pk: int):
         person = self.get_object()
-        people_services.person_deactivate(user=person.user, actor=request.user)
+        people_services.user_deactivate(user=person.user, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, *, replace: bool):

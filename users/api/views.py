@@ -18,6 +18,7 @@ from users.exceptions import InvalidCredentials, SessionEnded, TokenInvalid
 from users.http import client_ip, user_agent
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
+from users.services import people as people_services
 from users.services import users as user_services
 from users.services.auth import Login
 from users.session_state import session_user_snapshot
@@ -163,7 +164,9 @@ class ChangePasswordView(APIView):
     def post(self, request):
         data = s.ChangePasswordInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        auth_services.password_change(user=request.user, **data.validated_data, current_session_id=request.auth["sid"])
+        people_services.password_change(
+            user=request.user, **data.validated_data, current_session_id=request.auth["sid"]
+        )
         return Response({"detail": "Password changed; your other sessions have been ended."})
 
 

@@ -11,18 +11,17 @@ lifetime (``PASSWORD_RESET_TIMEOUT``, ``INVITATION_TIMEOUT_SECONDS``,
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 
 from user_service.exceptions import ApplicationError
-from users.models import CustomUser, OutboxMessage, SecurityEvent, SessionEndReason
-from users.services.audit import security_event_record
-from users.services.outbox import email_enqueue, event_enqueue, message_enqueue
+from users.models import CustomUser, OutboxMessage
+from users.services.outbox import email_enqueue, message_enqueue
+from users.services.people.passwords import password_set_by_reset
+from users.services.people.update import email_verified_set
 
 
 class LinkInvalid(ApplicationError):
@@ -134,24 +133,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str, confirm_p
         password_reset_tokens.check_token(user, token) or invitation_tokens.check_token(user, token)
     ):
         raise LinkInvalid(INVALID_LINK)
-    if new_password != confirm_password:
-        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
-    try:
-        password_validation.validate_password(new_password, user=user)
-    except ValidationError as exc:
-        raise ValidationError({"new_password": exc.messages}) from exc
-    user.set_password(new_password)
-    # The link reached the owner of the address: that proves the address as well.
-    user.email_verified = True
-    user.save(update_fields=["password", "email_verified", "updated_at"])
-
-    from users.services.auth import sessions_end_for_user
-
-    sessions_end_for_user(user=user, reason=SessionEndReason.PASSWORD_CHANGED)
-    email_enqueue(user=user, template="password_changed")
-    event_enqueue(event_type="user.password_changed", user=user, data={"via": "reset"})
-    security_event_record(event_type=SecurityEvent.Type.PASSWORD_RESET, user=user, data={"via": "reset link"})
-    return user
+    return password_set_by_reset(user=user, new_password=new_password, confirm_password=confirm_password)
 
 
 # --- E-mail verification -----------------------------------------------------------------------
@@ -163,10 +145,7 @@ def email_verify(*, uid: str, token: str) -> CustomUser:
     user = _user_from_uid(uid, lock=True)
     if user is None or user.email_verified or not email_verification_tokens.check_token(user, token):
         raise LinkInvalid(INVALID_LINK)
-    user.email_verified = True
-    user.save(update_fields=["email_verified", "updated_at"])
-    event_enqueue(event_type="user.updated", user=user, data={"fields": ["email_verified"]})
-    security_event_record(event_type=SecurityEvent.Type.EMAIL_VERIFIED, user=user, data={"email": user.email})
+    email_verified_set(user=user)
     return user
 
 

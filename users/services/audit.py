@@ -22,11 +22,35 @@ def security_event_record(
     return SecurityEvent.objects.create(
         type=event_type,
         user=user if user is not None and user.pk else None,
-        actor=actor if actor is not None and actor.pk else None,
+        actor=actor if isinstance(actor, CustomUser) and actor.pk else None,
         ip=ip,
         user_agent=user_agent[:512],
         data=data or {},
     )
+
+
+def security_event_row(
+    *,
+    event_type: str,
+    user_id: int | None,
+    actor: CustomUser | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row ``security_event_record`` writes, as ``{attname: value}``, for the bulk paths (COPY or bulk_create)."""
+    return {
+        "type": SecurityEvent.Type(event_type).value,
+        "user_id": user_id,
+        "actor_id": actor.pk if isinstance(actor, CustomUser) and actor.pk else None,
+        "ip": None,
+        "user_agent": "",
+        "data": data or {},
+        "created_at": timezone.now(),
+    }
+
+
+def security_events_record_many(rows: list[dict[str, Any]]) -> None:
+    """Write rows built by ``security_event_row`` with one statement (the few-at-a-time bulk paths)."""
+    SecurityEvent.objects.bulk_create([SecurityEvent(**row) for row in rows])
 
 
 def security_events_prune(*, batch_size: int = 5000) -> int:

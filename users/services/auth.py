@@ -1,10 +1,12 @@
-"""Logins, token refresh with rotation and reuse detection, logout, session revocation, password change."""
+"""Logins, token refresh with rotation and reuse detection, logout, session revocation.
+
+A password change (which ends sessions too) is owned by ``users.services.people.passwords``.
+"""
 
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,10 +16,10 @@ from user_service.exceptions import ApplicationError
 from users import tokens
 from users.backends import user_for_login
 from users.exceptions import InvalidCredentials, NotFound, SessionEnded, TokenInvalid
-from users.models import CustomUser, SecurityEvent, SessionEndReason, UserSession
+from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services import lockout
 from users.services.audit import security_event_record
-from users.services.outbox import email_enqueue, event_enqueue
+from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
 
@@ -198,38 +200,7 @@ def session_revoke(*, user: CustomUser, session_id: str, ip: str | None = None) 
         raise NotFound("No such session.")
     ended = _sessions_end(sessions, reason=SessionEndReason.REVOKED)
     if ended:
-        event_enqueue(event_type="session.revoked", user=user, data={"session_id": str(session_id)})
+        event_enqueue(event_type=EventType.SESSION_REVOKED, user=user, data={"session_id": str(session_id)})
         security_event_record(
             event_type=SecurityEvent.Type.SESSION_REVOKED, user=user, ip=ip, data={"session_id": str(session_id)}
         )
-
-
-@transaction.atomic
-def password_change(
-    *,
-    user: CustomUser,
-    old_password: str,
-    new_password: str,
-    confirm_password: str,
-    current_session_id: str,
-    ip: str | None = None,
-) -> None:
-    """Change the password after checking the old one; every other session of the user ends."""
-    user = CustomUser.objects.select_for_update().get(pk=user.pk)
-    if not user.check_password(old_password):
-        raise ValidationError({"old_password": ["Current password is incorrect."]})
-    if new_password != confirm_password:
-        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
-    if new_password == old_password:
-        raise ValidationError({"new_password": ["The new password must differ from the current one."]})
-    try:
-        password_validation.validate_password(new_password, user=user)
-    except ValidationError as exc:
-        raise ValidationError({"new_password": exc.messages}) from exc
-    user.set_password(new_password)
-    user.save(update_fields=["password", "updated_at"])
-    sessions_end_for_user(user=user, reason=SessionEndReason.PASSWORD_CHANGED, keep_session_id=current_session_id)
-    # notice to the owner, event to sibling services, audit record: all in the same transaction
-    email_enqueue(user=user, template="password_changed")
-    event_enqueue(event_type="user.password_changed", user=user, data={"via": "change"})
-    security_event_record(event_type=SecurityEvent.Type.PASSWORD_CHANGED, user=user, ip=ip, data={"via": "change"})

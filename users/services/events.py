@@ -28,15 +28,13 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from clients.exceptions import ServiceError, ServiceUnavailable
-from users.models import CustomUser, OutboxMessage
+from users.models import CustomUser, EventType, OutboxMessage
 from users.selectors import user_public_data
 from users.services.outbox import PermanentDeliveryError
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = frozenset(
-    {"user.created", "user.updated", "user.deactivated", "user.reactivated", "user.password_changed", "session.revoked"}
-)
+EVENT_TYPES = frozenset(EventType.values)  # declared once, in users.models.EventType
 SIGNATURE_HEADER = "X-Signature-SHA256"
 NOTIFICATION_TARGET = "notification-service"
 

@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -42,7 +43,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from users.models import CustomUser, OutboxMessage
+from users.models import CustomUser, EventType, OutboxMessage
 from users.selectors import user_public_data
 
 logger = logging.getLogger(__name__)
@@ -91,25 +92,41 @@ def message_enqueue(*, kind: str, topic: str, payload: dict[str, Any]) -> Outbox
     return message
 
 
-def email_enqueue(*, user: CustomUser, template: str, context: dict[str, Any] | None = None) -> OutboxMessage:
-    """Record an e-mail to ``user`` (template name under templates/users/email/) in the current transaction."""
-    return message_enqueue(
-        kind=Kind.EMAIL,
-        topic=template,
-        payload={"user_id": user.pk, "to": user.email, "context": context or {}},
-    )
+def email_message_row(*, user: CustomUser, template: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The outbox row (``{attname: value}``) of an e-mail: what ``email_enqueue`` writes, for bulk inserts."""
+    return {
+        "id": uuid.uuid4(),
+        "kind": Kind.EMAIL.value,
+        "topic": template,
+        "payload": {"user_id": user.pk, "to": user.email, "context": context or {}},
+    }
 
 
-def event_enqueue(*, event_type: str, user: CustomUser, data: dict[str, Any] | None = None) -> OutboxMessage:
-    """Record a user event (``user.created``, ``session.revoked``, ...) in the current transaction.
+def event_message_row(*, event_type: EventType, user: CustomUser, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The outbox row of a user event: what ``event_enqueue`` writes, for bulk inserts.
 
     The user's public JSON is captured now, so the event describes the user as the change left them.
     """
-    return message_enqueue(
-        kind=Kind.EVENT,
-        topic=event_type,
-        payload={"user_id": user.pk, "user": user_public_data(user), "data": data or {}},
-    )
+    if event_type not in EventType.values:
+        raise ValueError(f"unknown event type {event_type!r}; add it to users.models.EventType")
+    return {
+        "id": uuid.uuid4(),
+        "kind": Kind.EVENT.value,
+        "topic": EventType(event_type).value,
+        "payload": {"user_id": user.pk, "user": user_public_data(user), "data": data or {}},
+    }
+
+
+def email_enqueue(*, user: CustomUser, template: str, context: dict[str, Any] | None = None) -> OutboxMessage:
+    """Record an e-mail to ``user`` (template name under templates/users/email/) in the current transaction."""
+    row = email_message_row(user=user, template=template, context=context)
+    return message_enqueue(kind=row["kind"], topic=row["topic"], payload=row["payload"])
+
+
+def event_enqueue(*, event_type: EventType, user: CustomUser, data: dict[str, Any] | None = None) -> OutboxMessage:
+    """Record a user event (``EventType``) in the current transaction."""
+    row = event_message_row(event_type=event_type, user=user, data=data)
+    return message_enqueue(kind=row["kind"], topic=row["topic"], payload=row["payload"])
 
 
 # --- Publishing --------------------------------------------------------------------------------

@@ -6,14 +6,14 @@ import factory
 
 from conftest import TEST_PASSWORD
 from users.models import CustomUser, UserType
-from users.services.users import user_create
+from users.services.people.create import user_rows_create
 
 
 class UserFactory(factory.django.DjangoModelFactory):
-    """``UserFactory(user_type=UserType.HOD, ...)``: a person of that role with its profile, via ``user_create``.
+    """``UserFactory(user_type=UserType.HOD, ...)``: a person of that role with its profile, no side effects.
 
-    Any other keyword (``is_active``, ``profile``, ...) goes to ``user_create``; ``password=None`` or ``""`` makes
-    an account without a usable password (an invited person).
+    Built by ``user_rows_create``; any other keyword (``is_active``, ``profile``, ...) goes to it;
+    ``password=None`` or ``""`` makes an account without a usable password (an invited person).
     """
 
     class Meta:
@@ -28,4 +28,4 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class: type[CustomUser], *args: Any, **kwargs: Any) -> CustomUser:
-        return user_create(**kwargs)
+        return user_rows_create(**kwargs)

@@ -1,14 +1,21 @@
 """The Django admin for HODs: people lists, search and filters, actions through the services; nobody else enters."""
 
+from datetime import timedelta
+from html.parser import HTMLParser
+
 import pytest
 from django.contrib.messages import get_messages
+from django.utils import timezone
 from rest_framework import status
+from rest_framework.test import APIClient
 
 from conftest import TEST_PASSWORD
-from users.models import CustomUser, OutboxMessage, SessionEndReason, Student, UserSession, UserType
+from users.models import CustomUser, OutboxMessage, SecurityEvent, SessionEndReason, Student, UserSession, UserType
 from users.services.auth import session_start
 
 pytestmark = pytest.mark.django_db
+API = "/api/v1/users"
+NEW_PASSWORD = "another-Long-passphrase-77"
 
 
 @pytest.fixture
@@ -166,3 +173,223 @@ def test_a_deactivated_hod_cannot_enter(client, hod, make_user):
 
     assert not client.login(username=hod.username, password=TEST_PASSWORD)
     assert client.get("/admin/users/student/").status_code == status.HTTP_302_FOUND
+
+
+# --- Every admin write goes through the owners -------------------------------------------------
+
+
+class _FormFields(HTMLParser):
+    """The values a browser would submit with the admin's change form (inputs, selects, textareas)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, list[str]] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.data.setdefault(name, []).append(a.get("value", "on" if a.get("type") == "checkbox" else ""))
+        elif tag == "select" and name:
+            self._select = name
+            self.data.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in a:
+            self.data[self._select].append(a.get("value", ""))
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = [""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.data[self._textarea] = [self.data[self._textarea][0] + data.lstrip("\n")]
+
+
+def change_form(client, url: str) -> dict[str, list[str]]:
+    parser = _FormFields()
+    parser.feed(client.get(url).content.decode())
+    return parser.data
+
+
+def bearer(tokens: dict) -> APIClient:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    return api
+
+
+class TestPasswordForm:
+    def test_setting_a_password_ends_the_users_sessions_audits_announces_and_notifies(
+        self, hod_admin, hod, student, login
+    ):
+        tokens = login(student)
+        assert bearer(tokens).get(f"{API}/profile/").status_code == status.HTTP_200_OK
+
+        response = hod_admin.post(
+            f"/admin/users/customuser/{student.pk}/password/",
+            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+        )
+
+        assert response.status_code == status.HTTP_302_FOUND, response.content[:2000]
+        student.refresh_from_db()
+        assert student.check_password(NEW_PASSWORD)
+        assert bearer(tokens).get(f"{API}/profile/").status_code == status.HTTP_401_UNAUTHORIZED
+        assert bearer(tokens).get(f"{API}/validate-token/").status_code == status.HTTP_401_UNAUTHORIZED
+        record = SecurityEvent.objects.get(user=student, type=SecurityEvent.Type.PASSWORD_CHANGED)
+        assert (record.actor, record.data) == (hod, {"via": "admin"})
+        assert OutboxMessage.objects.filter(topic="user.password_changed", payload__user_id=student.pk).exists()
+        assert OutboxMessage.objects.filter(topic="password_changed", payload__user_id=student.pk).exists()
+
+    def test_a_weak_password_is_refused_and_sessions_stay(self, hod_admin, student, login):
+        tokens = login(student)
+
+        response = hod_admin.post(
+            f"/admin/users/customuser/{student.pk}/password/",
+            {"password1": "12345678", "password2": "12345678", "usable_password": "true"},
+        )
+
+        assert response.status_code == status.HTTP_200_OK  # the form again, with its errors
+        assert bearer(tokens).get(f"{API}/profile/").status_code == status.HTTP_200_OK
+        assert not SecurityEvent.objects.filter(user=student, type=SecurityEvent.Type.PASSWORD_CHANGED).exists()
+
+
+class TestProfilePages:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("phone_number", "call me maybe"),
+            ("date_of_birth", (timezone.localdate() + timedelta(days=30)).isoformat()),
+            ("student_id", "S-TAKEN"),
+        ],
+    )
+    def test_the_profile_page_refuses_what_the_api_refuses(self, hod_admin, student, make_user, field, value):
+        other = make_user(user_type=UserType.STUDENT)
+        Student.objects.filter(user=other).update(student_id="S-TAKEN")
+        url = f"/admin/users/student/{student.student_profile.pk}/change/"
+        data = change_form(hod_admin, url)
+        data[field] = [value]
+
+        response = hod_admin.post(url, data)
+
+        assert response.status_code == status.HTTP_200_OK  # the form again
+        assert field in response.context["adminform"].form.errors
+        student.student_profile.refresh_from_db()
+        assert getattr(student.student_profile, field) in (None, "")
+        assert not OutboxMessage.objects.filter(topic="user.updated", payload__user_id=student.pk).exists()
+
+    def test_a_valid_profile_save_announces_user_updated(self, hod_admin, student):
+        url = f"/admin/users/student/{student.student_profile.pk}/change/"
+        data = change_form(hod_admin, url)
+        data["phone_number"] = ["+254 700 000 001"]
+
+        response = hod_admin.post(url, data)
+
+        assert response.status_code == status.HTTP_302_FOUND, response.content[:2000]
+        student.student_profile.refresh_from_db()
+        assert student.student_profile.phone_number == "+254 700 000 001"
+        event = OutboxMessage.objects.get(topic="user.updated", payload__user_id=student.pk)
+        assert event.payload["data"] == {"fields": ["phone_number"]}
+
+    def test_the_inline_profile_on_the_user_page_refuses_a_bad_phone_number(self, hod_admin, student):
+        url = f"/admin/users/customuser/{student.pk}/change/"
+        data = change_form(hod_admin, url)
+        data["student_profile-0-phone_number"] = ["call me maybe"]
+
+        response = hod_admin.post(url, data)
+
+        assert response.status_code == status.HTTP_200_OK
+        assert "phone_number" in response.context["inline_admin_formsets"][0].formset.forms[0].errors
+        assert not OutboxMessage.objects.filter(payload__user_id=student.pk).exists()
+
+    def test_the_user_page_changes_fields_and_profile_in_one_event(self, hod_admin, student):
+        url = f"/admin/users/customuser/{student.pk}/change/"
+        data = change_form(hod_admin, url)
+        data["email"] = ["moved@school.test"]
+        data["student_profile-0-address"] = ["1 School Road"]
+
+        response = hod_admin.post(url, data)
+
+        assert response.status_code == status.HTTP_302_FOUND, response.content[:2000]
+        student.refresh_from_db()
+        assert (student.email, student.email_verified, student.student_profile.address) == (
+            "moved@school.test",
+            False,
+            "1 School Road",
+        )
+        events = OutboxMessage.objects.filter(topic="user.updated", payload__user_id=student.pk)
+        assert [e.payload["data"] for e in events] == [{"fields": ["address", "email"]}]
+        assert OutboxMessage.objects.filter(topic="verify_email", payload__user_id=student.pk).exists()
+
+
+class TestDelete:
+    def test_the_delete_page_deactivates_and_keeps_the_row(self, hod_admin, hod, student, login):
+        tokens = login(student)
+        url = f"/admin/users/customuser/{student.pk}/delete/"
+        assert "deactivated" in hod_admin.get(url).content.decode()
+
+        response = hod_admin.post(url, {"post": "yes"})
+
+        assert response.status_code == status.HTTP_302_FOUND
+        student.refresh_from_db()
+        assert (student.is_active, student.deactivated_at is not None) == (False, True)
+        assert Student.objects.filter(user=student).exists()
+        assert UserSession.objects.get(user=student).end_reason == SessionEndReason.DEACTIVATED
+        assert bearer(tokens).get(f"{API}/validate-token/").status_code == status.HTTP_401_UNAUTHORIZED
+        assert SecurityEvent.objects.filter(user=student, actor=hod, type=SecurityEvent.Type.USER_DEACTIVATED).exists()
+
+    def test_the_delete_page_of_a_profile_deactivates_its_user(self, hod_admin, student):
+        response = hod_admin.post(f"/admin/users/student/{student.student_profile.pk}/delete/", {"post": "yes"})
+
+        assert response.status_code == status.HTTP_302_FOUND
+        student.refresh_from_db()
+        assert student.is_active is False
+        assert Student.objects.filter(user=student).exists()
+
+    def test_the_delete_action_deactivates(self, hod_admin, student):
+        session_start(user=student, ip=None, user_agent="t")
+
+        response = run_action(hod_admin, "customuser", "delete_selected", [student.pk])
+
+        assert "1 deactivated." in messages_of(response)
+        assert CustomUser.objects.filter(pk=student.pk, is_active=False).exists()
+        assert UserSession.objects.get(user=student).end_reason == SessionEndReason.DEACTIVATED
+
+    def test_deleting_oneself_is_refused(self, hod_admin, hod, make_user):
+        make_user(user_type=UserType.HOD)
+
+        response = hod_admin.post(f"/admin/users/customuser/{hod.pk}/delete/", {"post": "yes"}, follow=True)
+
+        assert any("your own account" in message for message in messages_of(response))
+        hod.refresh_from_db()
+        assert hod.is_active is True
+
+
+def test_adding_a_user_with_a_password_goes_through_the_creation_owner(hod_admin, hod):
+    response = hod_admin.post(
+        "/admin/users/customuser/add/",
+        {
+            "username": "newstudent",
+            "email": "newstudent@school.test",
+            "user_type": UserType.STUDENT,
+            "usable_password": "true",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+    )
+
+    assert response.status_code == status.HTTP_302_FOUND, response.content[:2000]
+    user = CustomUser.objects.get(username="newstudent")
+    assert user.check_password(NEW_PASSWORD)
+    assert Student.objects.filter(user=user).exists()
+    event = OutboxMessage.objects.get(topic="user.created", payload__user_id=user.pk)
+    assert event.payload["data"] == {"user_type": UserType.STUDENT, "source": "admin"}
+    assert SecurityEvent.objects.filter(user=user, actor=hod, type=SecurityEvent.Type.USER_CREATED).exists()
+    assert not OutboxMessage.objects.filter(topic="invitation", payload__user_id=user.pk).exists()

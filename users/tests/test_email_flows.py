@@ -11,7 +11,7 @@ from conftest import TEST_PASSWORD
 from users.models import CustomUser, OutboxMessage, SessionEndReason, UserSession, UserType
 from users.services import account
 from users.services.outbox import email_enqueue, outbox_relay
-from users.services.users import user_create
+from users.services.people.create import user_rows_create
 from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
     API,
     celery_worker,
@@ -269,7 +269,7 @@ class TestInvitationAndNotices:
     @pytest.mark.usefixtures("celery_worker")
     def test_an_invited_account_chooses_its_password_from_the_link(self, api_client, mailoutbox):
         with transaction.atomic():
-            user = user_create(
+            user = user_rows_create(
                 username="newteacher", email="teacher@school.test", password=None, user_type=UserType.STAFF
             )
             email_enqueue(user=user, template="invitation", context={"invited_by": "Dr <Head>"})

@@ -69,7 +69,7 @@ class TestEventsEmitted:
 
         event = OutboxMessage.objects.get(kind="event")
         assert event.topic == "user.created"
-        assert event.payload["data"] == {"source": "registration"}
+        assert event.payload["data"] == {"source": "registration", "user_type": 3}
         assert set(event.payload["user"]) == USER_KEYS
 
     @pytest.mark.django_db

@@ -17,7 +17,7 @@ from users.models import AdminHOD, CustomUser, OutboxMessage, SessionEndReason, 
 from users.selectors import user_public_data
 from users.services.auth import session_start
 from users.services.monolith_import import importer, monolith_import, target
-from users.services.users import user_create
+from users.services.people.create import user_rows_create
 from users.tests.test_outbox_support import celery_worker, isolated_broker, wait_for  # noqa: F401 - fixtures
 
 SCHEMA = """
@@ -386,14 +386,14 @@ def test_sequences_are_reset_so_new_users_do_not_collide(tmp_path):
     assert (result.created, result.errors) == (3, 0)
     assert sorted(Student.objects.values_list("pk", "user_id")) == [(1, 2), (2, 3), (3, 1)]
     assert result.sequences_reset == ["users_customuser", "users_adminhod", "users_staff", "users_student"]
-    newcomer = user_create(username="quinn", email="quinn@school.test", password=None, user_type=UserType.STUDENT)
+    newcomer = user_rows_create(username="quinn", email="quinn@school.test", password=None, user_type=UserType.STUDENT)
     assert newcomer.pk == 4
     assert Student.objects.get(user=newcomer).pk == 4
 
 
 @pytest.mark.django_db
 def test_sequences_are_reset_after_the_import(tmp_path, monkeypatch):
-    # Given a fresh database and no up-front sequence move: only the reset at the end can save user_create().
+    # Given a fresh database and no up-front sequence move: only the reset at the end can save user_rows_create().
     reset_sequences_to_max_ids()
     monkeypatch.setattr(importer, "_sequences_advance", lambda floors: None)
     source = build_monolith(
@@ -401,7 +401,7 @@ def test_sequences_are_reset_after_the_import(tmp_path, monkeypatch):
     )
     monolith_import(path=source)  # omar has no profile: his new one takes id 1 from the sequence
 
-    newcomer = user_create(username="quinn", email="quinn@school.test", password=None)
+    newcomer = user_rows_create(username="quinn", email="quinn@school.test", password=None)
 
     assert newcomer.pk == 3
     assert Student.objects.get(user=newcomer).pk == 8
@@ -457,10 +457,10 @@ def test_warnings_alone_do_not_fail_and_progress_is_printed(tmp_path):
 
 @pytest.mark.django_db
 def test_target_rows_of_other_people_are_not_overwritten(clean_source):
-    user_create(username="someone", email="someone@school.test", password=None, id=12)
-    user_create(username="TEACH", email="teacher@elsewhere.test", password=None, id=5000)
-    user_create(username="other", email="HEAD@school.test", password=None, id=5001)
-    user_create(username="holder", email="holder@school.test", password=None, id=5002)
+    user_rows_create(username="someone", email="someone@school.test", password=None, id=12)
+    user_rows_create(username="TEACH", email="teacher@elsewhere.test", password=None, id=5000)
+    user_rows_create(username="other", email="HEAD@school.test", password=None, id=5001)
+    user_rows_create(username="holder", email="holder@school.test", password=None, id=5002)
     Student.objects.filter(user_id=5002).update(id=301)
 
     output, error = run_command_failing(clean_source)
@@ -547,7 +547,7 @@ def test_rows_the_database_refuses_are_reported_and_the_rest_of_the_batch_import
         self.usernames, self.emails = {}, {}
 
     monkeypatch.setattr(target._Owners, "__init__", blind)
-    user_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
+    user_rows_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
 
     result = monolith_import(path=clean_source)
 
@@ -693,7 +693,7 @@ def test_rows_the_database_refuses_get_no_messages(clean_source, monkeypatch):
         self.usernames, self.emails = {}, {}
 
     monkeypatch.setattr(target._Owners, "__init__", blind)
-    user_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
+    user_rows_create(username="Teach", email="teacher@elsewhere.test", password=None, id=5000)
     OutboxMessage.objects.all().delete()  # user_create's own messages
 
     result = monolith_import(path=clean_source, notify=True)

@@ -21,7 +21,7 @@ from users.models import (
     UserSession,
     UserType,
 )
-from users.services.people import PersonChangeRefused, person_deactivate, phone_number_validate
+from users.services.people import PersonChangeRefused, phone_number_validate, user_deactivate
 from users.tests.test_people_permissions import bearer_client
 
 API = "/api/v1/users"
@@ -463,10 +463,10 @@ class TestDeactivation:
 
     def test_the_last_active_hod_cannot_be_deactivated(self, hod, make_user):
         deactivated = make_user(user_type=UserType.HOD)
-        person_deactivate(user=deactivated, actor=hod)
+        user_deactivate(user=deactivated, actor=hod)
 
         with pytest.raises(PersonChangeRefused) as refused:
-            person_deactivate(user=hod, actor=None)
+            user_deactivate(user=hod, actor=None)
 
         assert refused.value.code == "last_active_hod"
         hod.refresh_from_db()
@@ -491,7 +491,7 @@ def test_two_hods_deactivating_each_other_at_once_leave_one_active(make_user):
     def deactivate(target, actor):
         try:
             barrier.wait()
-            person_deactivate(user=target, actor=actor)
+            user_deactivate(user=target, actor=actor)
             outcomes.append("done")
         except PersonChangeRefused:
             outcomes.append("refused")

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, ProfileBase, SessionEndReason, UserType
 from users.selectors import user_snapshot_invalidate
-from users.services.auth import sessions_end_for_user
 from users.services.monolith_import.notify import EMAIL, monolith_import_messages
 from users.services.monolith_import.result import (
     DATABASE_REFUSED,
@@ -62,6 +61,8 @@ from users.services.monolith_import.target import (
     _Target,
 )
 from users.services.outbox import outbox_relay_soon
+from users.services.people.activation import users_activity_set_by_import
+from users.services.people.passwords import passwords_set_by_import
 
 PUBLIC_USER_FIELDS = frozenset(
     {"username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined"}
@@ -264,13 +265,24 @@ class _Importer:
             if changed:
                 fields = set().union(*(p.profile_fields for p in changed))
                 _rows_update(model, [p.profile_update | {"updated_at": now} for p in changed], fields)
-        ended = 0
+        # The owners' batch forms: sessions ended, audit records, cached views dropped (bulk writes send no signals).
+        updated = [p for p in plans if p.user_update is not None]
+        activity = [p for p in updated if "is_active" in p.user_fields]
+        ended = users_activity_set_by_import(
+            deactivated_ids=[p.user_id for p in activity if not p.user_update["is_active"]],
+            reactivated_ids=[p.user_id for p in activity if p.user_update["is_active"]],
+        )
+        # A new hash of a deactivated account: its sessions ended just above, so no second password record.
+        ended += passwords_set_by_import(
+            user_ids=[
+                p.user_id
+                for p in updated
+                if "password" in p.user_fields and p.end_sessions_reason == SessionEndReason.PASSWORD_CHANGED
+            ]
+        )
         for plan in plans:
-            if plan.end_sessions_reason:
-                user = CustomUser(pk=plan.user_id)
-                ended += len(sessions_end_for_user(user=user, reason=plan.end_sessions_reason))
             if plan.user_fields & PUBLIC_USER_FIELDS or plan.profile_update is not None:
-                user_snapshot_invalidate(user_id=plan.user_id)  # bulk writes send no signals
+                user_snapshot_invalidate(user_id=plan.user_id)
         if not self.notify:
             return _Written(ended)
         messages = monolith_import_messages(plans)

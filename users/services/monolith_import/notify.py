@@ -3,16 +3,17 @@
 The rows are the ones ``email_enqueue`` / ``event_enqueue`` write, with the same payloads, so the outbox delivers
 them like any other message; they are inserted with the batch's writes, in its transaction (a rolled-back batch
 leaves none). New accounts get ``user.created`` and, if active with an address, the ``account_migrated`` e-mail;
-updated ones ``user.updated``, plus ``user.deactivated`` or ``user.reactivated`` when ``is_active`` changed.
+updated ones ``user.updated``, plus ``user.deactivated`` or ``user.reactivated`` when ``is_active`` changed and
+``user.password_changed`` when the hash did. Rows are built by the outbox's own builders (``event_message_row``,
+``email_message_row``), so their payloads are those of every other path.
 """
 
-import uuid
 from typing import Any
 
-from users.models import CustomUser, OutboxMessage
-from users.selectors import user_public_data
+from users.models import CustomUser, EventType, OutboxMessage
 from users.services.monolith_import.source import EMAIL_SHAPE
 from users.services.monolith_import.target import _Plan
+from users.services.outbox import email_message_row, event_message_row
 
 MIGRATED_TEMPLATE = "account_migrated"
 SOURCE = "monolith_import"
@@ -26,15 +27,20 @@ def monolith_import_messages(plans: list[_Plan]) -> list[dict[str, Any]]:
     for plan in plans:
         if plan.new_user is not None:
             user = CustomUser(**plan.new_user)
-            rows.append(_event("user.created", user, {"user_type": user.user_type, "source": SOURCE}))
+            data = {"user_type": user.user_type, "source": SOURCE}
+            rows.append(event_message_row(event_type=EventType.USER_CREATED, user=user, data=data))
             if user.is_active and EMAIL_SHAPE.fullmatch(user.email):
-                rows.append(_email(MIGRATED_TEMPLATE, user))
+                rows.append(email_message_row(user=user, template=MIGRATED_TEMPLATE))
         elif plan.outcome == "updated" and plan.current is not None:
             user = CustomUser(**(plan.current | (plan.user_update or {})))  # as the import leaves the account
-            rows.append(_event("user.updated", user, {"fields": _changed_fields(plan), "source": SOURCE}))
+            data = {"fields": _changed_fields(plan), "source": SOURCE}
+            rows.append(event_message_row(event_type=EventType.USER_UPDATED, user=user, data=data))
             if "is_active" in plan.user_fields:
-                topic = "user.reactivated" if user.is_active else "user.deactivated"
-                rows.append(_event(topic, user, {"source": SOURCE}))
+                topic = EventType.USER_REACTIVATED if user.is_active else EventType.USER_DEACTIVATED
+                rows.append(event_message_row(event_type=topic, user=user, data={"source": SOURCE}))
+            if "password" in plan.user_fields:
+                data = {"via": "import", "source": SOURCE}
+                rows.append(event_message_row(event_type=EventType.USER_PASSWORD_CHANGED, user=user, data=data))
     return rows
 
 
@@ -43,13 +49,3 @@ def _changed_fields(plan: _Plan) -> list[str]:
     if plan.new_profile is not None:
         fields.add("profile")
     return sorted(fields)
-
-
-def _event(event_type: str, user: CustomUser, data: dict[str, Any]) -> dict[str, Any]:
-    payload = {"user_id": user.pk, "user": user_public_data(user), "data": data}
-    return {"id": uuid.uuid4(), "kind": EVENT, "topic": event_type, "payload": payload}
-
-
-def _email(template: str, user: CustomUser) -> dict[str, Any]:
-    payload = {"user_id": user.pk, "to": user.email, "context": {}}
-    return {"id": uuid.uuid4(), "kind": EMAIL, "topic": template, "payload": payload}

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from user_service.exceptions import ApplicationError
 from users.models import PROFILE_MODELS, CustomUser, Gender, OutboxMessage, SecurityEvent, UserType
-from users.selectors import EqualsAny, user_public_data
+from users.selectors import EqualsAny
 from users.services.outbox import outbox_relay_soon
 from users.services.people.bulk import ROSTER_BATCH_SIZE, _insert_rows, search_indexes_flush
-from users.services.people.persons import INVITATION_TEMPLATE
+from users.services.people.create import users_created_rows
 from users.services.people.validation import (
     ACADEMIC_FIELDS,
     ADDRESS_MAX_LENGTH,
@@ -299,7 +299,7 @@ def _roster_check_academic(rows: list[_Row], result: RosterResult) -> None:
 
 @transaction.atomic
 def _roster_write(user_type: int, rows: list[_Row], *, actor: CustomUser | None) -> None:
-    """Bulk inserts: users (unusable passwords, nothing to hash), profiles, outbox e-mails and events, audit rows."""
+    """Bulk inserts: users (unusable passwords, nothing to hash), profiles, then the rows of the creation owner."""
     now = timezone.now()
     users = [
         CustomUser(
@@ -315,33 +315,9 @@ def _roster_write(user_type: int, rows: list[_Row], *, actor: CustomUser | None)
     CustomUser.objects.bulk_create(users, batch_size=ROSTER_BATCH_SIZE)  # PostgreSQL returns the new ids
     profiles = [{"user_id": account.pk, **row.profile} for account, row in zip(users, rows, strict=True)]
     _insert_rows(PROFILE_MODELS[user_type], profiles)
-    # The rows email_enqueue / event_enqueue write, inserted in bulk. They are not dispatched one by one after
-    # commit (20,000 broker publishes would take longer than the import): one relay task starts on them at once.
-    source = {"user_type": int(user_type), "source": "roster_import"}
-    messages = []
-    for account in users:
-        messages.append(
-            {
-                "kind": OutboxMessage.Kind.EMAIL,
-                "topic": INVITATION_TEMPLATE,
-                "payload": {"user_id": account.pk, "to": account.email, "context": {}},
-            }
-        )
-        messages.append(
-            {
-                "kind": OutboxMessage.Kind.EVENT,
-                "topic": "user.created",
-                "payload": {"user_id": account.pk, "user": user_public_data(account), "data": source},
-            }
-        )
+    # The rows user_create's side effects are, from its batch form, inserted in bulk. They are not dispatched one by
+    # one after commit (20,000 broker publishes would take longer than the import): one relay task starts on them.
+    messages, audit = users_created_rows(users=users, actor=actor, source="roster_import")
     _insert_rows(OutboxMessage, messages)
     outbox_relay_soon()
-    actor_id = actor.pk if isinstance(actor, CustomUser) else None
-    audit = {"user_type": int(user_type), "via": "roster_import"}
-    _insert_rows(
-        SecurityEvent,
-        [
-            {"type": SecurityEvent.Type.USER_CREATED, "user_id": account.pk, "actor_id": actor_id, "data": audit}
-            for account in users
-        ],
-    )
+    _insert_rows(SecurityEvent, audit)
