@@ -117,3 +117,9 @@ def cache_unreachable(settings):
     unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     unreachable["OPTIONS"] = {**unreachable.get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.2}
     settings.CACHES = {"default": unreachable}
+
+
+@pytest.fixture
+def cache_restart_empty():
+    """A callable that empties this run's cache keys, as a Redis restart without persistence would."""
+    return _clear_cache

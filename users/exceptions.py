@@ -27,3 +27,15 @@ class RegistrationClosed(ApplicationError):
 class NotFound(ApplicationError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "not_found"
+
+
+class EmailNotVerified(ApplicationError):
+    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "email_not_verified"
+
+
+class InvalidClient(ApplicationError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "invalid_client"
