@@ -1,17 +1,19 @@
 """Brute-force defence: account and IP lockouts, growing waits, slots, parallel bursts, state in the database."""
 
-import threading
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
+import requests
+from django.db import connection
 from rest_framework import status
+from rest_framework.test import APIClient
 
 from conftest import TEST_PASSWORD
 from users.models import LockoutCounter, SecurityEvent
 from users.services import lockout
 from users.services.service_accounts import service_account_create
+from users.tests.servers import GunicornServer
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -186,20 +188,7 @@ class TestSlots:
 
 @pytest.mark.django_db(transaction=True)
 class TestParallelBursts:
-    def _in_parallel(self, n: int, work):
-        barrier = threading.Barrier(n)
-
-        def run(i):
-            barrier.wait()
-            try:
-                return work(i)
-            finally:
-                connections.close_all()
-
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(run, range(n)))
-
-    def test_thirty_parallel_guesses_evaluate_exactly_k(self, monkeypatch):
+    def test_thirty_parallel_guesses_evaluate_exactly_k(self, in_parallel):
         subject = lockout.Subject.for_login(user_id=10, identifier="x", ip=None)
         evaluated = []
 
@@ -213,11 +202,65 @@ class TestParallelBursts:
             lockout.attempt_failed(attempt)
             return "failed"
 
-        outcomes = self._in_parallel(30, guess)
+        outcomes = in_parallel(30, guess)
 
         assert outcomes.count("failed") == len(evaluated) == 5
         assert outcomes.count("locked") == 25
         assert SecurityEvent.objects.filter(type="lockout").count() == 1  # one burst, one lockout
+
+    def test_sixteen_simultaneous_api_logins_with_the_right_password_all_succeed(
+        self, student, in_parallel, slow_password_check
+    ):
+        def login(i):
+            return APIClient().post(
+                f"{API}/login/",
+                {"username": student.username, "password": TEST_PASSWORD},
+                format="json",
+                REMOTE_ADDR=f"10.5.0.{i}",
+            )
+
+        responses = in_parallel(16, login)
+
+        assert [r.status_code for r in responses] == [200] * 16
+        assert slow_password_check[0] <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+class TestServiceTokenUnderConcurrency:
+    """Sixteen clients of one client id at once, against a real multi-process gunicorn."""
+
+    @pytest.fixture
+    def server(self, tmp_path):
+        env = {**os.environ, "DB_NAME": connection.settings_dict["NAME"], "THROTTLE_SERVICE_TOKEN_RATE": "100000/min"}
+        with GunicornServer(env, tmp_path, workers=2, threads=8, static=False) as server:
+            yield server
+
+    def _post_all(self, server, bodies: list[dict], in_parallel) -> list[set[int]]:
+        """Each client posts its body four times; the status codes each client saw."""
+
+        def post(i):
+            url = f"{server.url}{API}/service-token/"
+            return {requests.post(url, json=bodies[i], timeout=30).status_code for _ in range(4)}
+
+        return in_parallel(len(bodies), post)
+
+    def test_right_secrets_all_get_tokens(self, server, in_parallel):
+        _, secret = service_account_create(name="gateway", scopes=["users:read"])
+
+        codes = self._post_all(server, [{"client_id": "gateway", "client_secret": secret}] * 16, in_parallel)
+
+        assert codes == [{200}] * 16
+
+    def test_right_and_wrong_secrets_mixed_make_no_server_error(self, server, in_parallel):
+        _, secret = service_account_create(name="gateway", scopes=["users:read"])
+        guessing = [i % 4 == 0 for i in range(16)]
+        bodies = [{"client_id": "gateway", "client_secret": "guess" if g else secret} for g in guessing]
+
+        codes = self._post_all(server, bodies, in_parallel)
+
+        for guesses, seen in zip(guessing, codes, strict=True):
+            assert seen <= ({401, 429} if guesses else {200, 429}), codes
 
 
 class TestStateOutlivesTheCache:
