@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
@@ -12,9 +14,11 @@ from users.services.credentials import Channel, credentials_check, login_succeed
 from users.services.lockout import AccountLocked
 
 
-def hod_may_enter(user) -> bool:
+def hod_may_enter(user: AbstractBaseUser | AnonymousUser) -> bool:
     """The admin's own rule: active staff accounts of HODs."""
-    return bool(user.is_active and user.is_staff and getattr(user, "user_type", None) == UserType.HOD)
+    return bool(
+        user.is_active and getattr(user, "is_staff", False) and getattr(user, "user_type", None) == UserType.HOD
+    )
 
 
 class HODLoginForm(AdminAuthenticationForm):

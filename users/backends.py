@@ -2,6 +2,7 @@
 
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 
 from users.exceptions import EmailNotVerified, InvalidCredentials
 from users.http import client_ip, user_agent
@@ -17,9 +18,15 @@ class UsernameOrEmailBackend(ModelBackend):
     ``users.services.auth.user_login``. A lockout or an unverified address stops authentication (PermissionDenied).
     """
 
-    def authenticate(self, request, username=None, password=None, **kwargs) -> CustomUser | None:
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: object,
+    ) -> CustomUser | None:
         if username is None:
-            username = kwargs.get(CustomUser.USERNAME_FIELD)
+            username = str(kwargs.get(CustomUser.USERNAME_FIELD) or "")
         if not username or password is None:
             return None
         try:
