@@ -1,5 +1,9 @@
 """Shared pytest fixtures: API clients, users of each role, logged-in clients, real Redis checks."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -119,3 +123,56 @@ def cache_unreachable(settings):
     unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     unreachable["OPTIONS"] = {**unreachable.get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.2}
     settings.CACHES = {"default": unreachable}
+
+
+@pytest.fixture
+def cache_restart_empty():
+    """A callable that empties this run's cache keys, as a Redis restart without persistence would."""
+    return _clear_cache
+
+
+@pytest.fixture
+def in_parallel():
+    """Run ``work(i)`` for each i < n on n threads released together; returns the results in order.
+
+    Each thread has its own database connection (use with ``django_db(transaction=True)``) and closes it.
+    """
+    from django.db import connections
+
+    def run_all(n: int, work) -> list:
+        barrier = threading.Barrier(n)
+
+        def run(i: int):
+            barrier.wait()
+            try:
+                return work(i)
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(run, range(n)))
+
+    return run_all
+
+
+@pytest.fixture
+def slow_password_check(monkeypatch) -> list[int]:
+    """Every password verify takes 0.1 s more, so concurrent attempts overlap; returns [most verifies at once]."""
+    from users.models import CustomUser
+
+    original = CustomUser.check_password
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def check_password(user, raw_password):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.1)
+            return original(user, raw_password)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(CustomUser, "check_password", check_password)
+    return peak

@@ -25,7 +25,7 @@ DEBUG = config("DEBUG", default=EMBEDDED, cast=bool)
 ALLOWED_HOSTS = config("ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1]", cast=Csv())
 
 INSTALLED_APPS = [
-    "users.admin_site.HODAdminConfig",
+    "users.apps.HODAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

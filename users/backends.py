@@ -1,34 +1,43 @@
-"""Login backend: the username or the e-mail address, both matched case-insensitively."""
+"""Django's authentication backend: the username or the e-mail address, checked by the one credential owner."""
 
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 
+from users.exceptions import EmailNotVerified, InvalidCredentials
+from users.http import client_ip, user_agent
 from users.models import CustomUser
-
-
-def user_for_login(identifier: str) -> CustomUser | None:
-    """The account a login identifier (username or e-mail, any case) names, with its profile joined."""
-    from users.selectors import users_with_profiles
-
-    lookup = Q(username__iexact=identifier)
-    if "@" in identifier:
-        lookup |= Q(email__iexact=identifier)
-    return users_with_profiles().filter(lookup).order_by("id").first()
+from users.services.credentials import Channel, credentials_check
+from users.services.lockout import AccountLocked
 
 
 class UsernameOrEmailBackend(ModelBackend):
-    """Used by the Django admin's login form; the API's login is ``users.services.auth.user_login``."""
+    """``django.contrib.auth.authenticate()`` (the test client, anything built on it) through ``credentials_check``.
 
-    def authenticate(self, request, username=None, password=None, **kwargs):
+    The admin's login form calls ``credentials_check`` itself (users/admin_site.py); the API's login is
+    ``users.services.auth.user_login``. A lockout or an unverified address stops authentication (PermissionDenied).
+    """
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: object,
+    ) -> CustomUser | None:
         if username is None:
-            username = kwargs.get(CustomUser.USERNAME_FIELD)
+            username = str(kwargs.get(CustomUser.USERNAME_FIELD) or "")
         if not username or password is None:
             return None
-        user = user_for_login(username)
-        if user is None:
-            # Same cost as a real check, so timing does not reveal whether the account exists.
-            CustomUser().set_password(password)
+        try:
+            return credentials_check(
+                identifier=username,
+                password=password,
+                ip=client_ip(request) if request is not None else None,
+                user_agent=user_agent(request) if request is not None else "",
+                channel=Channel.DJANGO_AUTH,
+            )
+        except InvalidCredentials:
             return None
-        if user.check_password(password) and self.user_can_authenticate(user):
-            return user
-        return None
+        except (AccountLocked, EmailNotVerified) as exc:
+            raise PermissionDenied(exc.message) from exc

@@ -21,3 +21,13 @@ class RegistrationClosed(ApplicationError):
 
 class NotFound(ApplicationError):
     default_code = "not_found"
+
+
+class EmailNotVerified(ApplicationError):
+    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION)."""
+
+    default_code = "email_not_verified"
+
+
+class InvalidClient(ApplicationError):
+    default_code = "invalid_client"

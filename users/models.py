@@ -263,6 +263,27 @@ class EventType(models.TextChoices):
     SESSION_REVOKED = "session.revoked"
 
 
+class LockoutCounter(models.Model):
+    """Failed-attempt state of one lockout subject (an account or a client IP); the protocol is in
+    ``users/services/lockout.py``, which alone writes these rows.
+
+    Times are epoch seconds, so the protocol's single-statement updates compare them alike on PostgreSQL
+    and SQLite; ``subject`` is a hash, never a raw identifier or address.
+    """
+
+    subject = models.CharField(max_length=80, primary_key=True)
+    failures = models.PositiveIntegerField(default=0, help_text="Failures in the current window.")
+    window_started = models.FloatField(default=0)
+    in_flight = models.PositiveIntegerField(default=0, help_text="Attempts reserved and not yet settled.")
+    in_flight_since = models.FloatField(default=0, help_text="When the latest attempt was reserved.")
+    locked_until = models.FloatField(default=0)
+    level = models.PositiveSmallIntegerField(default=0, help_text="Lockouts in a row; each doubles the wait.")
+    last_locked_at = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"lockout {self.subject}: {self.failures} failures, locked until {self.locked_until:.0f}"
+
+
 class OutboxMessage(models.Model):
     """An e-mail or event written in the transaction that causes it, delivered after commit."""
 

@@ -32,6 +32,14 @@ def users_with_profiles() -> QuerySet[CustomUser]:
     return CustomUser.objects.select_related(*PROFILE_RELATED_NAMES.values())
 
 
+def user_for_login(identifier: str) -> CustomUser | None:
+    """The account a login identifier (username or e-mail, any case) names, with its profile joined."""
+    lookup = Q(username__iexact=identifier)
+    if "@" in identifier:
+        lookup |= Q(email__iexact=identifier)
+    return users_with_profiles().filter(lookup).order_by("id").first()
+
+
 def user_profile(user: CustomUser) -> ProfileBase | None:
     """The profile matching the user's role, or None if it is missing."""
     return getattr(user, PROFILE_RELATED_NAMES[user.user_type], None)

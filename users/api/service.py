@@ -18,11 +18,11 @@ from users.api.serializers import StrictInputSerializer, UserSerializer
 from users.api.throttles import PublicEndpointThrottle
 from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
-from users.exceptions import TokenInvalid
+from users.exceptions import InvalidClient, TokenInvalid
 from users.http import client_ip
 from users.selectors import users_bulk_public_json
 from users.services.revocations import revocations_since
-from users.services.service_accounts import InvalidClient, service_token_issue
+from users.services.service_accounts import service_token_issue
 
 FORM_OR_JSON = [parsers.JSONParser, parsers.FormParser]
 MAX_BULK_IDS = 1000

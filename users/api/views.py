@@ -14,7 +14,7 @@ from users.api import serializers as s
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
-from users.exceptions import InvalidCredentials, SessionEnded, TokenInvalid
+from users.exceptions import SessionEnded, TokenInvalid
 from users.http import client_ip, user_agent
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
@@ -78,14 +78,7 @@ class LoginView(PublicAPIView):
     def post(self, request):
         data = s.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            login = auth_services.user_login(
-                **data.validated_data, ip=client_ip(request), user_agent=user_agent(request)
-            )
-        except InvalidCredentials:
-            metrics.LOGINS.labels(outcome="failed").inc()
-            raise
-        metrics.LOGINS.labels(outcome="succeeded").inc()
+        login = auth_services.user_login(**data.validated_data, ip=client_ip(request), user_agent=user_agent(request))
         return Response(_token_response(login))
 
 

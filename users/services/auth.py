@@ -6,30 +6,21 @@ A password change (which ends sessions too) is owned by ``users.services.people.
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from user_service.exceptions import ApplicationError
 from users import tokens
-from users.backends import user_for_login
-from users.exceptions import InvalidCredentials, NotFound, SessionEnded, TokenInvalid
+from users.exceptions import NotFound, SessionEnded, TokenInvalid
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
-from users.services import lockout
 from users.services.audit import security_event_record
+from users.services.credentials import Channel, credentials_check, login_succeeded
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
 
 logger = logging.getLogger(__name__)
-
-
-class EmailNotVerified(ApplicationError):
-    """Login refused until the address is confirmed (REQUIRE_EMAIL_VERIFICATION)."""
-
-    default_code = "email_not_verified"
 
 
 @dataclass(frozen=True)
@@ -62,41 +53,12 @@ def session_start(*, user: CustomUser, ip: str | None, user_agent: str) -> Login
 def user_login(*, username: str, password: str, ip: str | None, user_agent: str) -> Login:
     """Check the credentials (username or e-mail) and start a session; one answer for every failure.
 
-    Attempts go through the lockout protocol (429 while locked, even with the right password). Unknown
-    accounts and accounts without a usable password cost the same password hash as real ones.
+    The check, lockout included, is ``users.services.credentials.credentials_check``.
     """
-    user = user_for_login(username)
-    subject = lockout.Subject.for_login(user_id=user.pk if user else None, identifier=username, ip=ip)
-    lockout.attempt_reserve(subject)
-    if user is None or not user.has_usable_password():
-        CustomUser().set_password(password)  # the same work as a real check: timing reveals nothing
-        valid = False
-    else:
-        valid = user.check_password(password) and user.is_active
-    if not valid:
-        lockout.attempt_failed(subject)
-        security_event_record(
-            event_type=SecurityEvent.Type.LOGIN_FAILED,
-            user=user,
-            ip=ip,
-            user_agent=user_agent,
-            data={"known_account": user is not None},
-        )
-        raise InvalidCredentials("Invalid username/e-mail or password.")
-    lockout.attempt_succeeded(subject)
-    # checked only after the password, so it tells nothing to someone without it
-    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
-        raise EmailNotVerified(
-            "Confirm your e-mail address before logging in: open the link we sent you, "
-            "or ask for a new one at verify-email/resend/."
-        )
+    user = credentials_check(identifier=username, password=password, ip=ip, user_agent=user_agent, channel=Channel.API)
     login = session_start(user=user, ip=ip, user_agent=user_agent)
-    security_event_record(
-        event_type=SecurityEvent.Type.LOGIN_SUCCEEDED,
-        user=user,
-        ip=ip,
-        user_agent=user_agent,
-        data={"session_id": str(login.session.id)},
+    login_succeeded(
+        user=user, channel=Channel.API, ip=ip, user_agent=user_agent, data={"session_id": str(login.session.id)}
     )
     return login
 

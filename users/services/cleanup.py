@@ -1,4 +1,5 @@
-"""Periodic housekeeping: close expired sessions, flush expired refresh-token records, prune sent outbox rows.
+"""Periodic housekeeping: close expired sessions, flush expired refresh-token records, prune sent outbox rows,
+old audit records and lockout counters with nothing left to remember.
 
 Each step touches at most ``CLEANUP_BATCH_SIZE`` rows per run (selected by primary key first, then
 updated or deleted by key), so one run never holds locks on a large table for long; a backlog is
@@ -14,6 +15,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from users.models import OutboxMessage, SessionEndReason, UserSession
 from users.services.audit import security_events_prune
+from users.services.lockout import lockout_counters_prune
 
 
 def _batch_size(batch_size: int | None) -> int:
@@ -70,4 +72,5 @@ def cleanup_run(*, batch_size: int | None = None) -> dict[str, int]:
         "tokens_flushed": tokens_flush_expired(batch_size=batch_size),
         "outbox_pruned": outbox_prune(batch_size=batch_size),
         "audit_pruned": security_events_prune(batch_size=_batch_size(batch_size)),
+        "lockouts_pruned": lockout_counters_prune(batch_size=_batch_size(batch_size)),
     }

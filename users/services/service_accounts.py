@@ -1,7 +1,5 @@
 """Service accounts: creation with a one-time secret, and the client-credentials grant."""
 
-import hashlib
-import hmac
 import secrets
 import time
 import uuid
@@ -13,23 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from user_service.exceptions import ApplicationError
 from users import tokens
 from users.models import SecurityEvent, ServiceAccount
-from users.services import lockout
 from users.services.audit import security_event_record
+from users.services.credentials import client_credentials_check, secret_hash
 
 KNOWN_SCOPES = frozenset({"users:read", "tokens:introspect"})
-_DUMMY_HASH = "sha256$" + "0" * 64
-
-
-class InvalidClient(ApplicationError):
-    default_code = "invalid_client"
-
-
-def _secret_hash(secret: str) -> str:
-    # Secrets are 256 random bits: a fast hash is enough (no dictionary to attack) and keeps the grant cheap.
-    return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -44,7 +31,7 @@ def service_account_create(*, name: str, scopes: list[str], client_id: str | Non
     if ServiceAccount.objects.filter(client_id=client_id).exists():
         raise ValidationError({"client_id": [f"A service account {client_id!r} already exists."]})
     secret = secrets.token_urlsafe(32)
-    account = ServiceAccount(name=name, client_id=client_id, secret_hash=_secret_hash(secret), scopes=sorted(scopes))
+    account = ServiceAccount(name=name, client_id=client_id, secret_hash=secret_hash(secret), scopes=sorted(scopes))
     account.full_clean()
     account.save()
     return account, secret
@@ -60,17 +47,10 @@ class ServiceToken:
 def service_token_issue(*, client_id: str, client_secret: str, ip: str | None = None) -> ServiceToken:
     """Client-credentials grant: a short-lived service token carrying the account's scopes.
 
-    Guessing is locked out like logins: per client id and per client IP (``users.services.lockout``).
+    The credentials are checked (and guessing locked out, per client id and per client IP) by
+    ``users.services.credentials.client_credentials_check``.
     """
-    subject = lockout.Subject(kind="service", account=f"client:{client_id}", ip=ip)
-    lockout.attempt_reserve(subject)
-    account = ServiceAccount.objects.filter(client_id=client_id, is_active=True).first()
-    expected = account.secret_hash if account else _DUMMY_HASH
-    matches = hmac.compare_digest(expected, _secret_hash(client_secret))
-    if account is None or not matches:
-        lockout.attempt_failed(subject)
-        raise InvalidClient("Invalid client credentials.")
-    lockout.attempt_succeeded(subject)
+    account = client_credentials_check(client_id=client_id, client_secret=client_secret, ip=ip)
     ServiceAccount.objects.filter(pk=account.pk).update(last_used_at=timezone.now())
     security_event_record(
         event_type=SecurityEvent.Type.SERVICE_TOKEN_ISSUED, ip=ip, data={"client_id": account.client_id}

@@ -1,14 +1,19 @@
-"""Brute-force defence: account and IP lockouts, growing waits, Retry-After, parallel bursts, audit."""
+"""Brute-force defence: account and IP lockouts, growing waits, slots, parallel bursts, state in the database."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import os
+import time
 
 import pytest
+import requests
+from django.db import connection
 from rest_framework import status
+from rest_framework.test import APIClient
 
-from users.models import SecurityEvent
+from conftest import TEST_PASSWORD
+from users.models import LockoutCounter, SecurityEvent
 from users.services import lockout
 from users.services.service_accounts import service_account_create
+from users.tests.servers import GunicornServer
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -17,77 +22,95 @@ pytestmark = pytest.mark.django_db
 def _guess(subject: lockout.Subject) -> str:
     """One wrong attempt through the lockout protocol: 'failed' or 'locked'."""
     try:
-        lockout.attempt_reserve(subject)
+        attempt = lockout.attempt_begin(subject)
     except lockout.AccountLocked:
         return "locked"
-    lockout.attempt_failed(subject)
+    lockout.attempt_failed(attempt)
     return "failed"
 
 
+def _cool_off(subject: lockout.Subject) -> None:
+    """The running lock's time passes."""
+    LockoutCounter.objects.filter(subject=subject.account_key).update(locked_until=time.time() - 1)
+
+
+def _row(subject: lockout.Subject) -> LockoutCounter | None:
+    return LockoutCounter.objects.filter(subject=subject.account_key).first()
+
+
 class TestProtocol:
-    def test_locks_at_the_threshold_and_refuses_even_the_right_password(self, settings):
+    def test_locks_at_the_threshold_and_refuses_even_the_right_password(self):
         subject = lockout.Subject.for_login(user_id=7, identifier="x", ip="10.0.0.1")
 
         outcomes = [_guess(subject) for _ in range(8)]
 
         assert outcomes == ["failed"] * 5 + ["locked"] * 3
         with pytest.raises(lockout.AccountLocked) as locked:
-            lockout.attempt_reserve(subject)  # whatever the password would have been
+            lockout.attempt_begin(subject)  # whatever the password would have been
         assert 55 <= locked.value.extra["retry_after"] <= 60
 
-    def test_waits_grow_with_repeated_lockouts(self, settings):
+    def test_waits_grow_with_repeated_lockouts(self):
         subject = lockout.Subject.for_login(user_id=7, identifier="x", ip=None)
         waits = []
         for _ in range(3):
             for _ in range(5):
                 _guess(subject)
             with pytest.raises(lockout.AccountLocked) as locked:
-                lockout.attempt_reserve(subject)
+                lockout.attempt_begin(subject)
             waits.append(locked.value.extra["retry_after"])
-            from django.core.cache import cache
-
-            cache.delete(subject.key("account-lock", subject.account))  # the cool-off passes
+            _cool_off(subject)
 
         assert [round(w, -1) for w in waits] == [60, 120, 240]
+
+    def test_the_level_is_forgotten_after_a_day(self):
+        subject = lockout.Subject.for_login(user_id=7, identifier="x", ip=None)
+        for _ in range(5):
+            _guess(subject)
+        _cool_off(subject)
+        LockoutCounter.objects.filter(subject=subject.account_key).update(
+            last_locked_at=time.time() - lockout.LEVEL_MEMORY_SECONDS - 1
+        )
+
+        for _ in range(5):
+            _guess(subject)
+
+        with pytest.raises(lockout.AccountLocked) as locked:
+            lockout.attempt_begin(subject)
+        assert locked.value.extra["retry_after"] <= 60
 
     def test_capped(self, settings):
         settings.LOGIN_LOCKOUT_SECONDS = 1000
         settings.LOGIN_LOCKOUT_MAX_SECONDS = 1500
         subject = lockout.Subject.for_login(user_id=8, identifier="x", ip=None)
-        from django.core.cache import cache
 
         for _ in range(2):
             for _ in range(5):
                 _guess(subject)
             with pytest.raises(lockout.AccountLocked) as locked:
-                lockout.attempt_reserve(subject)
-            cache.delete(subject.key("account-lock", subject.account))
+                lockout.attempt_begin(subject)
+            _cool_off(subject)
 
-        assert locked.value.extra["retry_after"] <= 1500
+        assert 1400 < locked.value.extra["retry_after"] <= 1500
 
-    def test_success_resets_the_count(self):
+    def test_success_resets_the_count_and_leaves_no_row(self):
         subject = lockout.Subject.for_login(user_id=9, identifier="x", ip=None)
         for _ in range(4):
             _guess(subject)
-        lockout.attempt_reserve(subject)
-        lockout.attempt_succeeded(subject)
+        lockout.attempt_succeeded(lockout.attempt_begin(subject))
 
+        assert _row(subject) is None
         assert [_guess(subject) for _ in range(5)] == ["failed"] * 5
 
-    def test_fifty_parallel_guesses_evaluate_at_most_k(self):
-        subject = lockout.Subject.for_login(user_id=10, identifier="x", ip=None)
-        barrier = threading.Barrier(50)
+    def test_failures_outside_the_window_are_forgotten(self, settings):
+        subject = lockout.Subject.for_login(user_id=9, identifier="x", ip=None)
+        for _ in range(4):
+            _guess(subject)
+        LockoutCounter.objects.filter(subject=subject.account_key).update(
+            window_started=time.time() - settings.LOGIN_LOCKOUT_WINDOW_SECONDS - 1
+        )
 
-        def guess(_):
-            barrier.wait()
-            return _guess(subject)
-
-        with ThreadPoolExecutor(max_workers=50) as pool:
-            outcomes = list(pool.map(guess, range(50)))
-
-        assert outcomes.count("failed") <= 5 + 2
-        assert outcomes.count("locked") >= 43
-        assert SecurityEvent.objects.filter(type="lockout").count() == 1  # one burst, one lockout
+        assert [_guess(subject) for _ in range(5)] == ["failed"] * 5
+        assert _guess(subject) == "locked"
 
     def test_ip_lock_across_accounts(self, settings):
         settings.LOGIN_IP_THRESHOLD = 10
@@ -97,6 +120,7 @@ class TestProtocol:
         assert outcomes[10:] == ["locked"] * 2
         other_ip = lockout.Subject.for_login(user_id=99, identifier="x", ip="10.9.9.8")
         assert _guess(other_ip) == "failed"
+        assert SecurityEvent.objects.filter(type="lockout", data__scope="ip").count() == 1
 
     def test_unknown_accounts_lock_like_real_ones(self):
         subject = lockout.Subject.for_login(user_id=None, identifier="Ghost@School.test", ip=None)
@@ -105,6 +129,200 @@ class TestProtocol:
         outcomes = [_guess(subject) for _ in range(5)] + [_guess(same_typed_differently)]
 
         assert outcomes == ["failed"] * 5 + ["locked"]
+
+    def test_no_raw_identifier_or_address_is_stored(self):
+        _guess(lockout.Subject.for_login(user_id=None, identifier="ghost@school.test", ip="203.0.113.9"))
+
+        stored = " ".join(LockoutCounter.objects.values_list("subject", flat=True))
+        assert "ghost" not in stored
+        assert "203.0.113.9" not in stored
+
+
+class TestSlots:
+    def test_an_attempt_holds_a_slot_until_settled(self):
+        subject = lockout.Subject.for_login(user_id=11, identifier="x", ip=None)
+
+        first, second = lockout.attempt_begin(subject), lockout.attempt_begin(subject)
+        assert _row(subject).in_flight == 2
+        lockout.attempt_succeeded(first)
+        assert _row(subject).in_flight == 1
+        lockout.attempt_abandoned(second)
+
+        assert _row(subject).in_flight == 0
+
+    def test_full_slots_wait_then_refuse_briefly(self, monkeypatch):
+        monkeypatch.setattr(lockout, "SLOT_WAIT_SECONDS", 0.2)
+        subject = lockout.Subject.for_login(user_id=12, identifier="x", ip=None)
+        held = [lockout.attempt_begin(subject) for _ in range(5)]
+
+        started = time.monotonic()
+        with pytest.raises(lockout.AccountLocked) as refused:
+            lockout.attempt_begin(subject)
+
+        assert time.monotonic() - started >= 0.2
+        assert refused.value.extra == {"retry_after": 1}
+        lockout.attempt_succeeded(held[0])
+        lockout.attempt_begin(subject)  # a slot was given back
+
+    def test_a_slot_left_by_a_dead_process_is_forgotten(self, monkeypatch):
+        monkeypatch.setattr(lockout, "SLOT_WAIT_SECONDS", 0)
+        subject = lockout.Subject.for_login(user_id=13, identifier="x", ip=None)
+        for _ in range(5):
+            lockout.attempt_begin(subject)  # never settled
+        LockoutCounter.objects.filter(subject=subject.account_key).update(
+            in_flight_since=time.time() - lockout.STALE_SLOT_SECONDS - 1
+        )
+
+        lockout.attempt_begin(subject)
+
+        assert _row(subject).in_flight == 1
+
+    def test_client_secrets_take_no_slot_and_a_clean_success_writes_nothing(self, django_assert_num_queries):
+        subject = lockout.Subject.for_client(client_id="gateway", ip="10.0.0.1")
+
+        with django_assert_num_queries(1):  # the check's SELECT
+            lockout.attempt_succeeded(lockout.attempt_begin(subject))
+
+        assert not LockoutCounter.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestParallelBursts:
+    def test_thirty_parallel_guesses_evaluate_exactly_k(self, in_parallel):
+        subject = lockout.Subject.for_login(user_id=10, identifier="x", ip=None)
+        evaluated = []
+
+        def guess(_):
+            try:
+                attempt = lockout.attempt_begin(subject)
+            except lockout.AccountLocked:
+                return "locked"
+            evaluated.append(1)
+            time.sleep(0.05)  # a password verify
+            lockout.attempt_failed(attempt)
+            return "failed"
+
+        outcomes = in_parallel(30, guess)
+
+        assert outcomes.count("failed") == len(evaluated) == 5
+        assert outcomes.count("locked") == 25
+        assert SecurityEvent.objects.filter(type="lockout").count() == 1  # one burst, one lockout
+
+    def test_sixteen_simultaneous_api_logins_with_the_right_password_all_succeed(
+        self, student, in_parallel, slow_password_check
+    ):
+        def login(i):
+            return APIClient().post(
+                f"{API}/login/",
+                {"username": student.username, "password": TEST_PASSWORD},
+                format="json",
+                REMOTE_ADDR=f"10.5.0.{i}",
+            )
+
+        responses = in_parallel(16, login)
+
+        assert [r.status_code for r in responses] == [200] * 16
+        assert slow_password_check[0] <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+class TestServiceTokenUnderConcurrency:
+    """Sixteen clients of one client id at once, against a real multi-process gunicorn."""
+
+    @pytest.fixture
+    def server(self, tmp_path):
+        env = {**os.environ, "DB_NAME": connection.settings_dict["NAME"], "THROTTLE_SERVICE_TOKEN_RATE": "100000/min"}
+        with GunicornServer(env, tmp_path, workers=2, threads=8, static=False) as server:
+            yield server
+
+    def _post_all(self, server, bodies: list[dict], in_parallel) -> list[set[int]]:
+        """Each client posts its body four times; the status codes each client saw."""
+
+        def post(i):
+            url = f"{server.url}{API}/service-token/"
+            return {requests.post(url, json=bodies[i], timeout=30).status_code for _ in range(4)}
+
+        return in_parallel(len(bodies), post)
+
+    def test_right_secrets_all_get_tokens(self, server, in_parallel):
+        _, secret = service_account_create(name="gateway", scopes=["users:read"])
+
+        codes = self._post_all(server, [{"client_id": "gateway", "client_secret": secret}] * 16, in_parallel)
+
+        assert codes == [{200}] * 16
+
+    def test_right_and_wrong_secrets_mixed_make_no_server_error(self, server, in_parallel):
+        _, secret = service_account_create(name="gateway", scopes=["users:read"])
+        guessing = [i % 4 == 0 for i in range(16)]
+        bodies = [{"client_id": "gateway", "client_secret": "guess" if g else secret} for g in guessing]
+
+        codes = self._post_all(server, bodies, in_parallel)
+
+        for guesses, seen in zip(guessing, codes, strict=True):
+            assert seen <= ({401, 429} if guesses else {200, 429}), codes
+
+
+class TestStateOutlivesTheCache:
+    def _lock(self, api_client, user) -> None:
+        for n in range(5):
+            api_client.post(f"{API}/login/", {"username": user.username, "password": f"wrong-{n}"}, format="json")
+
+    def test_twenty_wrong_passwords_lock_while_the_cache_is_unreachable(self, cache_unreachable, api_client, student):
+        codes = [
+            api_client.post(f"{API}/login/", {"username": student.username, "password": "wrong"}, format="json")
+            for _ in range(20)
+        ]
+        right = api_client.post(
+            f"{API}/login/", {"username": student.username, "password": TEST_PASSWORD}, format="json"
+        )
+
+        assert [r.status_code for r in codes] == [401] * 5 + [429] * 15
+        assert right.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+
+    def test_a_lock_made_before_the_outage_holds_during_it(self, request, api_client, student):
+        self._lock(api_client, student)
+
+        request.getfixturevalue("cache_unreachable")
+        right = api_client.post(
+            f"{API}/login/", {"username": student.username, "password": TEST_PASSWORD}, format="json"
+        )
+
+        assert right.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+
+    def test_a_lock_holds_after_the_cache_restarts_empty(self, cache_restart_empty, api_client, student):
+        self._lock(api_client, student)
+
+        cache_restart_empty()
+        right = api_client.post(
+            f"{API}/login/", {"username": student.username, "password": TEST_PASSWORD}, format="json"
+        )
+
+        assert right.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+
+
+class TestPrune:
+    def test_only_rows_with_nothing_left_to_remember_go(self, settings):
+        now = time.time()
+        old = now - settings.LOGIN_LOCKOUT_WINDOW_SECONDS - 1
+        rows = {
+            "forgotten": {"failures": 3, "window_started": old},
+            "counting": {"failures": 3, "window_started": now},
+            "locked": {"window_started": old, "locked_until": now + 60},
+            "remembers_its_level": {"window_started": old, "level": 1, "last_locked_at": now - 60},
+            "in_flight": {"window_started": old, "in_flight": 1, "in_flight_since": now},
+            "slot_of_a_dead_process": {"window_started": old, "in_flight": 1, "in_flight_since": old},
+        }
+        for name, fields in rows.items():
+            LockoutCounter.objects.create(subject=name, **fields)
+
+        assert lockout.lockout_counters_prune(batch_size=100) == 2
+        assert set(LockoutCounter.objects.values_list("subject", flat=True)) == {
+            "counting",
+            "locked",
+            "remembers_its_level",
+            "in_flight",
+        }
 
 
 class TestServiceToken:
@@ -142,8 +360,6 @@ class TestLoginLockout:
         )
 
     def test_thirty_wrong_passwords_lock_at_five_and_the_right_one_is_refused(self, api_client, student):
-        from conftest import TEST_PASSWORD
-
         codes = [self._login(api_client, student.username, f"wrong-{n}").status_code for n in range(30)]
         right = self._login(api_client, student.username, TEST_PASSWORD)
 
@@ -154,14 +370,9 @@ class TestLoginLockout:
         assert right.json()["code"] == "locked_out"
 
     def test_unlocked_after_the_cool_off(self, api_client, student):
-        from django.core.cache import cache
-
-        from conftest import TEST_PASSWORD
-
         for n in range(5):
             self._login(api_client, student.username, f"wrong-{n}")
-        subject = lockout.Subject.for_login(user_id=student.pk, identifier="", ip=None)
-        cache.delete(subject.key("account-lock", subject.account))  # the cool-off has passed
+        _cool_off(lockout.Subject.for_login(user_id=student.pk, identifier="", ip=None))
 
         assert self._login(api_client, student.username, TEST_PASSWORD).status_code == status.HTTP_200_OK
 

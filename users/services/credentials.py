@@ -1,0 +1,136 @@
+"""Checking credentials for every way in: API login, the admin's login form, Django's authenticate(), service-token.
+
+The one owner of "are these credentials good": the lockout (``users.services.lockout``), the verify (the same
+hashing work for unknown accounts), failure and success accounting, the audit records and the login metrics.
+It checks credentials and nothing more: opening the session stays with whoever logs the person in
+(``session_start`` for the API, Django's ``login()`` for the admin). A later step (a second factor) or another
+login page (single sign-on) calls ``credentials_check`` first and ``login_succeeded`` once the whole login is
+complete, so a password accepted while a second factor is still pending is not recorded as a login.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from enum import StrEnum
+
+from django.conf import settings
+
+from users import metrics
+from users.exceptions import EmailNotVerified, InvalidClient, InvalidCredentials
+from users.models import CustomUser, SecurityEvent, ServiceAccount
+from users.selectors import user_for_login
+from users.services import lockout
+from users.services.audit import security_event_record
+
+_DUMMY_SECRET_HASH = "sha256$" + "0" * 64
+
+
+class Channel(StrEnum):
+    """The way in, written into the audit records."""
+
+    API = "api"
+    ADMIN = "admin"
+    DJANGO_AUTH = "django-auth"  # django.contrib.auth.authenticate(): the test client, anything built on it
+    SERVICE_TOKEN = "service-token"  # noqa: S105 - a channel name
+
+
+def secret_hash(secret: str) -> str:
+    """The stored form of a service account's secret."""
+    # Secrets are 256 random bits: a fast hash is enough (no dictionary to attack) and keeps the grant cheap.
+    return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _password_matches(user: CustomUser | None, password: str) -> bool:
+    if user is None or not user.has_usable_password():
+        CustomUser().set_password(password)  # the same work as a real check: timing reveals nothing
+        return False
+    return user.check_password(password)
+
+
+def credentials_check(
+    *,
+    identifier: str,
+    password: str,
+    ip: str | None,
+    user_agent: str,
+    channel: Channel,
+    admit: Callable[[CustomUser], bool] | None = None,
+) -> CustomUser:
+    """The active account that ``identifier`` (username or e-mail) and ``password`` open; one answer for every failure.
+
+    Raises ``AccountLocked`` (even for the right password) while the account or the IP is locked out,
+    ``InvalidCredentials`` for anything wrong, and ``EmailNotVerified`` (only to someone who had the password).
+    ``admit`` is the entry point's own rule of who may come in (the admin: active HODs): an account it refuses
+    fails exactly like a wrong password, counted and audited, so the rule reveals nothing about the password.
+    Must not run inside a transaction that the refusal rolls back (the failure must stay counted).
+    """
+    user = user_for_login(identifier)
+    subject = lockout.Subject.for_login(user_id=user.pk if user else None, identifier=identifier, ip=ip)
+    try:
+        attempt = lockout.attempt_begin(subject)
+    except lockout.AccountLocked:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        raise
+    try:
+        valid = (
+            _password_matches(user, password) and user is not None and user.is_active and (admit is None or admit(user))
+        )
+    except BaseException:
+        lockout.attempt_abandoned(attempt)
+        raise
+    if not valid or user is None:
+        lockout.attempt_failed(attempt)
+        security_event_record(
+            event_type=SecurityEvent.Type.LOGIN_FAILED,
+            user=user,
+            ip=ip,
+            user_agent=user_agent,
+            data={"channel": channel.value, "known_account": user is not None},
+        )
+        metrics.LOGINS.labels(outcome="failed").inc()
+        raise InvalidCredentials("Invalid username/e-mail or password.")
+    lockout.attempt_succeeded(attempt)
+    # checked only after the password, so it tells nothing to someone without it
+    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
+        raise EmailNotVerified(
+            "Confirm your e-mail address before logging in: open the link we sent you, "
+            "or ask for a new one at verify-email/resend/."
+        )
+    return user
+
+
+def login_succeeded(
+    *, user: CustomUser, channel: Channel, ip: str | None, user_agent: str, data: dict | None = None
+) -> None:
+    """Record a completed login (credentials checked, any further step passed): audit record and metric."""
+    security_event_record(
+        event_type=SecurityEvent.Type.LOGIN_SUCCEEDED,
+        user=user,
+        ip=ip,
+        user_agent=user_agent,
+        data={"channel": channel.value, **(data or {})},
+    )
+    metrics.LOGINS.labels(outcome="succeeded").inc()
+
+
+def client_credentials_check(*, client_id: str, client_secret: str, ip: str | None) -> ServiceAccount:
+    """The active service account these client credentials open; ``InvalidClient`` or ``AccountLocked`` otherwise."""
+    subject = lockout.Subject.for_client(client_id=client_id, ip=ip)
+    attempt = lockout.attempt_begin(subject)
+    try:
+        account = ServiceAccount.objects.filter(client_id=client_id, is_active=True).first()
+        expected = account.secret_hash if account else _DUMMY_SECRET_HASH
+        matches = hmac.compare_digest(expected, secret_hash(client_secret))
+    except BaseException:
+        lockout.attempt_abandoned(attempt)
+        raise
+    if account is None or not matches:
+        lockout.attempt_failed(attempt)
+        security_event_record(
+            event_type=SecurityEvent.Type.LOGIN_FAILED,
+            ip=ip,
+            data={"channel": Channel.SERVICE_TOKEN.value, "client_id": client_id[:64], "known_account": bool(account)},
+        )
+        raise InvalidClient("Invalid client credentials.")
+    lockout.attempt_succeeded(attempt)
+    return account
