@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import parsers, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from users import metrics, tokens
+from users.api import parsers
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
