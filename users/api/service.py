@@ -1,7 +1,6 @@
 """Endpoints for sibling services: client-credentials tokens, introspection, bulk lookups, revocations."""
 
 import base64
-import binascii
 from datetime import UTC, datetime
 
 from django.http import HttpResponse
@@ -42,7 +41,7 @@ def _basic_credentials(request) -> tuple[str, str] | None:
         return None
     try:
         client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error, or text that is not ASCII at all
         raise InvalidClient("Malformed HTTP Basic credentials.") from exc
     return client_id, secret
 
