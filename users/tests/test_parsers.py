@@ -20,26 +20,26 @@ def nested(depth: int) -> bytes:
 
 
 class TestJSONDepth:
-    def test_nesting_up_to_the_limit_is_parsed(self, settings):
+    def test_nesting_up_to_the_limit_is_parsed(self, settings) -> None:
         settings.JSON_MAX_DEPTH = 5
 
         assert json_loads(nested(5)) == [[[[[]]]]]
         assert json_loads(b'{"a": {"b": {"c": {"d": [1]}}}}') == {"a": {"b": {"c": {"d": [1]}}}}
 
-    def test_one_level_more_is_a_parse_error_naming_the_limit(self, settings):
+    def test_one_level_more_is_a_parse_error_naming_the_limit(self, settings) -> None:
         settings.JSON_MAX_DEPTH = 5
 
         with pytest.raises(ParseError, match="deeper than 5 levels"):
             json_loads(b'{"a": {"b": {"c": {"d": [[1]]}}}}')
 
-    def test_brackets_inside_strings_do_not_count(self, settings):
+    def test_brackets_inside_strings_do_not_count(self, settings) -> None:
         settings.JSON_MAX_DEPTH = 2
         text = '{"a": "[[[[{{{{", "b": ["\\"[[[[", "]]]]"]}'
 
         assert not json_nesting_exceeds(text, 2)
         assert json_loads(text.encode()) == {"a": "[[[[{{{{", "b": ['"[[[[', "]]]]"]}
 
-    def test_nesting_far_past_the_interpreters_recursion_limit_is_refused_quickly(self):
+    def test_nesting_far_past_the_interpreters_recursion_limit_is_refused_quickly(self) -> None:
         started = time.perf_counter()
 
         with pytest.raises(ParseError, match="deeper than"):
@@ -47,7 +47,7 @@ class TestJSONDepth:
 
         assert time.perf_counter() - started < 1
 
-    def test_the_default_limit_comes_from_settings(self, settings):
+    def test_the_default_limit_comes_from_settings(self, settings) -> None:
         assert settings.JSON_MAX_DEPTH == 32
         assert json_loads(nested(32))
         with pytest.raises(ParseError):
@@ -64,54 +64,54 @@ class TestJSONText:
             b'{"a": "\\ude00\\ud83d"}',  # the two halves of a pair, in the wrong order
         ],
     )
-    def test_lone_surrogates_in_keys_or_values_are_refused(self, body):
+    def test_lone_surrogates_in_keys_or_values_are_refused(self, body) -> None:
         with pytest.raises(ParseError, match="not valid Unicode"):
             json_loads(body)
 
-    def test_a_surrogate_pair_is_one_character_and_accepted(self):
+    def test_a_surrogate_pair_is_one_character_and_accepted(self) -> None:
         assert json_loads(b'{"name": "\\ud83d\\ude00"}') == {"name": "\U0001f600"}
 
-    def test_an_escaped_backslash_before_u_is_plain_text(self):
+    def test_an_escaped_backslash_before_u_is_plain_text(self) -> None:
         assert json_loads(b'{"a": "\\\\ud800 \\\\u0000"}') == {"a": "\\ud800 \\u0000"}
 
     @pytest.mark.parametrize("body", [b'{"a": "x\\u0000"}', b'{"a\\u0000": 1}'])
-    def test_nul_is_refused(self, body):
+    def test_nul_is_refused(self, body) -> None:
         with pytest.raises(ParseError, match="NUL"):
             json_loads(body)
 
     @pytest.mark.parametrize("body", [b'{"a": "\xff"}', b'{"a": "\xed\xa0\x80"}', b'{"a": "\xc3"}'])
-    def test_bytes_that_are_not_utf8_are_refused(self, body):
+    def test_bytes_that_are_not_utf8_are_refused(self, body) -> None:
         with pytest.raises(ParseError, match="not valid Unicode"):
             json_loads(body)
 
     @pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": -Infinity}', b'{"a": 1e999}'])
-    def test_numbers_json_cannot_carry_are_refused(self, body):
+    def test_numbers_json_cannot_carry_are_refused(self, body) -> None:
         with pytest.raises(ParseError):
             json_loads(body)
 
-    def test_ordinary_unicode_is_untouched(self):
+    def test_ordinary_unicode_is_untouched(self) -> None:
         assert json_loads('{"name": "Zoë Ōkubo 山田", "n": 1.5}'.encode()) == {"name": "Zoë Ōkubo 山田", "n": 1.5}
 
 
 class TestURLEncodedText:
     @pytest.mark.parametrize("raw", ["q=%ED%A0%80", "q=%FF", "q=a%C3", "%ED%A0%80=1", "q=%C0%AF"])
-    def test_percent_encoded_bytes_that_are_not_utf8_are_refused(self, raw):
+    def test_percent_encoded_bytes_that_are_not_utf8_are_refused(self, raw) -> None:
         assert urlencoded_text_error(raw) is not None
         assert urlencoded_text_error(raw.encode()) is not None
 
     @pytest.mark.parametrize("raw", ["q=%00", "a%00=1", "q=ab%00"])
-    def test_nul_is_refused(self, raw):
+    def test_nul_is_refused(self, raw) -> None:
         assert "NUL" in urlencoded_text_error(raw)
 
     @pytest.mark.parametrize("raw", ["", "q=", "ordering=,", "q=Zo%C3%AB+%C5%8Ckubo", "a=1&b=%2B%25", "q=%F0%9F%98%80"])
-    def test_valid_text_passes(self, raw):
+    def test_valid_text_passes(self, raw) -> None:
         assert urlencoded_text_error(raw) is None
 
-    def test_raw_utf8_bytes_as_wsgi_hands_them_over_pass(self):
+    def test_raw_utf8_bytes_as_wsgi_hands_them_over_pass(self) -> None:
         assert urlencoded_text_error("q=Zoë".encode().decode("iso-8859-1")) is None
         assert urlencoded_text_error(b"q=\xed\xa0\x80".decode("iso-8859-1")) is not None
 
-    def test_paths_are_checked_without_decoding_them_again(self):
+    def test_paths_are_checked_without_decoding_them_again(self) -> None:
         assert path_text_error("/api/v1/users/%00/") is None  # a literal percent sign, sent as %25
         assert path_text_error("/api/v1/users/\x00/") is not None
         assert path_text_error(b"/api/v1/users/\xed\xa0\x80/".decode("iso-8859-1")) is not None
@@ -120,30 +120,30 @@ class TestURLEncodedText:
 @pytest.mark.django_db
 class TestURLTextMiddleware:
     @pytest.mark.parametrize("query", ["search=%00", "search=%ED%A0%80", "ordering=%FF"])
-    def test_query_string_is_refused_before_authentication(self, query):
+    def test_query_string_is_refused_before_authentication(self, query) -> None:
         response = Client().get(f"{API}/users/?{query}")
 
         assert response.status_code == status.HTTP_400_BAD_REQUEST
         assert response.json()["code"] == "invalid_encoding"
 
-    def test_the_fast_validate_token_path_is_behind_it(self):
+    def test_the_fast_validate_token_path_is_behind_it(self) -> None:
         response = Client().get(f"{API}/validate-token/?x=%ED%A0%80")
 
         assert response.status_code == status.HTTP_400_BAD_REQUEST
         assert response.json()["code"] == "invalid_encoding"
 
-    def test_a_nul_in_the_path_is_refused(self):
+    def test_a_nul_in_the_path_is_refused(self) -> None:
         assert Client().get(f"{API}/user/1%00/").status_code == status.HTTP_400_BAD_REQUEST
 
     @pytest.mark.parametrize("query", ["q=%00", "q=%ED%A0%80", "o=%00"])
-    def test_the_admin_is_behind_it(self, client, hod, query):
+    def test_the_admin_is_behind_it(self, client, hod, query) -> None:
         assert client.login(username=hod.username, password=TEST_PASSWORD)
 
         response = client.get(f"/admin/users/customuser/?{query}")
 
         assert response.status_code == status.HTTP_400_BAD_REQUEST
 
-    def test_ordinary_unicode_queries_pass(self, client, hod):
+    def test_ordinary_unicode_queries_pass(self, client, hod) -> None:
         assert client.login(username=hod.username, password=TEST_PASSWORD)
 
         assert client.get("/admin/users/customuser/?q=Zo%C3%AB").status_code == status.HTTP_200_OK
@@ -152,13 +152,13 @@ class TestURLTextMiddleware:
 @pytest.mark.django_db
 class TestFormBodies:
     @pytest.mark.parametrize("body", ["client_id=%ED%A0%80&client_secret=x", "client_id=a%00&client_secret=x"])
-    def test_form_text_follows_the_same_rule(self, api_client, body):
+    def test_form_text_follows_the_same_rule(self, api_client, body) -> None:
         response = api_client.post(f"{API}/service-token/", body, content_type="application/x-www-form-urlencoded")
 
         assert response.status_code == status.HTTP_400_BAD_REQUEST
         assert response.json()["code"] == "parse_error"
 
-    def test_too_many_form_fields_is_a_400(self, api_client):
+    def test_too_many_form_fields_is_a_400(self, api_client) -> None:
         body = "&".join(f"f{i}=1" for i in range(1100))
 
         response = api_client.post(f"{API}/service-token/", body, content_type="application/x-www-form-urlencoded")
@@ -166,7 +166,7 @@ class TestFormBodies:
         assert response.status_code == status.HTTP_400_BAD_REQUEST
         assert response.json() == {"detail": "Too many parameters or fields.", "code": "bad_request"}
 
-    def test_too_many_query_parameters_is_a_400(self, api_client):
+    def test_too_many_query_parameters_is_a_400(self, api_client) -> None:
         query = "&".join(f"f{i}=1" for i in range(1100))
 
         assert api_client.get(f"{API}/users/?{query}").status_code == status.HTTP_400_BAD_REQUEST
@@ -174,7 +174,7 @@ class TestFormBodies:
 
 @pytest.mark.django_db
 class TestProfileNotNull:
-    def test_null_for_a_not_null_text_field_is_a_field_error(self, student):
+    def test_null_for_a_not_null_text_field_is_a_field_error(self, student) -> None:
         profile = Student.objects.get(user=student)
         profile.address = None
 
@@ -183,7 +183,7 @@ class TestProfileNotNull:
 
         assert caught.value.message_dict == {"address": ["This field cannot be null."]}
 
-    def test_text_fields_refuse_values_that_are_not_text(self, student):
+    def test_text_fields_refuse_values_that_are_not_text(self, student) -> None:
         profile = Student.objects.get(user=student)
         profile.address, profile.phone_number = {"a": 1}, ["x"]
 
@@ -192,7 +192,7 @@ class TestProfileNotNull:
 
         assert set(caught.value.message_dict) == {"address", "phone_number"}
 
-    def test_nullable_fields_and_a_new_profile_still_validate(self, make_user):
+    def test_nullable_fields_and_a_new_profile_still_validate(self, make_user) -> None:
         user = make_user(user_type=UserType.STUDENT)
         Student.objects.filter(user=user).delete()
 
