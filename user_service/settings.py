@@ -162,9 +162,9 @@ MEDIA_URL = "media/"
 REQUEST_MAX_BYTES = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
 UPLOAD_MAX_BYTES = config("UPLOAD_MAX_BYTES", default=6_291_456, cast=int)  # roster CSVs (multipart)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 # Deepest nesting of arrays and objects a JSON body may have (users/api/parsers.py); deeper is a 400.
 JSON_MAX_DEPTH = config("JSON_MAX_DEPTH", default=32, cast=int)
-FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 
 # --- REST framework, schema -------------------------------------------------------------------
 # Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.

@@ -140,11 +140,6 @@ def urlencoded_text_error(raw: bytes | str) -> str | None:
     return _bytes_text_error(unquote_to_bytes(raw.replace(b"+", b" ")))
 
 
-def path_text_error(path: bytes | str) -> str | None:
-    """Why a request path (already percent-decoded by the server, as WSGI's PATH_INFO is) is not acceptable text."""
-    return _bytes_text_error(_wsgi_bytes(path))
-
-
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser under the edge rules (depth, valid UTF-8, no lone surrogate or NUL, finite numbers)."""
 
