@@ -5,6 +5,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -85,6 +86,11 @@ def exception_handler(exc, context):
         logger.error("database unavailable: %s: %s", exc.__class__.__name__, str(exc)[:300])
         body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "database_unavailable"}
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
+    if isinstance(exc, SuspiciousOperation):  # Django answers these 400 outside DRF too (handler400)
+        logger.warning("suspicious request refused: %s", exc.__class__.__name__)
+        too_many = isinstance(exc, TooManyFieldsSent | TooManyFilesSent)
+        detail = "Too many parameters or fields." if too_many else "Bad request."
+        return Response({"detail": detail, "code": "bad_request"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -4,12 +4,15 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from users import metrics
+from users.api.parsers import text_error, urlencoded_text_error
 
 logger = logging.getLogger("user_service.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -86,6 +89,29 @@ class BodySizeLimitMiddleware:
                     {"detail": f"Request body too large; the limit is {limit} bytes.", "code": "payload_too_large"},
                     status=413,
                 )
+        return self.get_response(request)
+
+
+class URLTextMiddleware:
+    """Refuse (400) a query string that does not decode to valid UTF-8 text without NUL.
+
+    Django decodes it leniently (bad bytes become U+FFFD), so such a request would otherwise be answered
+    as if it had asked for something else; a NUL would reach PostgreSQL, which cannot store or compare it.
+    The rule lives in ``users.api.parsers`` (form bodies pass the same). Every view is behind it: the admin
+    and the fast validate-token/ path too. A path comes decoded and with any bytes that are not UTF-8
+    percent-encoded again by Django, so it names no route; a path holding a NUL names none either, and is
+    answered 404 here before a converter that accepts any text could hand it on.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        error = urlencoded_text_error(request.META.get("QUERY_STRING", ""))
+        if error:
+            return JsonResponse({"detail": error, "code": "invalid_encoding"}, status=400)
+        if text_error(request.path_info):
+            return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
         return self.get_response(request)
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "user_service.middleware.RequestIdMiddleware",
     "user_service.middleware.BodySizeLimitMiddleware",
+    "user_service.middleware.URLTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -164,6 +165,8 @@ REQUEST_MAX_BYTES = config("REQUEST_MAX_BYTES", default=1_048_576, cast=int)
 UPLOAD_MAX_BYTES = config("UPLOAD_MAX_BYTES", default=6_291_456, cast=int)  # roster CSVs (multipart)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
+# Deepest nesting of arrays and objects a JSON body may have (users/api/parsers.py); deeper is a 400.
+JSON_MAX_DEPTH = config("JSON_MAX_DEPTH", default=32, cast=int)
 
 # --- REST framework, schema -------------------------------------------------------------------
 # Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
@@ -171,7 +174,7 @@ TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["users.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "users.api.pagination.PageNumberPagination",

@@ -1,8 +1,10 @@
 """Data model of the identity service: users, their role profiles and their login sessions."""
 
 import uuid
+from collections.abc import Collection
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -94,6 +96,33 @@ class ProfileBase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.__class__.__name__} of {self.user_id}"
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """Django's checks, plus what it skips for ``blank=True`` fields: null where the column is NOT NULL.
+
+        Django treats None as "empty" and skips a blank field's checks, so a None would reach the database
+        as a NOT NULL violation. A text field given something other than text (a list, an object) would
+        be stored as its ``str()``; it is refused as well.
+        """
+        errors: dict[str, list[str]] = {}
+        for field in self._meta.concrete_fields:
+            if not field.editable or field.is_relation or field.primary_key or (exclude and field.name in exclude):
+                continue
+            value = getattr(self, field.attname)
+            if value is None and not field.null:
+                errors[field.name] = [str(field.error_messages["null"])]
+            elif (
+                value is not None
+                and isinstance(field, models.CharField | models.TextField)
+                and not isinstance(value, str)
+            ):
+                errors[field.name] = ["Enter text."]
+        try:
+            super().clean_fields(exclude=[*(exclude or ()), *errors])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
 
 
 class AdminHOD(ProfileBase):

@@ -103,7 +103,9 @@ class PeopleFilterSet(django_filters.FilterSet):
         return super().filter_queryset(queryset).order_by(*self._ordering(data))
 
     def _ordering(self, data) -> list[str]:
-        ordering = [self.filters["ordering"].get_ordering_value(param) for param in data.get("ordering") or []]
+        # Empty elements (``ordering=,`` or ``username,``) are ignored, as in ``ids``.
+        params = [param for param in data.get("ordering") or [] if param and param.lstrip("-")]
+        ordering = [self.filters["ordering"].get_ordering_value(param) for param in params]
         if not any(name.lstrip("-") == "id" for name in ordering):
             ordering.append("id")  # a stable order, so pages neither repeat nor skip rows
         return ordering

@@ -1,17 +1,17 @@
 """Endpoints for sibling services: client-credentials tokens, introspection, bulk lookups, revocations."""
 
 import base64
-import binascii
 from datetime import UTC, datetime
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import parsers, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from users import metrics, tokens
+from users.api import parsers
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
@@ -41,7 +41,7 @@ def _basic_credentials(request) -> tuple[str, str] | None:
         return None
     try:
         client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error, or text that is not ASCII at all
         raise InvalidClient("Malformed HTTP Basic credentials.") from exc
     return client_id, secret
 

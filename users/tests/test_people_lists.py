@@ -122,6 +122,27 @@ class TestFilters:
         assert sorted(usernames(response)) == ["ada", "marie"]
         assert response.json()["results"][0]["profile"] is not None
 
+    @pytest.mark.parametrize("path", ["students/", "staff/", "admins/", "users/"])
+    @pytest.mark.parametrize(
+        ("ordering", "same_as"),
+        [(",", ""), ("", ""), ("-username,", "-username"), (",,-username,,", "-username"), ("username,", "username")],
+    )
+    def test_empty_ordering_elements_are_ignored(self, hod_client, school, path, ordering, same_as):
+        expected = usernames(hod_client.get(f"{API}/{path}", {"ordering": same_as} if same_as else {}))
+
+        response = hod_client.get(f"{API}/{path}", {"ordering": ordering})
+
+        assert response.status_code == status.HTTP_200_OK
+        assert usernames(response) == expected
+
+    def test_empty_ids_elements_are_ignored(self, hod_client, school):
+        ids = f",{school['ada'].pk},,{school['marie'].pk},"
+
+        response = hod_client.get(f"{API}/users/", {"ids": ids})
+
+        assert sorted(usernames(response)) == ["ada", "marie"]
+        assert usernames(hod_client.get(f"{API}/users/", {"ids": ",,"})) == []
+
     def test_users_ids_of_deactivated_people_need_include_inactive(self, hod_client, school):
         CustomUser.objects.filter(pk=school["ada"].pk).update(is_active=False)
         query = {"ids": str(school["ada"].pk)}
