@@ -366,9 +366,9 @@ def test_student_profile_field_null_or_lone_surrogate_is_a_400_naming_the_field(
         "/api/v1/users/profile/", b'{"profile": {"' + name.encode() + b'": "a\\ud800"}}', content_type=JSON, **auth
     )
 
-    # Then both are 400: the null as an error on that field, and nothing changed
+    # Then both are 400: the null as an error on that profile field, and nothing changed
     assert null.status_code == 400
-    assert null.json() == {name: ["This field cannot be null."]}
+    assert null.json() == {f"profile.{name}": ["This field cannot be null."]}
     assert surrogate.status_code == 400
     assert surrogate.json()["code"] == "parse_error"
     before.refresh_from_db()
