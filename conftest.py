@@ -117,3 +117,25 @@ def cache_unreachable(settings):
     unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     unreachable["OPTIONS"] = {**unreachable.get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.2}
     settings.CACHES = {"default": unreachable}
+
+
+@pytest.fixture
+def redis_process():
+    """A redis-server of this test's own (users.tests.servers.RedisProcess), killed afterwards."""
+    from users.tests.servers import RedisProcess
+
+    server = RedisProcess()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def cache_on_redis_process(settings, redis_process):
+    """The Django cache pointed at ``redis_process`` (the cache connection is rebuilt for it), breakers closed."""
+    from users.cache import breakers_reset
+
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis_process.url}}
+    breakers_reset()
+    yield redis_process
+    redis_process.kill()
+    breakers_reset()

@@ -2,7 +2,7 @@
 
 from rest_framework import status
 
-from user_service.exceptions import ApplicationError
+from user_service.exceptions import ApplicationError, ServiceUnavailable
 
 
 class InvalidCredentials(ApplicationError):
@@ -27,3 +27,9 @@ class RegistrationClosed(ApplicationError):
 class NotFound(ApplicationError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "not_found"
+
+
+class RevocationUnavailable(ServiceUnavailable):
+    """Sessions could not be ended because the revocation store (Redis) did not take the change."""
+
+    default_code = "revocation_unavailable"

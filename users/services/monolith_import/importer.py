@@ -11,8 +11,8 @@ from django.contrib.auth.hashers import get_hasher, get_hashers
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
+from users.cache import user_invalidate
 from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, ProfileBase, SessionEndReason, UserType
-from users.selectors import user_snapshot_invalidate
 from users.services.auth import sessions_end_for_user
 from users.services.monolith_import.notify import EMAIL, monolith_import_messages
 from users.services.monolith_import.result import (
@@ -270,7 +270,7 @@ class _Importer:
                 user = CustomUser(pk=plan.user_id)
                 ended += len(sessions_end_for_user(user=user, reason=plan.end_sessions_reason))
             if plan.user_fields & PUBLIC_USER_FIELDS or plan.profile_update is not None:
-                user_snapshot_invalidate(user_id=plan.user_id)  # bulk writes send no signals
+                user_invalidate(user_id=plan.user_id)  # bulk writes send no signals
         if not self.notify:
             return _Written(ended)
         messages = monolith_import_messages(plans)
