@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
+from users.exceptions import RevocationUnavailable
 from users.models import AdminHOD, CustomUser, Staff, Student, UserSession, UserType
 from users.services.people import (
     PersonChangeRefused,
@@ -111,7 +112,7 @@ class PeopleActionsMixin:
         for user in self._users_of(queryset):
             try:
                 done += person_deactivate(user=user, actor=request.user)
-            except PersonChangeRefused as exc:
+            except (PersonChangeRefused, RevocationUnavailable) as exc:
                 refused.append(f"{user.username}: {exc.message}")
         self.message_user(request, f"{done} deactivated.", messages.SUCCESS)
         for message in refused:

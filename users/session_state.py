@@ -30,9 +30,11 @@ What each Redis fault does to it:
   expires (a marker for ``ENDED`` would wrongly refuse it for minutes).
 - flushed, or restarted empty: every entry is a miss, the database answers, and the entries are refilled.
 - restarted with its data (RDB/AOF written after the end): the marker or ``ENDED`` is there.
-- Redis restored from a snapshot taken *before* an end could bring back an "alive" entry: it expires at
-  its original time, at most ``SESSION_STATE_CACHE_SECONDS`` after it was written. Run the cache Redis
-  without persistence (as the Compose file and the tests do) or accept that bound.
+- the one fault this cannot see: Redis coming back with data older than the end, i.e. restored from a
+  snapshot taken before it, or an append-only file that lost its last second in a crash
+  (``appendfsync everysec``) while holding the marker. The older "alive" entry then returns, and it
+  expires at its original time, at most ``SESSION_STATE_CACHE_SECONDS`` after it was written. Run the
+  cache on a Redis without persistence (a flush or empty restart is safe), or with ``appendfsync always``.
 
 The "ended" entries live past the lifetime of any access token of the session, after which the
 signature check alone refuses the tokens.

@@ -296,7 +296,7 @@ def _detail_schema(role: type, readers: str, *, replace_and_delete: bool = True)
             summary=f"Deactivate a {role.noun} (HOD; soft delete, every session ends)",
             responses={
                 204: OpenApiResponse(description="Deactivated (or already inactive)."),
-                **errors(400, 401, 403, 404),
+                **errors(400, 401, 403, 404, 503),
             },
         )
     return extend_schema_view(**views)

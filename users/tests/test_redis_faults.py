@@ -276,3 +276,28 @@ def test_breaker_after_one_timeout_further_requests_do_not_wait_on_redis(faulty,
     bearer(token).get(f"{API}/validate-token/")  # the probe gets through: the cache is used again
     session = UserSession.objects.get(user=student)
     assert raw(faulty).get(django_cache.make_key(f"session:{session.pk}")) == str(student.pk).encode()
+
+
+def test_breaker_lets_one_probe_through_after_the_period_and_closes_on_success(settings):
+    import threading
+
+    from users.cache.breaker import Breaker, CircuitOpen
+
+    settings.REDIS_BREAKER_SECONDS = 0.05
+    breaker = Breaker("127.0.0.1:1")
+    breaker.failed(TimeoutError())
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    time.sleep(0.06)
+
+    breaker.before_call()  # this thread becomes the probe
+    breaker.before_call()  # and may go on using its connection
+    others: list[BaseException] = []
+    thread = threading.Thread(target=lambda: others.append(pytest.raises(CircuitOpen, breaker.before_call).value))
+    thread.start()
+    thread.join()
+
+    assert isinstance(others[0], CircuitOpen)  # another thread does not pile onto the probe
+    breaker.succeeded()
+    assert not breaker.is_open
+    breaker.before_call()
