@@ -259,6 +259,31 @@ def test_with_redis_hung_login_register_and_reads_answer_in_bounded_time(
     assert OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count() >= REQUESTS_PER_ENDPOINT
 
 
+def test_with_only_the_broker_hung_register_answers_in_bounded_time(redis_process, django_capture_on_commit_callbacks):
+    """A broker on its own Redis: the cache is healthy, so only the dispatch's own timeout and pause bound it."""
+    saved = celery_app.conf.broker_url
+    celery_app.conf.broker_url = redis_process.url
+    outbox_dispatch_reset()
+    redis_process.pause()
+    client, durations = APIClient(), []
+    try:
+        for n in range(10):
+            body = {"username": f"split{n}", "email": f"split{n}@school.test", "password": "Quiet-river-stones-2024"}
+            with django_capture_on_commit_callbacks(execute=True):
+                seconds, response = timed(lambda body=body: client.post(f"{API}/register/", body, format="json"))
+            assert response.status_code == status.HTTP_201_CREATED
+            durations.append(seconds)
+    finally:
+        celery_app.conf.broker_url = saved
+        outbox_dispatch_reset()
+
+    logger.warning("broker hung, register seconds: %s", [round(d, 3) for d in durations])
+    assert max(durations) < 1.0, durations  # the first pays the dispatch timeout; the others skip the broker
+    assert sorted(durations)[-2] < 0.25, durations
+    assert OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count() >= 10  # waiting for the relay
+    assert not OutboxMessage.objects.exclude(status=OutboxMessage.Status.PENDING).exists()
+
+
 def test_breaker_after_one_timeout_further_requests_do_not_wait_on_redis(faulty, client_for, student, settings):
     settings.REDIS_BREAKER_SECONDS = 1.5
     token = client_for(student).tokens["access_token"]
