@@ -176,3 +176,25 @@ def slow_password_check(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(CustomUser, "check_password", check_password)
     return peak
+
+
+@pytest.fixture
+def redis_process():
+    """A redis-server of this test's own (users.tests.servers.RedisProcess), killed afterwards."""
+    from users.tests.servers import RedisProcess
+
+    server = RedisProcess()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def cache_on_redis_process(settings, redis_process):
+    """The Django cache pointed at ``redis_process`` (the cache connection is rebuilt for it), breakers closed."""
+    from users.cache import breakers_reset
+
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis_process.url}}
+    breakers_reset()
+    yield redis_process
+    redis_process.kill()
+    breakers_reset()

@@ -39,6 +39,7 @@ ERROR_STATUSES: dict[str, int] = {
     "users.exceptions.TokenInvalid": status.HTTP_401_UNAUTHORIZED,
     "users.exceptions.RegistrationClosed": status.HTTP_403_FORBIDDEN,
     "users.exceptions.NotFound": status.HTTP_404_NOT_FOUND,
+    "users.exceptions.RevocationUnavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "users.exceptions.EmailNotVerified": status.HTTP_403_FORBIDDEN,
     "users.services.account.LinkInvalid": status.HTTP_400_BAD_REQUEST,
     "users.services.lockout.AccountLocked": status.HTTP_429_TOO_MANY_REQUESTS,

@@ -106,8 +106,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.CustomUser"
 AUTHENTICATION_BACKENDS = ["users.backends.UsernameOrEmailBackend"]
 
-# --- Cache (session revocation state, throttles) ----------------------------------------------
+# --- Cache (session revocation state, throttles; users/cache/) ----------------------------------
 REDIS_URL = config("REDIS_URL", default="")
+# Every Redis call (cache, raw client, pub/sub, health) waits at most this long, then counts as an outage.
+REDIS_CONNECT_TIMEOUT_SECONDS = config("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.5, cast=float)
+REDIS_TIMEOUT_SECONDS = config("REDIS_TIMEOUT_SECONDS", default=0.5, cast=float)
+# After a Redis timeout or refusal, this process stops calling that Redis for this long (users/cache/breaker.py).
+REDIS_BREAKER_SECONDS = config("REDIS_BREAKER_SECONDS", default=5.0, cast=float)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -115,16 +120,16 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": config("CACHE_KEY_PREFIX", default="ums"),
             "OPTIONS": {
-                # A Redis outage must not take logins and reads down: cache errors are logged and
-                # treated as misses; the database stays the source of truth for revocation.
+                # A Redis outage must not take logins and reads down: cache errors are treated as
+                # misses (the circuit breaker logs each outage once); the database stays the source of
+                # truth for revocation.
                 "IGNORE_EXCEPTIONS": True,
-                "LOG_IGNORED_EXCEPTIONS": True,
-                "SOCKET_CONNECT_TIMEOUT": config("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.5, cast=float),
-                "SOCKET_TIMEOUT": config("REDIS_TIMEOUT_SECONDS", default=0.5, cast=float),
+                "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+                "CONNECTION_FACTORY": "users.cache.breaker.BreakerConnectionFactory",
             },
         }
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     # Per process: the embedded mode runs one gunicorn process (threads), so it stays coherent.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ums"}}
@@ -288,7 +293,7 @@ OUTBOX_LEASE_SECONDS = config("OUTBOX_LEASE_SECONDS", default=90.0, cast=float)
 OUTBOX_RELAY_GRACE_SECONDS = config("OUTBOX_RELAY_GRACE_SECONDS", default=10.0, cast=float)
 OUTBOX_RELAY_BATCH_SIZE = config("OUTBOX_RELAY_BATCH_SIZE", default=500, cast=int)
 OUTBOX_RELAY_TIME_BUDGET_SECONDS = config("OUTBOX_RELAY_TIME_BUDGET_SECONDS", default=25.0, cast=float)
-OUTBOX_DISPATCH_TIMEOUT_SECONDS = config("OUTBOX_DISPATCH_TIMEOUT_SECONDS", default=1.0, cast=float)
+OUTBOX_DISPATCH_TIMEOUT_SECONDS = config("OUTBOX_DISPATCH_TIMEOUT_SECONDS", default=0.25, cast=float)
 OUTBOX_DISPATCH_PAUSE_SECONDS = config("OUTBOX_DISPATCH_PAUSE_SECONDS", default=5.0, cast=float)
 OUTBOX_RETENTION_DAYS = config("OUTBOX_RETENTION_DAYS", default=14, cast=int)
 CLEANUP_BATCH_SIZE = config("CLEANUP_BATCH_SIZE", default=5000, cast=int)

@@ -4,9 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 
 from users.admin import HODPermissionsMixin
-from users.authentication import service_account_state_invalidate
 from users.models import SecurityEvent, ServiceAccount
-from users.services.service_accounts import KNOWN_SCOPES, service_account_create
+from users.services.service_accounts import KNOWN_SCOPES, service_account_create, service_account_save
 
 
 class ServiceAccountForm(forms.ModelForm):
@@ -30,8 +29,7 @@ class ServiceAccountAdmin(HODPermissionsMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
-            service_account_state_invalidate(obj.client_id)
+            service_account_save(account=obj)
             return
         account, secret = service_account_create(
             name=obj.name, scopes=form.cleaned_data["scopes"], client_id=obj.client_id or None

@@ -2,13 +2,11 @@
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from users import tokens
+from users import cache, tokens
 from users.exceptions import SessionEnded, TokenInvalid
 from users.models import CustomUser, ServiceAccount
 from users.session_state import session_is_alive
@@ -33,16 +31,11 @@ class ServicePrincipal:
 
 def service_account_is_active(client_id: str) -> bool:
     """Cached: a deactivated service account's tokens stop working within a minute at most."""
-    key = f"service-account:{client_id}"
-    state = cache.get(key)
-    if state is None:
-        state = int(ServiceAccount.objects.filter(client_id=client_id, is_active=True).exists())
-        cache.set(key, state, timeout=settings.SERVICE_ACCOUNT_STATE_CACHE_SECONDS)
-    return bool(state)
+    return cache.service_account_active_get(client_id, load=_service_account_active_load)
 
 
-def service_account_state_invalidate(client_id: str) -> None:
-    cache.delete(f"service-account:{client_id}")
+def _service_account_active_load(client_id: str) -> bool:
+    return ServiceAccount.objects.filter(client_id=client_id, is_active=True).exists()
 
 
 def bearer_token_from(request) -> str | None:

@@ -31,3 +31,9 @@ class EmailNotVerified(ApplicationError):
 
 class InvalidClient(ApplicationError):
     default_code = "invalid_client"
+
+
+class RevocationUnavailable(ApplicationError):
+    """Sessions could not be ended because the revocation store (Redis) did not take the change."""
+
+    default_code = "revocation_unavailable"

@@ -1,14 +1,10 @@
-"""Reads: users with their profiles, sessions, and the cached public snapshot of a user."""
+"""Reads: users with their profiles, their public data, sessions, the people directory (no cache: see users.cache)."""
 
 import json
-import logging
 from functools import cache as cache_result
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, Lookup, Q, QuerySet
-from redis.exceptions import RedisError
 
 from users.models import (
     PROFILE_MODELS,
@@ -22,9 +18,6 @@ from users.models import (
     UserSession,
     UserType,
 )
-from users.rawcache import redis_cache_client
-
-logger = logging.getLogger(__name__)
 
 
 def users_with_profiles() -> QuerySet[CustomUser]:
@@ -74,49 +67,7 @@ def users_bulk_public(*, user_ids: list[int]) -> list[dict]:
     ]
 
 
-def public_json_key(user_id: int) -> str:
-    """The user's public JSON as text, kept raw in Redis for bulk lookups (``users_bulk_public_json``)."""
-    return f"user-json:{user_id}"
-
-
-def users_bulk_public_json(*, user_ids: list[int]) -> bytes:
-    """``users_bulk_public`` as JSON text, assembled from each user's cached JSON; misses cost one query.
-
-    With Redis, the users' JSON strings come back in one ``MGET`` and are joined as they are: no
-    decoding or encoding per user. Users not cached are read in one query, in which PostgreSQL writes
-    each row's JSON, and cached for ``SESSION_STATE_CACHE_SECONDS``; writes to a user drop its entry
-    (``user_snapshot_invalidate``). Unknown ids are absent and never cached.
-    """
-    ids = sorted(set(user_ids))
-    client = redis_cache_client()
-    if client is None:
-        return _json_array(text for _, text in _public_json_rows(ids))
-    keys = [client.make_key(public_json_key(user_id)) for user_id in ids]
-    try:
-        cached = client.get_client(write=False).mget(keys) if keys else []
-    except RedisError:  # like every cache read here: a Redis outage is a miss, the database answers
-        logger.warning("bulk lookup cache unavailable", exc_info=True)
-        cached = [None] * len(ids)
-    found = {user_id: text for user_id, text in zip(ids, cached, strict=True) if text is not None}
-    missing = [user_id for user_id in ids if user_id not in found]
-    if missing:
-        rows = _public_json_rows(missing)
-        found.update((user_id, text.encode()) for user_id, text in rows)
-        try:
-            pipe = client.get_client(write=True).pipeline(transaction=False)
-            for user_id, text in rows:
-                pipe.set(client.make_key(public_json_key(user_id)), text, ex=settings.SESSION_STATE_CACHE_SECONDS)
-            pipe.execute()
-        except RedisError:
-            logger.warning("bulk lookup cache unavailable", exc_info=True)
-    return b"[" + b",".join(found[user_id] for user_id in ids if user_id in found) + b"]"
-
-
-def _json_array(texts) -> bytes:
-    return ("[" + ",".join(texts) + "]").encode()
-
-
-def _public_json_rows(user_ids: list[int]) -> list[tuple[int, str]]:
+def users_public_json_rows(user_ids: list[int]) -> list[tuple[int, str]]:
     """(id, JSON text) of these users in id order, in one query; on PostgreSQL the database writes the JSON.
 
     The ids travel as one array parameter, so the statement is the same whatever their number; rows are
@@ -168,35 +119,6 @@ def user_public_data(user: CustomUser) -> dict:
         "email_verified": user.email_verified,
         "date_joined": user.date_joined.isoformat().replace("+00:00", "Z"),
     }
-
-
-def snapshot_key(user_id: int) -> str:
-    return f"user:{user_id}"
-
-
-def detail_key(user_id: int) -> str:
-    """The cached ``user/{id}/`` answer (the user with its role profile); see users.api.people."""
-    return f"user-detail:{user_id}"
-
-
-def user_snapshot(*, user_id: int) -> dict | None:
-    """The user's public data from the cache, loaded once from the database on a miss."""
-    data = cache.get(snapshot_key(user_id))
-    if data is None:
-        user = CustomUser.objects.filter(pk=user_id).first()
-        if user is None:
-            return None
-        data = user_public_data(user)
-        cache.set(snapshot_key(user_id), data, timeout=settings.SESSION_STATE_CACHE_SECONDS)
-    return data
-
-
-def user_snapshot_invalidate(*, user_id: int) -> None:
-    """Forget the cached views of this user (public data and ``user/{id}/``) after a write to it or its profile."""
-    keys = [snapshot_key(user_id), detail_key(user_id), public_json_key(user_id)]
-    cache.delete_many(keys)
-    # Also after commit: a reader between the write and the commit may have cached the old row.
-    transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def sessions_active_for(*, user: CustomUser) -> QuerySet[UserSession]:

@@ -5,14 +5,14 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from users import metrics
+from users.cache import user_invalidate
 from users.models import AdminHOD, CustomUser, Staff, Student
-from users.selectors import user_snapshot_invalidate
 
 
 @receiver(post_save, sender=CustomUser)
 @receiver(post_delete, sender=CustomUser)
 def _user_changed(sender, instance: CustomUser, **kwargs) -> None:
-    user_snapshot_invalidate(user_id=instance.pk)
+    user_invalidate(user_id=instance.pk)
 
 
 @receiver(post_save, sender=AdminHOD)
@@ -22,7 +22,7 @@ def _user_changed(sender, instance: CustomUser, **kwargs) -> None:
 @receiver(post_delete, sender=Staff)
 @receiver(post_delete, sender=Student)
 def _profile_changed(sender, instance, **kwargs) -> None:
-    user_snapshot_invalidate(user_id=instance.user_id)
+    user_invalidate(user_id=instance.user_id)
 
 
 @task_success.connect

@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from users.api.schema import errors
 from users.api.serializers import DetailSerializer, StrictInputSerializer
+from users.api.throttles import CounterThrottle
 from users.api.views import PublicAPIView
 from users.services import account
 
@@ -17,7 +17,7 @@ RESET_REQUESTED = "If an account uses this address, a password reset link has be
 VERIFICATION_REQUESTED = "If an unverified account uses this address, a new confirmation link has been sent to it."
 
 
-class _AddressThrottle(SimpleRateThrottle):
+class _AddressThrottle(CounterThrottle):
     """Limits e-mails per target (address or account), not per client: it stops mail-bombing one inbox
     without locking out a whole school behind one NAT address, and answers the same for any address."""
 
@@ -90,7 +90,7 @@ class PasswordResetConfirmView(PublicAPIView):
         summary="Set a new password from a reset or invitation link",
         description="The link works once and expires; every session of the user ends.",
         request=PasswordResetConfirmInputSerializer,
-        responses={200: DetailSerializer, **errors(400, 415)},
+        responses={200: DetailSerializer, **errors(400, 415, 503)},
     )
     def post(self, request):
         data = PasswordResetConfirmInputSerializer(data=request.data)

@@ -5,7 +5,6 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.utils.functional import cached_property
@@ -18,6 +17,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from users import cache
 from users.api import filters
 from users.api import people_serializers as ps
 from users.api.pagination import PageNumberPagination
@@ -26,7 +26,6 @@ from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.models import UserType
 from users.selectors import (
-    detail_key,
     people_count_estimate,
     people_queryset,
     person_get,
@@ -294,7 +293,7 @@ def _detail_schema(role: type, readers: str, *, replace_and_delete: bool = True)
             summary=f"Deactivate a {role.noun} (HOD; soft delete, every session ends)",
             responses={
                 204: OpenApiResponse(description="Deactivated (or already inactive)."),
-                **errors(400, 401, 403, 404),
+                **errors(400, 401, 403, 404, 503),
             },
         )
     return extend_schema_view(**views)
@@ -370,19 +369,16 @@ class UserDetailView(APIView):
 def user_detail_data(*, user_id: int) -> dict | None:
     """``user/{id}/``'s JSON from the cache, serialized once from the database on a miss; None if no such user.
 
-    Writes to the user or its profile drop the entry (``users.selectors.user_snapshot_invalidate``, called by
-    the model signals and by bulk writers), so a reader sees a change at once; the timeout bounds staleness
-    if that delete is ever lost.
+    Writes to the user or its profile drop the entry (``users.cache.user_invalidate``, called by the model
+    signals and by bulk writers), so a reader sees a change at once; the timeout bounds staleness if that
+    delete is ever lost.
     """
-    key = detail_key(user_id)
-    data = cache.get(key)
-    if data is None:
-        user = users_with_profiles().filter(pk=user_id).first()
-        if user is None:
-            return None
-        data = dict(UserWithProfileSerializer(user).data)
-        cache.set(key, data, timeout=settings.SESSION_STATE_CACHE_SECONDS)
-    return data
+    return cache.user_detail_get(user_id, load=_user_detail_load)
+
+
+def _user_detail_load(user_id: int) -> dict | None:
+    user = users_with_profiles().filter(pk=user_id).first()
+    return None if user is None else dict(UserWithProfileSerializer(user).data)
 
 
 class RosterImportView(APIView):

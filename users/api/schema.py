@@ -17,7 +17,7 @@ _DESCRIPTIONS = {
     405: "Method not allowed.",
     415: "Unsupported media type (send JSON).",
     429: "Too many requests; see Retry-After.",
-    503: "A dependency (database) is unavailable; retry later.",
+    503: "A dependency (database, or Redis for ending sessions) is unavailable; nothing was changed; see Retry-After.",
 }
 
 

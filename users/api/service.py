@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from users import metrics, tokens
+from users import cache, metrics, tokens
 from users.api import parsers
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
@@ -20,7 +20,7 @@ from users.api.views import PublicAPIView
 from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import InvalidClient, TokenInvalid
 from users.http import client_ip
-from users.selectors import users_bulk_public_json
+from users.selectors import users_public_json_rows
 from users.services.revocations import revocations_since
 from users.services.service_accounts import service_token_issue
 
@@ -147,7 +147,8 @@ class BulkInfoView(APIView):
             data = BulkInfoInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             user_ids = data.validated_data["user_ids"]
-        return HttpResponse(users_bulk_public_json(user_ids=user_ids), content_type="application/json")
+        body = cache.users_public_json_get(user_ids, load=users_public_json_rows)
+        return HttpResponse(body, content_type="application/json")
 
 
 def _plain_ids(data) -> list[int] | None:

@@ -1,60 +1,62 @@
 """Request throttles (DRF, on the shared cache): per client IP for public endpoints, per principal otherwise.
 
+Every throttle counts with one primitive, ``users.cache.counter_incr``: a counter per client and scope that
+lives one period from its first request (one Redis round trip), instead of DRF's history of timestamps in a
+cached list (a read and a write of the whole list per request). While Redis is unavailable the counter
+answers None and the throttles let requests through (fail open): the circuit breaker makes that answer
+immediate, so a Redis outage never slows a request down on its way past a throttle.
+
 Deliberately not throttled: health checks (probes), the JWKS and discovery documents (cacheable, needed by
 every verifier), and validate-token (a gateway calls it for all its users from one address; a per-IP limit
 would throttle a whole school). Login and service-token also have lockouts (users/services/lockout.py).
 """
 
-import logging
-import time
+from rest_framework.throttling import SimpleRateThrottle
 
-from django.core.cache import cache
-from redis.exceptions import RedisError
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
-
-from users.rawcache import redis_cache_client
-
-logger = logging.getLogger(__name__)
+from users import cache
 
 
-class PublicEndpointThrottle(ScopedRateThrottle):
+class CounterThrottle(SimpleRateThrottle):
+    """A DRF throttle counting on ``users.cache.counter_incr``; subclasses say whose requests are counted."""
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        counted = cache.counter_incr(key, timeout=self.duration)
+        if counted is None:  # the cache is down: do not fail requests over a rate limit
+            return True
+        count, self._wait = counted
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return getattr(self, "_wait", self.duration)
+
+
+class PublicEndpointThrottle(CounterThrottle):
     """Per client IP (X-Forwarded-For trusted only behind TRUSTED_PROXY_COUNT proxies), by the view's scope."""
+
+    scope_attr = "throttle_scope"
+
+    def __init__(self) -> None:
+        pass  # the rate depends on the view's scope, known only in allow_request (as DRF's ScopedRateThrottle)
+
+    def allow_request(self, request, view) -> bool:
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return True
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-def window_count(key: str, *, timeout: int) -> int | None:
-    """Add one to a counter that lives ``timeout`` seconds and return it; None if the cache is down.
-
-    On Redis it is one round trip (SET NX EX and INCR pipelined); other caches use add + incr.
-    """
-    client = redis_cache_client()
-    if client is not None:
-        redis_key = client.make_key(key)
-        try:
-            pipe = client.get_client(write=True).pipeline(transaction=False)
-            pipe.set(redis_key, 0, ex=timeout, nx=True)
-            pipe.incr(redis_key)
-            return pipe.execute()[1]
-        except RedisError:
-            logger.warning("throttle counter unavailable", exc_info=True)
-            return None
-    cache.add(key, 0, timeout=timeout)
-    try:
-        return cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=timeout)
-        return 1
-
-
-class PrincipalThrottle(SimpleRateThrottle):
-    """Per signed-in person or service account: a generous ceiling against runaway clients.
-
-    A fixed-window counter (one atomic INCR per request) rather than DRF's sliding history, which stores
-    every request's timestamp in one cached list: at thousands per minute that list costs more than the
-    request it guards.
-    """
+class PrincipalThrottle(CounterThrottle):
+    """Per signed-in person or service account: a generous ceiling against runaway clients."""
 
     scope = "principal"
 
@@ -67,20 +69,3 @@ class PrincipalThrottle(SimpleRateThrottle):
         else:
             return None  # anonymous: public endpoints carry their own scoped throttle
         return self.cache_format % {"scope": self.scope, "ident": ident}
-
-    def allow_request(self, request, view) -> bool:
-        if self.rate is None:
-            return True
-        key = self.get_cache_key(request, view)
-        if key is None:
-            return True
-        now = time.time()
-        window = int(now // self.duration)
-        count = window_count(f"{key}:{window}", timeout=self.duration + 1)
-        if count is None:  # the cache is down: do not fail requests over a rate limit
-            return True
-        self._wait = self.duration - (now % self.duration)
-        return count <= self.num_requests
-
-    def wait(self) -> float:
-        return getattr(self, "_wait", self.duration)

@@ -91,7 +91,7 @@ class TokenRefreshView(PublicAPIView):
         summary="Exchange a refresh token for a new token pair (rotation)",
         description="The refresh token is single-use: presenting a used one again ends its whole session.",
         request=s.RefreshInputSerializer,
-        responses={200: s.TokenResponseSerializer, **errors(400, 401, 415, 429)},
+        responses={200: s.TokenResponseSerializer, **errors(400, 401, 415, 429, 503)},
     )
     def post(self, request):
         data = s.RefreshInputSerializer(data=request.data)
@@ -105,7 +105,7 @@ class LogoutView(APIView):
         tags=["auth"],
         summary="End the current session (or every session with all=true)",
         request=s.LogoutInputSerializer,
-        responses={204: OpenApiResponse(description="Logged out."), **errors(400, 401, 415)},
+        responses={204: OpenApiResponse(description="Logged out."), **errors(400, 401, 415, 503)},
     )
     def post(self, request):
         data = s.LogoutInputSerializer(data=request.data)
@@ -152,7 +152,7 @@ class ChangePasswordView(APIView):
         tags=["auth"],
         summary="Change the password; every other session ends",
         request=s.ChangePasswordInputSerializer,
-        responses={200: s.DetailSerializer, **errors(400, 401, 415)},
+        responses={200: s.DetailSerializer, **errors(400, 401, 415, 503)},
     )
     def post(self, request):
         data = s.ChangePasswordInputSerializer(data=request.data)
@@ -179,7 +179,7 @@ class SessionDetailView(APIView):
     @extend_schema(
         tags=["sessions"],
         summary="Revoke one of the caller's sessions",
-        responses={204: OpenApiResponse(description="Session ended."), **errors(401, 404)},
+        responses={204: OpenApiResponse(description="Session ended."), **errors(401, 404, 503)},
     )
     def delete(self, request, session_id):
         auth_services.session_revoke(user=request.user, session_id=str(session_id), ip=client_ip(request))

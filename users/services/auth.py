@@ -107,7 +107,11 @@ def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
 
 
 def _sessions_end(sessions, *, reason: str) -> list:
-    """End the still-open sessions of ``sessions`` and refuse their tokens at once; returns their ids."""
+    """End the still-open sessions of ``sessions`` and refuse their tokens at once; returns their ids.
+
+    Call inside a transaction: if Redis cannot record the end, ``RevocationUnavailable`` (503) rolls it back
+    (``users.session_state``), so no caller ever reports an end that tokens would not see.
+    """
     ids = list(sessions.filter(ended_at__isnull=True).values_list("id", flat=True))
     if ids:
         UserSession.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)

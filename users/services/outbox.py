@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from users import cache
 from users.models import CustomUser, EventType, OutboxMessage
 from users.selectors import user_public_data
 
@@ -161,7 +162,8 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
     """Publish the delivery task of one message; a broker outage is logged and swallowed (the relay retries).
 
     After a failed publish, further publishes in this process are skipped for
-    ``OUTBOX_DISPATCH_PAUSE_SECONDS``, so only one request per pause pays the (short) connection attempt.
+    ``OUTBOX_DISPATCH_PAUSE_SECONDS``, so only one request per pause pays the (short) connection attempt;
+    they are skipped as well while the Redis circuit breaker (``users.cache``) holds the broker's address open.
     """
     global _broker_down_until  # one flag per process
     if time.monotonic() < _broker_down_until:
@@ -169,6 +171,8 @@ def outbox_dispatch(*, message_id: str, kind: str) -> bool:
     from users.tasks import outbox_task_for
 
     task = outbox_task_for(kind)
+    if cache.redis_breaker_open(task.app.conf.broker_url):  # that Redis just failed a call of this process
+        return False
     if task.app.conf.task_always_eager:  # the embedded mode: deliver now, in this process
         try:
             task.apply_async(args=[message_id])
@@ -386,6 +390,9 @@ def outbox_relay_soon() -> None:
     def publish() -> None:
         from users.tasks import outbox_relay_task
 
+        if cache.redis_breaker_open(outbox_relay_task.app.conf.broker_url):
+            logger.warning("broker unavailable; the beat relay will deliver")
+            return
         try:
             outbox_relay_task.apply_async(kwargs={"grace_seconds": 0}, retry=False)
         except Exception as exc:  # the beat relay delivers them anyway

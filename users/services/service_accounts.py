@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from users import tokens
+from users import cache, tokens
 from users.models import SecurityEvent, ServiceAccount
 from users.services.audit import security_event_record
 from users.services.credentials import client_credentials_check, secret_hash
@@ -35,6 +35,19 @@ def service_account_create(*, name: str, scopes: list[str], client_id: str | Non
     account.full_clean()
     account.save()
     return account, secret
+
+
+@transaction.atomic
+def service_account_save(*, account: ServiceAccount) -> ServiceAccount:
+    """Save an edited account (scopes, activation); its cached state is dropped now and after commit.
+
+    A lost delete (Redis down) leaves the old state cached for at most ``SERVICE_ACCOUNT_STATE_CACHE_SECONDS``.
+    """
+    account.full_clean()
+    account.save()
+    cache.service_account_invalidate(account.client_id)
+    transaction.on_commit(lambda: cache.service_account_invalidate(account.client_id))
+    return account
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import TEST_PASSWORD
+from users import cache as user_cache
 from users.models import (
     AdminHOD,
     CustomUser,
@@ -19,7 +19,6 @@ from users.models import (
     UserSession,
     UserType,
 )
-from users.selectors import snapshot_key, user_snapshot
 from users.services import outbox
 from users.services.auth import session_start
 from users.services.people import (
@@ -51,13 +50,13 @@ def invalidated(monkeypatch) -> list[int]:
     """The user ids each owner asks to drop from the cache (signals on save() are not counted)."""
     calls: list[int] = []
     for module in (activation, passwords, update):
-        original = module.user_snapshot_invalidate
+        original = module.user_invalidate
 
         def spy(*, user_id: int, _original=original) -> None:
             calls.append(user_id)
             _original(user_id=user_id)
 
-        monkeypatch.setattr(module, "user_snapshot_invalidate", spy)
+        monkeypatch.setattr(module, "user_invalidate", spy)
     return calls
 
 
@@ -76,7 +75,7 @@ def audit_of(user: CustomUser) -> list[SecurityEvent]:
 class TestPasswordSet:
     def test_by_an_hod_ends_every_session_and_writes_audit_event_and_email(self, hod, student, invalidated):
         sessions = [open_session(student), open_session(student)]
-        user_snapshot(user_id=student.pk)
+        user_cache.user_snapshot_get(student.pk, load=lambda user_id: {"cached": True})
 
         password_set_by_admin(user=student, password=NEW_PASSWORD, actor=hod, ip="10.0.0.1")
 
@@ -91,7 +90,7 @@ class TestPasswordSet:
         assert event.payload["data"] == {"via": "admin"}
         assert OutboxMessage.objects.filter(topic="password_changed", payload__user_id=student.pk).exists()
         assert student.pk in invalidated
-        assert cache.get(snapshot_key(student.pk)) is None
+        assert user_cache.user_snapshot_get(student.pk, load=lambda user_id: {"reloaded": True}) == {"reloaded": True}
 
     def test_by_an_hod_without_a_password_makes_it_unusable(self, hod, student):
         open_session(student)

@@ -305,6 +305,14 @@ class TestBulkInfo:
         assert response.status_code == status.HTTP_200_OK
 
 
+def users_bulk_public_json(*, user_ids: list[int]) -> bytes:
+    """What ``bulk_info/`` answers: the users' cached JSON, misses read from the database."""
+    from users.cache import users_public_json_get
+    from users.selectors import users_public_json_rows
+
+    return users_public_json_get(user_ids, load=users_public_json_rows)
+
+
 class TestBulkInfoJson:
     """On PostgreSQL the database writes bulk_info's JSON; it must be exactly the shared user JSON."""
 
@@ -327,7 +335,7 @@ class TestBulkInfoJson:
     def test_database_json_equals_the_python_json_cold_and_warm(self, awkward_users):
         import json
 
-        from users.selectors import _public_json_rows, user_public_data, users_bulk_public, users_bulk_public_json
+        from users.selectors import user_public_data, users_bulk_public, users_public_json_rows
 
         ids = [u.pk for u in awkward_users] + [987_654_321]
         expected = [user_public_data(u) for u in awkward_users]
@@ -336,13 +344,11 @@ class TestBulkInfoJson:
         warm = json.loads(users_bulk_public_json(user_ids=ids))
 
         assert cold == warm == users_bulk_public(user_ids=ids) == expected
-        assert [json.loads(text) for _, text in _public_json_rows([u.pk for u in awkward_users])] == expected
+        assert [json.loads(text) for _, text in users_public_json_rows([u.pk for u in awkward_users])] == expected
         assert cold[0]["date_joined"] == "2024-01-02T03:04:05Z"
         assert cold[1]["date_joined"] == "2024-01-02T03:04:05.000060Z"
 
     def test_no_known_id_gives_an_empty_list(self):
-        from users.selectors import users_bulk_public_json
-
         assert users_bulk_public_json(user_ids=[987_654_321]) == b"[]"
         assert users_bulk_public_json(user_ids=[]) == b"[]"
 
@@ -377,7 +383,7 @@ class TestBulkInfoJson:
     def test_redis_unreachable_the_database_answers(self, cache_unreachable, awkward_users):
         import json
 
-        from users.selectors import user_public_data, users_bulk_public_json
+        from users.selectors import user_public_data
 
         written = json.loads(users_bulk_public_json(user_ids=[u.pk for u in awkward_users]))
 

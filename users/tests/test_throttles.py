@@ -78,21 +78,23 @@ class TestWindowCounter:
     def test_counts_per_key_and_expires_with_its_window(self):
         from django.core.cache import cache
 
-        from users.api.throttles import window_count
+        from users.cache import counter_incr
 
-        assert [window_count("throttle-test:a", timeout=30) for _ in range(3)] == [1, 2, 3]
-        assert window_count("throttle-test:b", timeout=30) == 1
+        counted = [counter_incr("throttle-test:a", timeout=30) for _ in range(3)]
+        assert [count for count, _ in counted] == [1, 2, 3]
+        assert all(0 < seconds_left <= 30 for _, seconds_left in counted)
+        assert counter_incr("throttle-test:b", timeout=30)[0] == 1
         redis_key = cache.client.make_key("throttle-test:a")
         assert 0 < cache.client.get_client(write=True).ttl(redis_key) <= 30
         assert cache.get("throttle-test:a") == 3  # a plain integer, readable through the cache API
 
     def test_redis_unreachable_answers_none_and_requests_pass(self, request, client_for, student, rates):
-        from users.api.throttles import window_count
+        from users.cache import counter_incr
 
         client = client_for(student)
         rates(principal="1/min")
         request.getfixturevalue("cache_unreachable")  # after the login above, which needed the cache
 
-        assert window_count("throttle-test:c", timeout=30) is None
+        assert counter_incr("throttle-test:c", timeout=30) is None
         for _ in range(3):  # over the 1/min rate, but the limiter cannot count: it lets them through
             assert client.get(f"{API}/sessions/").status_code == status.HTTP_200_OK

@@ -11,8 +11,8 @@ from django.contrib.auth.hashers import get_hasher, get_hashers
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
+from users.cache import user_invalidate
 from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, ProfileBase, SessionEndReason, UserType
-from users.selectors import user_snapshot_invalidate
 from users.services.monolith_import.notify import EMAIL, monolith_import_messages
 from users.services.monolith_import.result import (
     DATABASE_REFUSED,
@@ -282,7 +282,7 @@ class _Importer:
         )
         for plan in plans:
             if plan.user_fields & PUBLIC_USER_FIELDS or plan.profile_update is not None:
-                user_snapshot_invalidate(user_id=plan.user_id)
+                user_invalidate(user_id=plan.user_id)
         if not self.notify:
             return _Written(ended)
         messages = monolith_import_messages(plans)

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from user_service.exceptions import ApplicationError
+from users.cache import user_invalidate
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserType
-from users.selectors import user_snapshot_invalidate
 from users.services.audit import security_event_record, security_event_row, security_events_record_many
 from users.services.auth import sessions_end_for_user
 from users.services.outbox import event_enqueue
@@ -53,7 +53,7 @@ def user_deactivate(*, user: CustomUser, actor: CustomUser | None = None) -> boo
     sessions_end_for_user(user=account, reason=SessionEndReason.DEACTIVATED)
     event_enqueue(event_type=EventType.USER_DEACTIVATED, user=account)
     security_event_record(event_type=SecurityEvent.Type.USER_DEACTIVATED, user=account, actor=actor)
-    user_snapshot_invalidate(user_id=account.pk)
+    user_invalidate(user_id=account.pk)
     user.is_active, user.deactivated_at = False, account.deactivated_at
     return True
 
@@ -69,7 +69,7 @@ def user_reactivate(*, user: CustomUser, actor: CustomUser | None = None) -> boo
     account.save(update_fields=["is_active", "deactivated_at", "updated_at"])
     event_enqueue(event_type=EventType.USER_REACTIVATED, user=account)
     security_event_record(event_type=SecurityEvent.Type.USER_REACTIVATED, user=account, actor=actor)
-    user_snapshot_invalidate(user_id=account.pk)
+    user_invalidate(user_id=account.pk)
     user.is_active, user.deactivated_at = True, None
     return True
 
@@ -85,7 +85,7 @@ def users_activity_set_by_import(*, deactivated_ids: list[int], reactivated_ids:
     for user_id in deactivated_ids:
         ended += len(sessions_end_for_user(user=CustomUser(pk=user_id), reason=SessionEndReason.DEACTIVATED))
     for user_id in (*deactivated_ids, *reactivated_ids):
-        user_snapshot_invalidate(user_id=user_id)
+        user_invalidate(user_id=user_id)
     data = {"via": "monolith_import"}
     kinds = [
         (SecurityEvent.Type.USER_DEACTIVATED, deactivated_ids),

@@ -10,8 +10,8 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from users.cache import user_invalidate
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason
-from users.selectors import user_snapshot_invalidate
 from users.services.audit import security_event_record, security_event_row, security_events_record_many
 from users.services.auth import sessions_end_for_user
 from users.services.outbox import email_enqueue, event_enqueue
@@ -57,7 +57,7 @@ def _password_set(
     email_enqueue(user=user, template=PASSWORD_CHANGED_TEMPLATE)
     event_enqueue(event_type=EventType.USER_PASSWORD_CHANGED, user=user, data={"via": via})
     security_event_record(event_type=audit_type, user=user, actor=actor, ip=ip, data={"via": via})
-    user_snapshot_invalidate(user_id=user.pk)
+    user_invalidate(user_id=user.pk)
     return user
 
 
@@ -126,7 +126,7 @@ def passwords_set_by_import(*, user_ids: list[int]) -> int:
     ended = 0
     for user_id in user_ids:
         ended += len(sessions_end_for_user(user=CustomUser(pk=user_id), reason=SessionEndReason.PASSWORD_CHANGED))
-        user_snapshot_invalidate(user_id=user_id)
+        user_invalidate(user_id=user_id)
     security_events_record_many(
         [
             security_event_row(

@@ -12,8 +12,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from users.cache import user_invalidate
 from users.models import PROFILE_MODELS, CustomUser, EventType, ProfileBase, SecurityEvent, UserType
-from users.selectors import user_snapshot_invalidate
 from users.services.audit import security_event_record
 from users.services.outbox import email_enqueue, event_enqueue
 from users.services.people.validation import _academic_errors, _profile_errors, _taken_errors
@@ -142,7 +142,7 @@ def _person_write(
             data={name: {"from": old, "to": getattr(account, name)} for name, old in rights_before.items()},
         )
     event_enqueue(event_type=EventType.USER_UPDATED, user=account, data={"fields": fields})
-    user_snapshot_invalidate(user_id=account.pk)
+    user_invalidate(user_id=account.pk)
     for name in (*changed, "email_verified"):
         setattr(user, name, getattr(account, name))
     return fields
@@ -171,5 +171,5 @@ def email_verified_set(*, user: CustomUser) -> None:
     account.save(update_fields=["email_verified", "updated_at"])
     event_enqueue(event_type=EventType.USER_UPDATED, user=account, data={"fields": ["email_verified"]})
     security_event_record(event_type=SecurityEvent.Type.EMAIL_VERIFIED, user=account, data={"email": account.email})
-    user_snapshot_invalidate(user_id=account.pk)
+    user_invalidate(user_id=account.pk)
     user.email_verified = True

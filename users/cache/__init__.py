@@ -1,0 +1,290 @@
+"""The one owner of the cache: every key, raw Redis access, pub/sub publishing and invalidation.
+
+Nothing else in the service names a cache key or touches Redis: session state, the user's cached views
+(public data, ``user/{id}/``, bulk JSON), service-account state, throttle counters, the revocation channel
+and the health probe all live here. What is cached, and what a cached answer means, is decided by the
+callers (``users.session_state`` for revocation); this module only stores and fetches.
+
+Failure contract: a read that meets a Redis outage is a miss (the caller asks the database); a best-effort
+write is dropped and logged; a *strict* write raises ``CacheUnavailable`` so the caller can refuse to
+promise what it could not record. Every Redis connection goes through the per-process circuit breaker
+(``users.cache.breaker``) with the ``REDIS_*_SECONDS`` timeouts, so a hung Redis costs one timeout per
+``REDIS_BREAKER_SECONDS``, not one per call. Django's cache API swallows errors (``IGNORE_EXCEPTIONS``);
+raw access goes through the cache's own client, so it shares the pool, key prefix and version.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from redis.exceptions import RedisError
+
+from users.cache.breaker import CircuitOpen, breaker_for, breakers_reset, connection_class_for
+
+__all__ = [
+    "CacheUnavailable",
+    "breakers_reset",
+    "cache_check",
+    "counter_incr",
+    "redis_breaker_open",
+    "redis_client_for",
+    "revocations_publish",
+    "service_account_active_get",
+    "service_account_invalidate",
+    "session_state_get",
+    "session_state_offer",
+    "session_states_set",
+    "session_with_user_get",
+    "user_detail_get",
+    "user_invalidate",
+    "user_snapshot_get",
+    "users_public_json_get",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class CacheUnavailable(Exception):
+    """A strict cache write did not reach Redis (down, hung, or its breaker open)."""
+
+
+def _outage(what: str, exc: RedisError) -> None:
+    """One line per failed call; calls refused by the open breaker only at debug (the breaker logged the outage)."""
+    logger.log(logging.DEBUG if isinstance(exc, CircuitOpen) else logging.WARNING, "%s: %r", what, exc)
+
+
+# --- Keys -------------------------------------------------------------------------------------
+
+
+def _session_key(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def _user_snapshot_key(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def _user_detail_key(user_id: int) -> str:
+    return f"user-detail:{user_id}"
+
+
+def _user_json_key(user_id: int) -> str:
+    return f"user-json:{user_id}"
+
+
+def _service_account_key(client_id: str) -> str:
+    return f"service-account:{client_id}"
+
+
+# --- Raw Redis --------------------------------------------------------------------------------
+
+
+def _raw() -> Any:
+    """The django-redis client wrapper of the default cache, or None when the cache is not Redis (embedded)."""
+    client = getattr(cache, "client", None)
+    return client if hasattr(client, "get_client") else None
+
+
+def redis_client_for(url: str) -> redis.Redis:
+    """A client for another Redis (the broker, for the health check): breaker, short timeouts, no retries."""
+    return redis.Redis.from_url(
+        url,
+        connection_class=connection_class_for(url),
+        socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        retry=None,
+    )
+
+
+def redis_breaker_open(url: str) -> bool:
+    """True while this process's breaker for the Redis at ``url`` is open (it failed a moment ago)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return False
+    parsed = urlsplit(url)
+    return breaker_for(parsed.hostname or "localhost", parsed.port or 6379).is_open
+
+
+def cache_check() -> None:
+    """Write, read back and delete a probe key; raises if the cache does not return what was written."""
+    key, value = f"health:{uuid.uuid4().hex}", uuid.uuid4().hex
+    cache.set(key, value, timeout=5)
+    if cache.get(key) != value:  # the Redis cache swallows errors and answers None
+        raise ConnectionError("cache did not return what was written")
+    cache.delete(key)
+
+
+# --- Session state (users.session_state owns what the values mean) --------------------------------
+
+
+def session_state_get(session_id: str) -> Any:
+    """The cached state of a session, None on a miss or an outage."""
+    return cache.get(_session_key(session_id))
+
+
+def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | None]:
+    """The session's cached state and the user's cached public data, in one round trip (None: miss/outage)."""
+    session_key, user_key = _session_key(session_id), _user_snapshot_key(user_id)
+    found = cache.get_many([session_key, user_key]) or {}
+    return found.get(session_key), found.get(user_key)
+
+
+def session_state_offer(session_id: str, state: int, *, timeout: int) -> None:
+    """Cache a state read from the database unless an entry exists (never overwrites); best effort."""
+    cache.add(_session_key(session_id), state, timeout=timeout)
+
+
+def session_states_set(session_ids: Iterable[str], state: int, *, timeout: int, strict: bool) -> None:
+    """Overwrite the state of these sessions in one round trip.
+
+    ``strict``: raise ``CacheUnavailable`` unless Redis acknowledged every write; otherwise log and go on.
+    """
+    keys = [_session_key(str(sid)) for sid in session_ids]
+    if not keys:
+        return
+    client = _raw()
+    if client is None:
+        cache.set_many(dict.fromkeys(keys, state), timeout=timeout)
+        return
+    try:
+        pipe = client.get_client(write=True).pipeline(transaction=False)
+        for key in keys:
+            pipe.set(client.make_key(key), state, ex=timeout)
+        pipe.execute()
+    except RedisError as exc:
+        if strict:
+            raise CacheUnavailable(f"session state not written: {exc.__class__.__name__}") from exc
+        _outage("session state not written; readers will ask the database", exc)
+
+
+def revocations_publish(*, session_ids: list[str]) -> None:
+    """Push ended session ids on the channel local verifiers subscribe to (best effort).
+
+    A lost message is not lost information: verifiers also poll ``revocations/``.
+    """
+    client = _raw()
+    if client is None or not session_ids:
+        return
+    try:
+        client.get_client(write=True).publish(settings.REVOCATION_CHANNEL, json.dumps({"session_ids": session_ids}))
+    except RedisError as exc:
+        _outage("revocations not published (verifiers poll them)", exc)
+
+
+# --- The user's cached views --------------------------------------------------------------------
+
+
+def user_snapshot_get(user_id: int, *, load: Callable[[int], dict | None]) -> dict | None:
+    """The user's public data, from the cache or ``load(user_id)`` (then cached); None if there is no such user."""
+    return _read_through(_user_snapshot_key(user_id), lambda: load(user_id))
+
+
+def user_detail_get(user_id: int, *, load: Callable[[int], dict | None]) -> dict | None:
+    """The ``user/{id}/`` answer (the user with its profile), from the cache or ``load(user_id)``."""
+    return _read_through(_user_detail_key(user_id), lambda: load(user_id))
+
+
+def _read_through(key: str, load: Callable[[], dict | None]) -> dict | None:
+    data = cache.get(key)
+    if data is None:
+        data = load()
+        if data is not None:
+            cache.set(key, data, timeout=settings.SESSION_STATE_CACHE_SECONDS)
+    return data
+
+
+def users_public_json_get(user_ids: list[int], *, load: Callable[[list[int]], list[tuple[int, str]]]) -> bytes:
+    """A JSON array of the users' public JSON, in id order, joined from each user's cached text.
+
+    With Redis the cached texts come back in one ``MGET`` and are joined as they are (no decoding per
+    user); users not cached are read with ``load`` (one query) and cached. Unknown ids are absent and
+    never cached. Without Redis, ``load`` answers every time.
+    """
+    ids = sorted(set(user_ids))
+    client = _raw()
+    if client is None:
+        return b"[" + ",".join(text for _, text in load(ids)).encode() + b"]"
+    keys = [client.make_key(_user_json_key(user_id)) for user_id in ids]
+    try:
+        cached = client.get_client(write=False).mget(keys) if keys else []
+    except RedisError as exc:  # a Redis outage is a miss: the database answers
+        _outage("bulk lookup cache unavailable", exc)
+        cached = [None] * len(ids)
+    found = {user_id: text for user_id, text in zip(ids, cached, strict=True) if text is not None}
+    missing = [user_id for user_id in ids if user_id not in found]
+    if missing:
+        rows = load(missing)
+        found.update((user_id, text.encode()) for user_id, text in rows)
+        try:
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            for user_id, text in rows:
+                pipe.set(client.make_key(_user_json_key(user_id)), text, ex=settings.SESSION_STATE_CACHE_SECONDS)
+            pipe.execute()
+        except RedisError as exc:
+            _outage("bulk lookup cache unavailable", exc)
+    return b"[" + b",".join(found[user_id] for user_id in ids if user_id in found) + b"]"
+
+
+def user_invalidate(*, user_id: int) -> None:
+    """Forget the cached views of this user after a write to it or its profile (now and after commit).
+
+    After commit as well: a reader between the write and the commit may have cached the old row. A lost
+    delete (Redis down) leaves a stale view for at most ``SESSION_STATE_CACHE_SECONDS``; revocation does
+    not depend on these views (see ``users.session_state``).
+    """
+    keys = [_user_snapshot_key(user_id), _user_detail_key(user_id), _user_json_key(user_id)]
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+# --- Service accounts ---------------------------------------------------------------------------
+
+
+def service_account_active_get(client_id: str, *, load: Callable[[str], bool]) -> bool:
+    """Whether the account is active, cached ``SERVICE_ACCOUNT_STATE_CACHE_SECONDS``."""
+    key = _service_account_key(client_id)
+    state = cache.get(key)
+    if state is None:
+        state = int(load(client_id))
+        cache.set(key, state, timeout=settings.SERVICE_ACCOUNT_STATE_CACHE_SECONDS)
+    return bool(state)
+
+
+def service_account_invalidate(client_id: str) -> None:
+    cache.delete(_service_account_key(client_id))
+
+
+# --- Counters (throttles) -------------------------------------------------------------------------
+
+
+def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
+    """Add one to a counter that lives ``timeout`` seconds from its first increment.
+
+    Returns (count, seconds until the counter expires), or None if the cache is down. On Redis it is
+    one round trip (SET NX EX, INCR and TTL pipelined); other caches use add + incr.
+    """
+    client = _raw()
+    if client is not None:
+        redis_key = client.make_key(key)
+        try:
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            pipe.set(redis_key, 0, ex=timeout, nx=True)
+            pipe.incr(redis_key)
+            pipe.ttl(redis_key)
+            _, count, ttl = pipe.execute()
+        except RedisError as exc:
+            _outage("throttle counter unavailable", exc)
+            return None
+        return count, ttl if ttl > 0 else timeout
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key), timeout
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1, timeout
