@@ -11,6 +11,7 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from user_service.exceptions import ApplicationError, error_status
 from users import metrics
 from users.api.parsers import text_error, urlencoded_text_error
 
@@ -146,3 +147,27 @@ class AuthenticationMiddleware(_SkippedForAPI, auth.AuthenticationMiddleware):
 
 class MessageMiddleware(_SkippedForAPI, messages.MessageMiddleware):
     pass
+
+
+class DomainErrorPageMiddleware:
+    """A domain error raised outside DRF (the admin's pages) gets its mapped status and message, not a 500 page.
+
+    The API maps these in its exception handler; this is the same table (``error_status``) for plain Django views,
+    so a rule refused in a service reads the same through every way in. The view's transaction has rolled back.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, ApplicationError):
+            return None
+        status = error_status(exception)
+        response = HttpResponse(f"{exception.message}\n", status=status, content_type="text/plain; charset=utf-8")
+        if retry_after := exception.extra.get("retry_after"):
+            response["Retry-After"] = str(retry_after)
+        logger.warning("%s refused with %s: %s", request.path, status, exception.code)
+        return response

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "user_service.middleware.AuthenticationMiddleware",
     "user_service.middleware.MessageMiddleware",
+    "user_service.middleware.DomainErrorPageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

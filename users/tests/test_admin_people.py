@@ -248,6 +248,28 @@ class TestPasswordForm:
         assert OutboxMessage.objects.filter(topic="user.password_changed", payload__user_id=student.pk).exists()
         assert OutboxMessage.objects.filter(topic="password_changed", payload__user_id=student.pk).exists()
 
+    def test_with_redis_unavailable_the_form_answers_503_and_changes_nothing(
+        self, hod_admin, student, login, cache_unreachable
+    ):
+        # Given a student's session while the revocation store (Redis) is unreachable
+        tokens = login(student)
+        old_hash = student.password
+
+        # When an HOD sets the student's password in the admin
+        response = hod_admin.post(
+            f"/admin/users/customuser/{student.pk}/password/",
+            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+        )
+
+        # Then the page says so with 503 (not a 500), and nothing was changed: no promise it cannot keep
+        assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+        assert response["Retry-After"]
+        assert b"nothing was changed" in response.content
+        student.refresh_from_db()
+        assert student.password == old_hash
+        assert not SecurityEvent.objects.filter(user=student, type=SecurityEvent.Type.PASSWORD_CHANGED).exists()
+        assert bearer(tokens).get(f"{API}/profile/").status_code == status.HTTP_200_OK
+
     def test_a_weak_password_is_refused_and_sessions_stay(self, hod_admin, student, login):
         tokens = login(student)
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from user_service.exceptions import ApplicationError
 from users.services.monolith_import import (
     ERROR,
     SKIPPED,
@@ -48,6 +49,10 @@ class Command(BaseCommand):
             )
         except MonolithSourceInvalid as exc:
             raise CommandError(str(exc)) from exc
+        except ApplicationError as exc:  # e.g. sessions could not be ended while Redis is unavailable
+            raise CommandError(
+                f"{exc.message} Batches already committed stay; running the import again continues."
+            ) from exc
         except DatabaseError as exc:
             raise CommandError(
                 f"The database failed: {exc}. Batches already committed stay; running the import again continues."
