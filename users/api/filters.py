@@ -53,6 +53,9 @@ class IntegerFilter(django_filters.Filter):
 
 
 class IdListField(forms.CharField):
+    # What to_python accepts, for the schema (users/api/schema.py): up to IDS_MAX ids, blanks around each.
+    schema_extra = {"pattern": rf"^\s*$|^\s*[0-9]{{1,18}}\s*(,\s*[0-9]{{1,18}}\s*){{0,{IDS_MAX - 1}}}$"}
+
     def to_python(self, value):
         value = super().to_python(value)
         if not value:
