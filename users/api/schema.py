@@ -36,6 +36,7 @@ REQUEST_LINE_TOO_LONG = {
     "content": {"text/html": {"schema": {"type": "string"}}},
 }
 MAX_DB_BIGINT = 2**63 - 1  # primary keys are BigAutoFields
+NO_NUL = r"^[^\x00]*$"  # DRF and Django text fields refuse NUL characters
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -93,16 +94,27 @@ class ClosedObjectExtension(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema, direction):  # noqa: ANN001, ANN201 - drf-spectacular's signature
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema["additionalProperties"] = False
+        properties = schema.get("properties", {})
         for name, field in self.target.fields.items():
-            if isinstance(field, PasswordField) and name in schema.get("properties", {}):
-                description = schema["properties"][name].get("description")
-                schema["properties"][name] = _password_schema()
+            if name not in properties or not isinstance(field, serializers.CharField):
+                continue
+            if isinstance(field, PasswordField):
+                description = properties[name].get("description")
+                properties[name] = _password_schema()
                 if description:
-                    schema["properties"][name]["description"] = description
+                    properties[name]["description"] = description
+            _refuse_nul(properties[name])
         any_of = getattr(self.target, "schema_any_of", None)
         if any_of:
             schema["anyOf"] = [{"required": list(names)} for names in any_of]
         return schema
+
+
+def _refuse_nul(schema: dict) -> None:
+    """Add the no-NUL pattern to a string schema (or to the string branches of a oneOf) that has none."""
+    for branch in schema.get("oneOf", [schema]):
+        if branch.get("type") == "string" and "pattern" not in branch and branch.get("maxLength") != 0:
+            branch["pattern"] = NO_NUL
 
 
 class ClosedPeopleInputExtension(ClosedObjectExtension):
@@ -136,6 +148,11 @@ class BoundedFilterExtension(DjangoFilterExtension):
                 if value is not None and (key == "maxLength") == (target.get("type") == "string"):
                     target[key] = value
             target.update(extra)
+            if target.get("type") == "string" and "enum" not in target:
+                if "format" in target:  # an empty value means "no filter", as for every optional filter
+                    parameter["schema"] = {"oneOf": [schema, {"type": "string", "maxLength": 0}]}
+                elif "pattern" not in target:
+                    target["pattern"] = NO_NUL
         return parameters
 
 
