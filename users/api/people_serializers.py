@@ -97,7 +97,7 @@ def _text(max_length: int) -> serializers.CharField:
     return serializers.CharField(max_length=max_length, required=False, allow_blank=True)
 
 
-@extend_schema_field({"type": "string", "maxLength": 20, "pattern": rf"^\s*(?:{PHONE_PATTERN})?\s*$"})
+@extend_schema_field({"type": "string", "maxLength": 20, "pattern": rf"^(?:{PHONE_PATTERN})?$"})
 class PhoneField(serializers.CharField):
     """A phone number; the service checks its shape with every other field, the schema states it."""
 
