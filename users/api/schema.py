@@ -91,8 +91,16 @@ class ClosedObjectExtension(OpenApiSerializerExtension):
     target_class = "users.api.serializers.StrictInputSerializer"
     match_subclasses = True
 
+    def get_name(self, auto_schema, direction):  # noqa: ANN001, ANN201 - drf-spectacular's signature
+        """A nested serializer of a PATCH body is partial too (DRF passes partial down): its own component."""
+        if direction == "request" and auto_schema.method == "PATCH" and self.target.parent is not None:
+            return "Patched" + self.target.__class__.__name__.removesuffix("Serializer")
+        return None
+
     def map_serializer(self, auto_schema, direction):  # noqa: ANN001, ANN201 - drf-spectacular's signature
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request" and auto_schema.method == "PATCH":
+            schema.pop("required", None)
         schema["additionalProperties"] = False
         properties = schema.get("properties", {})
         for name, field in self.target.fields.items():
