@@ -220,8 +220,9 @@ def run_all(roles: list[str], server: Server, callers: dict, *, examples: int, s
         process = schemathesis_start(role, server, callers.get(role), examples=examples, seed=seed)
         running[role] = (process, time.monotonic())
 
+    hod_waiting = "hod" in roles
     try:
-        while pending or running:
+        while pending or running or hod_waiting:
             while pending and len(running) < parallel:
                 start(pending.pop(0))
             for role, (process, started) in list(running.items()):
@@ -229,7 +230,8 @@ def run_all(roles: list[str], server: Server, callers: dict, *, examples: int, s
                     results[role] = (process.returncode, time.monotonic() - started)
                     del running[role]
                     print(f"fuzz as {role}: exit {process.returncode} after {results[role][1]:.0f} s", flush=True)
-            if not pending and not running and "hod" in roles and "hod" not in results:
+            if hod_waiting and not pending and not running:
+                hod_waiting = False
                 start("hod")
             time.sleep(0.5)
     finally:
