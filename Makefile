@@ -13,7 +13,7 @@ TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
 
-.PHONY: help venv install install-dev run migrate superuser lint typecheck test test-only bench clean
+.PHONY: help venv install install-dev run migrate superuser lint typecheck test test-only bench fuzz clean
 
 help:
 	@echo "make run     set up, migrate and start the service on :$(PORT) (embedded default, no .env needed)"
@@ -84,3 +84,8 @@ bench: install-dev $(TEST_KEY)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# Schemathesis with every check against a live gunicorn (throw-away database, this run's Redis keys), as
+# anonymous, Student, Staff, service account and HOD; FUZZ_EXAMPLES (100), FUZZ_SEED, FUZZ_ROLES. See README.
+fuzz: install-dev $(TEST_KEY)
+	$(TEST_ENV) $(BIN)/python -m fuzz

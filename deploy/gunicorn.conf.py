@@ -46,6 +46,10 @@ graceful_timeout = timeout
 # Longer than nginx's upstream keepalive so the proxy, not gunicorn, closes idle connections.
 keepalive = 75
 
+# The longest request line (method, path, query string) gunicorn reads: its maximum short of unlimited, so an
+# ids= list of realistic ids fits; longer lines get gunicorn's HTML 414, which the OpenAPI schema documents.
+limit_request_line = 8190
+
 # Recycle workers now and then so a slow leak never becomes an outage; jitter avoids restarting all at once.
 max_requests = 2000
 max_requests_jitter = 200

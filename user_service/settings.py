@@ -213,6 +213,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "ENUM_NAME_OVERRIDES": {"UserTypeEnum": "users.models.UserType"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "users.api.schema.postprocess_http_limits",
+    ],
 }
 
 # --- Tokens -----------------------------------------------------------------------------------

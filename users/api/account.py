@@ -7,7 +7,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from users.api.schema import errors
+from users.api.schema import PasswordField, errors
 from users.api.serializers import DetailSerializer, StrictInputSerializer
 from users.api.throttles import CounterThrottle
 from users.api.views import PublicAPIView
@@ -54,8 +54,8 @@ class EmailInputSerializer(StrictInputSerializer):
 class PasswordResetConfirmInputSerializer(StrictInputSerializer):
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=128)
-    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    confirm_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = PasswordField()
+    confirm_password = PasswordField(help_text="The same as new_password.")
 
 
 class VerifyEmailInputSerializer(StrictInputSerializer):

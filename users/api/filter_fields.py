@@ -9,6 +9,8 @@ from django import forms
 class UTCDateTimeField(forms.DateTimeField):
     """An ISO 8601 datetime, normalised to UTC (PostgreSQL refuses offsets beyond about ±16 h), years 1900–9999."""
 
+    schema_extra = {"pattern": r"^(19[0-9]{2}|[2-9][0-9]{3})-"}  # the years, for the schema (users/api/schema.py)
+
     def to_python(self, value):
         parsed = super().to_python(value)
         if parsed is None:

@@ -53,6 +53,10 @@ class IntegerFilter(django_filters.Filter):
 
 
 class IdListField(forms.CharField):
+    # What to_python accepts, for the schema (users/api/schema.py): up to IDS_MAX ids, blanks around each, empty
+    # elements ignored (``1,,2`` is ``1,2``).
+    schema_extra = {"pattern": rf"^[\s,]*$|^[\s,]*[0-9]{{1,18}}(\s*,[\s,]*[0-9]{{1,18}}){{0,{IDS_MAX - 1}}}[\s,]*$"}
+
     def to_python(self, value):
         value = super().to_python(value)
         if not value:

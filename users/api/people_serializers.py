@@ -3,20 +3,24 @@
 from collections.abc import Mapping
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from users.api.schema import PasswordField
 from users.api.serializers import (
     AdminHODProfileSerializer,
     StaffProfileSerializer,
     StudentProfileSerializer,
     UserSerializer,
+    text_fields_not_strings,
 )
 from users.models import Gender
 from users.services.people import ADDRESS_MAX_LENGTH, MAX_DB_ID
+from users.services.people.validation import PHONE_PATTERN
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not know or may not write, at any nesting level, naming them."""
+    """Refuses keys it does not know or may not write, and numbers given for text, at any nesting level."""
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -24,6 +28,9 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - writable)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+            not_text = text_fields_not_strings(self, data)
+            if not_text:
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
 
 
@@ -67,11 +74,8 @@ class UserCreateInputSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     first_name = _name()
     last_name = _name()
-    password = serializers.CharField(
-        max_length=4096,
+    password = PasswordField(
         required=False,
-        write_only=True,
-        trim_whitespace=False,
         help_text="Optional. Without it the account gets an unusable password and an invitation e-mail.",
     )
 
@@ -93,8 +97,13 @@ def _text(max_length: int) -> serializers.CharField:
     return serializers.CharField(max_length=max_length, required=False, allow_blank=True)
 
 
+@extend_schema_field({"type": "string", "maxLength": 20, "pattern": rf"^(?:{PHONE_PATTERN})?$"})
+class PhoneField(serializers.CharField):
+    """A phone number; the service checks its shape with every other field, the schema states it."""
+
+
 def _phone() -> serializers.CharField:
-    return serializers.CharField(
+    return PhoneField(
         max_length=20, required=False, allow_blank=True, help_text="Optional +, 7-15 digits, spaces or dashes."
     )
 

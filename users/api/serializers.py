@@ -1,14 +1,34 @@
 """Input and output serializers of the authentication, profile and session endpoints."""
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from users.api.schema import PasswordField
 from users.models import AdminHOD, CustomUser, Gender, Staff, Student, UserType
 from users.selectors import user_profile, user_public_data
 
 
+def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> dict[str, list[str]]:
+    """Errors for text fields given a number (DRF would quietly turn 0 into "0"; the schema says string)."""
+    return {
+        name: ["Not a valid string."]
+        for name, field in serializer.fields.items()
+        if isinstance(field, serializers.CharField)
+        and not field.read_only
+        and isinstance(data.get(name), int | float)  # bool is an int too: DRF refuses it anyway
+    }
+
+
 class StrictInputSerializer(serializers.Serializer):
-    """Input serializer that refuses keys it does not know instead of silently ignoring them."""
+    """Input serializer that refuses keys it does not know, and numbers given for text, instead of guessing."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            not_text = text_fields_not_strings(self, data)
+            if not_text:
+                raise serializers.ValidationError(not_text)
+        return super().to_internal_value(data)
 
     def validate(self, attrs):
         if isinstance(self.initial_data, dict):
@@ -41,14 +61,18 @@ class UserSerializer(serializers.ModelSerializer):
         return user_public_data(instance)
 
 
-class AdminHODProfileSerializer(serializers.ModelSerializer):
+class RoleProfileSerializer(serializers.ModelSerializer):
+    """A role profile as the API returns it: exactly its declared keys (the schema closes the object)."""
+
+
+class AdminHODProfileSerializer(RoleProfileSerializer):
     class Meta:
         model = AdminHOD
         fields = ["id", "department", "phone_number", "created_at", "updated_at"]
         read_only_fields = fields  # output only: read-only fields are required in the schema, so oneOf is exact
 
 
-class StaffProfileSerializer(serializers.ModelSerializer):
+class StaffProfileSerializer(RoleProfileSerializer):
     class Meta:
         model = Staff
         fields = [
@@ -65,7 +89,7 @@ class StaffProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StudentProfileSerializer(serializers.ModelSerializer):
+class StudentProfileSerializer(RoleProfileSerializer):
     # Declared: DRF drops allow_blank from read-only fields, and "" (not given yet) is a real value here.
     gender = serializers.ChoiceField(choices=Gender.choices, allow_blank=True, read_only=True)
 
@@ -118,13 +142,18 @@ class UserWithProfileSerializer(UserSerializer):
         return {**user_public_data(instance), "profile": self.get_profile(instance)}
 
 
+@extend_schema_field({"type": "integer", "enum": [UserType.STUDENT.value]})
+class SelfRegisteredTypeField(serializers.IntegerField):
+    """``user_type`` of a self-registration: the schema says 3, ``validate_user_type`` explains any other value."""
+
+
 class RegisterInputSerializer(StrictInputSerializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
+    password = PasswordField()
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    user_type = serializers.IntegerField(required=False, help_text="Only 3 (Student) may self-register.")
+    user_type = SelfRegisteredTypeField(required=False, help_text="Only 3 (Student) may self-register.")
 
     def validate_user_type(self, value):
         if value != UserType.STUDENT:
@@ -146,6 +175,8 @@ class TokenResponseSerializer(serializers.Serializer):
 
 
 class RefreshInputSerializer(StrictInputSerializer):
+    schema_any_of = (("refresh_token",), ("refresh",))
+
     refresh_token = serializers.CharField(max_length=4096, required=False)
     refresh = serializers.CharField(max_length=4096, required=False, help_text="Alias of refresh_token.")
 
@@ -171,8 +202,8 @@ class ProfileUpdateInputSerializer(StrictInputSerializer):
 
 class ChangePasswordInputSerializer(StrictInputSerializer):
     old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    confirm_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = PasswordField()
+    confirm_password = PasswordField(help_text="The same as new_password.")
 
 
 class DetailSerializer(serializers.Serializer):

@@ -27,6 +27,8 @@ from users.services.service_accounts import service_token_issue
 FORM_OR_JSON = [parsers.JSONParser, parsers.FormParser]
 MAX_BULK_IDS = 1000
 MAX_ID = 2**63 - 1
+EPOCH_MIN_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z: the range datetime can hold
+EPOCH_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class ServiceTokenInputSerializer(serializers.Serializer):
@@ -93,7 +95,7 @@ class ServiceTokenView(PublicAPIView):
 
 class IntrospectInputSerializer(StrictInputSerializer):
     token = serializers.CharField(max_length=8192)
-    token_type_hint = serializers.CharField(max_length=32, required=False)
+    token_type_hint = serializers.CharField(max_length=32, required=False, allow_blank=True, help_text="Ignored.")
 
 
 class IntrospectView(APIView):
@@ -177,7 +179,13 @@ class RevocationsView(APIView):
             "Poll with the returned `cursor` as `since`. Entries may repeat (treat them as a set). "
             "Only revocations within the access-token lifetime are returned; older ones cannot matter."
         ),
-        parameters=[OpenApiParameter("since", OpenApiTypes.NUMBER, description="Cursor: epoch seconds.")],
+        parameters=[
+            OpenApiParameter(
+                "since",
+                {"type": "number", "minimum": EPOCH_MIN_SECONDS, "maximum": EPOCH_MAX_SECONDS},
+                description="Cursor: epoch seconds (years 1 to 9999).",
+            )
+        ],
         responses={
             200: inline_serializer(
                 name="Revocations",

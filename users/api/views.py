@@ -105,7 +105,7 @@ class LogoutView(APIView):
         tags=["auth"],
         summary="End the current session (or every session with all=true)",
         request=s.LogoutInputSerializer,
-        responses={204: OpenApiResponse(description="Logged out."), **errors(400, 401, 415, 503)},
+        responses={204: OpenApiResponse(description="Logged out."), **errors(400, 401, 403, 415, 503)},
     )
     def post(self, request):
         data = s.LogoutInputSerializer(data=request.data)
@@ -124,7 +124,7 @@ class ProfileView(APIView):
     @extend_schema(
         tags=["profile"],
         summary="The caller's account and role profile",
-        responses={200: s.UserWithProfileSerializer, **errors(401)},
+        responses={200: s.UserWithProfileSerializer, **errors(401, 403)},
     )
     def get(self, request):
         user = users_with_profiles().get(pk=request.user.pk)
@@ -135,7 +135,7 @@ class ProfileView(APIView):
         summary="Update the caller's own names, e-mail and editable profile fields",
         description="Fields the caller may not change (user_type, username, is_active, student_id, ...) give 400.",
         request=s.ProfileUpdateInputSerializer,
-        responses={200: s.UserWithProfileSerializer, **errors(400, 401, 415)},
+        responses={200: s.UserWithProfileSerializer, **errors(400, 401, 403, 415)},
     )
     def patch(self, request):
         data = s.ProfileUpdateInputSerializer(data=request.data)
@@ -152,7 +152,7 @@ class ChangePasswordView(APIView):
         tags=["auth"],
         summary="Change the password; every other session ends",
         request=s.ChangePasswordInputSerializer,
-        responses={200: s.DetailSerializer, **errors(400, 401, 415, 503)},
+        responses={200: s.DetailSerializer, **errors(400, 401, 403, 415, 503)},
     )
     def post(self, request):
         data = s.ChangePasswordInputSerializer(data=request.data)
@@ -167,7 +167,7 @@ class SessionListView(APIView):
     @extend_schema(
         tags=["sessions"],
         summary="The caller's open sessions",
-        responses={200: s.SessionSerializer(many=True), **errors(401)},
+        responses={200: s.SessionSerializer(many=True), **errors(401, 403)},
     )
     def get(self, request):
         sessions = sessions_active_for(user=request.user)
@@ -179,7 +179,7 @@ class SessionDetailView(APIView):
     @extend_schema(
         tags=["sessions"],
         summary="Revoke one of the caller's sessions",
-        responses={204: OpenApiResponse(description="Session ended."), **errors(401, 404, 503)},
+        responses={204: OpenApiResponse(description="Session ended."), **errors(401, 403, 404, 503)},
     )
     def delete(self, request, session_id):
         auth_services.session_revoke(user=request.user, session_id=str(session_id), ip=client_ip(request))

@@ -30,7 +30,8 @@ def revocations_since(*, since: datetime | None) -> Revocations:
     """Ended sessions and deactivated users since ``since`` (clamped to the window); repeats are possible."""
     now = timezone.now()
     floor = now - revocation_window()
-    start = floor if since is None else max(floor, since - COMMIT_LAG)
+    # Compared before subtracting: a cursor near datetime.min minus the lag would overflow.
+    start = since - COMMIT_LAG if since is not None and since > floor + COMMIT_LAG else floor
     sessions = list(
         UserSession.objects.filter(ended_at__gt=start)
         .order_by("ended_at")

@@ -504,6 +504,16 @@ class TestRevocations:
     def test_bad_cursor(self, service_client, since):
         assert service_client().get(f"{API}/revocations/", {"since": since}).status_code == 400
 
+    @pytest.mark.parametrize("since", ["-62135596799", "-62135596800", "253402300799"])
+    def test_a_cursor_at_the_ends_of_the_calendar_is_answered(self, service_client, since):
+        # given a cursor at the first or last second datetime can hold
+        # when the feed is asked for it
+        response = service_client().get(f"{API}/revocations/", {"since": since})
+
+        # then it answers with the feed (the window clamps the start), not a 500 from date arithmetic
+        assert response.status_code == status.HTTP_200_OK
+        assert response.json()["truncated"] is False
+
     def test_logout_is_published_on_redis(self, client_for, student, settings, django_capture_on_commit_callbacks):
         import redis
 
