@@ -10,7 +10,13 @@ from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.utils.functional import cached_property
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -454,8 +460,17 @@ def _import_schema(noun: str, columns: tuple[str, ...]):
             200: OpenApiResponse(ps.RosterResultSerializer, description="Dry run: the file is good."),
             201: OpenApiResponse(ps.RosterResultSerializer, description="Imported."),
             400: OpenApiResponse(
-                ps.RosterResultSerializer,
-                description="Errors by line (line null: the upload itself, e.g. no file); nothing written.",
+                # The view answers every refusal with the result's shape; a request refused at the edge before
+                # the view (a query string that is not text, user_service.middleware) has the usual error body.
+                PolymorphicProxySerializer(
+                    component_name="RosterRefusal",
+                    serializers=[ps.RosterResultSerializer, ErrorSerializer],
+                    resource_type_field_name=None,
+                ),
+                description=(
+                    "Errors by line (line null: the upload itself, e.g. no file), or {detail, code} for a request "
+                    "refused before it is read; nothing written."
+                ),
             ),
             413: TOO_LARGE,
             **errors(401, 403, 415, 503),
