@@ -118,6 +118,25 @@ def client_for(login):
 
 
 @pytest.fixture
+def service_client(db):
+    """An APIClient authenticated as a new service account with the given scopes (``client.account``)."""
+    from users.services.service_accounts import service_account_create
+
+    def make(*scopes: str, name: str = "attendance") -> APIClient:
+        account, secret = service_account_create(name=name, scopes=list(scopes))
+        response = APIClient().post(
+            "/api/v1/users/service-token/", {"client_id": account.client_id, "client_secret": secret}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+        client.account = account
+        return client
+
+    return make
+
+
+@pytest.fixture
 def cache_unreachable(settings):
     """Point the cache at a closed port for one test, as a Redis outage would."""
     unreachable = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}

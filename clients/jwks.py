@@ -13,11 +13,11 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from clients.claims import ALGORITHM
 from clients.exceptions import KeySetUnavailable
 
 logger = logging.getLogger(__name__)
 
-ALGORITHM = "RS256"
 MIN_KEY_BITS = 2048
 
 

@@ -18,7 +18,6 @@ import base64
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,10 +30,12 @@ from django.dispatch import receiver
 from rest_framework import authentication, exceptions, status
 from rest_framework.request import Request
 
+from clients import claims as contract
+from clients.claims import ACCESS, ALGORITHM
 from clients.conf import client_setting
 from clients.deny_list import DenyList
 from clients.exceptions import KeySetUnavailable, TokenRejected
-from clients.jwks import ALGORITHM, JwksKeySet
+from clients.jwks import JwksKeySet
 
 __all__ = [
     "DenyList",
@@ -49,10 +50,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ACCESS = "access"
 JWKS_PATH = "/api/v1/users/.well-known/jwks.json"
 TOKEN_MAX_CHARS = 8192
-REQUIRED_CLAIMS = ["exp", "iat", "iss", "sub", "jti", "token_type"]
 
 
 class TokenVerifier:
@@ -60,8 +59,9 @@ class TokenVerifier:
 
     Checks, in order: size and shape; header ``alg`` is exactly RS256 (``none``, HS256 and the rest are refused
     before any key is touched); ``kid`` names a published key; signature; required claims; ``iss``; ``exp``,
-    ``iat`` within ``leeway_seconds``; ``token_type`` (``access`` by default); well-formed user claims
-    (``sub`` digits, ``sid`` a UUID) for access tokens; the deny-list. Any failure raises ``TokenRejected``.
+    ``iat`` within ``leeway_seconds``; then the shared claim contract (``clients.claims.claims_check``):
+    ``token_type`` (``access`` by default) and the claims of that type (``sub`` digits and ``sid`` a UUID for
+    access tokens, a ``scope`` list for service tokens); the deny-list. Any failure raises ``TokenRejected``.
     If no key could ever be fetched it raises ``KeySetUnavailable`` (a 503, not the caller's fault).
     """
 
@@ -79,8 +79,11 @@ class TokenVerifier:
         deny_list: DenyList | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if token_type not in contract.TOKEN_TYPES:
+            raise ValueError(f"token_type must be one of {', '.join(contract.TOKEN_TYPES)}, not {token_type!r}.")
         self.issuer = issuer
         self.token_type = token_type
+        self._token_types = (token_type,)
         self.leeway_seconds = leeway_seconds
         self.keys = JwksKeySet(
             url=jwks_url,
@@ -91,7 +94,7 @@ class TokenVerifier:
             clock=clock,
         )
         self.deny_list = deny_list or DenyList()
-        self._decode_options: dict[str, Any] = {"require": REQUIRED_CLAIMS, "verify_aud": False}
+        self._decode_options: dict[str, Any] = {"require": list(contract.REQUIRED_CLAIMS), "verify_aud": False}
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> TokenVerifier:
@@ -149,11 +152,12 @@ class TokenVerifier:
             raise TokenRejected("Token signature is invalid.", code="bad_signature") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenRejected("Token is invalid.") from exc
-        if claims.get("token_type") != self.token_type:
-            article = "an" if self.token_type[:1] in "aeiou" else "a"
-            raise TokenRejected(f"Token is not {article} {self.token_type} token.", code="wrong_token_type")
-        if self.token_type == ACCESS and not _user_claims_well_formed(claims):
-            raise TokenRejected("Token is invalid.")
+        try:
+            contract.claims_check(claims, token_types=self._token_types)
+        except contract.WrongTokenType as exc:
+            raise TokenRejected(exc.reason, code="wrong_token_type") from exc
+        except contract.ClaimsInvalid as exc:
+            raise TokenRejected(exc.reason) from exc
         if self.deny_list.refuses(claims):
             raise TokenRejected("Token has been revoked.", code="token_revoked")
         return claims
@@ -187,17 +191,6 @@ def _unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ValueError("JWS header is not an object")
     return header
-
-
-def _user_claims_well_formed(claims: Mapping[str, Any]) -> bool:
-    sub, sid = claims.get("sub"), claims.get("sid")
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and isinstance(sid, str)):
-        return False
-    try:
-        uuid.UUID(sid)
-    except ValueError:
-        return False
-    return True
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,18 @@ class SessionEnded(TokenInvalid):
     default_code = "session_ended"
 
 
+class UserInactive(TokenInvalid):
+    """A valid token of a live session whose user is deactivated or gone."""
+
+    default_code = "user_inactive"
+
+
+class ServiceAccountInactive(TokenInvalid):
+    """A valid service token of a service account that is deactivated or gone."""
+
+    default_code = "service_inactive"
+
+
 class RegistrationClosed(ApplicationError):
     default_code = "registration_closed"
 

@@ -42,6 +42,8 @@ signature check alone refuses the tokens.
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -57,22 +59,30 @@ ENDED = 0
 CHECK_DATABASE = -1
 
 
-def session_is_alive(*, session_id: str, user_id: int) -> bool:
-    """True if the session is open, unexpired, and belongs to an active ``user_id``."""
-    state = cache.session_state_get(session_id)
-    if state is None or state == CHECK_DATABASE:
-        state = _state_load(session_id, offer=state is None)
-    return state == user_id
+@dataclass(frozen=True)
+class LiveSession:
+    """A session that is alive: its owner, and the owner's public data if it was asked for (None if gone)."""
+
+    user_id: int
+    user: dict[str, Any] | None = None
 
 
-def session_user_snapshot(*, session_id: str, user_id: int) -> dict | None:
-    """The user's public data if the session is alive, else None: one cache round trip when warm."""
-    state, user = cache.session_with_user_get(session_id, user_id)
+def session_live_get(*, session_id: str, user_id: int, with_user: bool = False) -> LiveSession | None:
+    """The session if it is open, unexpired and belongs to an active ``user_id``; else None.
+
+    ``with_user`` also reads the user's public data, in the same cache round trip as the session state.
+    """
+    if with_user:
+        state, user = cache.session_with_user_get(session_id, user_id)
+    else:
+        state, user = cache.session_state_get(session_id), None
     if state is None or state == CHECK_DATABASE:
         state = _state_load(session_id, offer=state is None)
     if state != user_id:
         return None
-    return user or cache.user_snapshot_get(user_id, load=_user_public_data_load)
+    if with_user and user is None:
+        user = cache.user_snapshot_get(user_id, load=_user_public_data_load)
+    return LiveSession(user_id=user_id, user=user)
 
 
 def _user_public_data_load(user_id: int) -> dict | None:

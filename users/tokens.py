@@ -29,12 +29,11 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
 
+# The algorithm, the token types and the claim rules are the contract shared with the sibling verifier.
+from clients import claims as contract
+from clients.claims import ACCESS, ALGORITHM, REFRESH
+from clients.claims import SERVICE as SERVICE
 from users.exceptions import TokenInvalid
-
-ALGORITHM = "RS256"
-ACCESS = "access"
-REFRESH = "refresh"
-SERVICE = "service"
 
 
 def generate_private_key_pem() -> bytes:
@@ -177,22 +176,26 @@ def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
     if claims is not None:
         if claims["exp"] <= time.time() - settings.JWT_LEEWAY_SECONDS:
             raise TokenInvalid("Token has expired.", code="token_expired")
-        _type_check(claims, allowed)
+        try:
+            contract.token_type_check(claims, allowed)  # the rest of the contract held when it was remembered
+        except contract.ClaimsInvalid as exc:
+            raise _token_invalid(exc) from exc
         return dict(claims)
     claims = _verify(token, ring)
-    _type_check(claims, allowed)
-    if claims["token_type"] in (ACCESS, REFRESH) and not _user_claims_well_formed(claims):
-        raise TokenInvalid("Token is invalid.")
-    if claims["token_type"] == SERVICE and not _service_claims_well_formed(claims):
-        raise TokenInvalid("Token is invalid.")
+    try:
+        contract.claims_check(claims, token_types=allowed)
+    except contract.ClaimsInvalid as exc:
+        raise _token_invalid(exc) from exc
     if claims["token_type"] != REFRESH:  # refresh tokens are used once: not worth a slot
         ring.verified.put(token, claims)
     return dict(claims)
 
 
-def _type_check(claims: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    if claims.get("token_type") not in allowed:
-        raise TokenInvalid(f"Token is not an {allowed[0]} token." if allowed[0] == ACCESS else "Wrong token type.")
+def _token_invalid(exc: contract.ClaimsInvalid) -> TokenInvalid:
+    """This service's wording of a broken claim contract (a refresh endpoint says only "Wrong token type.")."""
+    if isinstance(exc, contract.WrongTokenType) and exc.expected[:1] != (ACCESS,):
+        return TokenInvalid("Wrong token type.")
+    return TokenInvalid(exc.reason)
 
 
 def _verify(token: str, ring: KeyRing) -> dict[str, Any]:
@@ -221,7 +224,7 @@ def _verify(token: str, ring: KeyRing) -> dict[str, Any]:
             algorithms=[ALGORITHM],
             issuer=settings.JWT_ISSUER,
             leeway=settings.JWT_LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "iss", "sub", "jti", "token_type"], "verify_aud": False},
+            options={"require": list(contract.REQUIRED_CLAIMS), "verify_aud": False},
         )
     except jwt.ExpiredSignatureError as exc:
         raise TokenInvalid("Token has expired.", code="token_expired") from exc
@@ -232,22 +235,6 @@ def _verify(token: str, ring: KeyRing) -> dict[str, Any]:
     if complete["header"].get("kid") != kid:
         raise TokenInvalid("Token was signed with an unknown key.")
     return complete["payload"]
-
-
-def _service_claims_well_formed(claims: dict[str, Any]) -> bool:
-    scope = claims.get("scope")
-    return isinstance(claims.get("sub"), str) and isinstance(scope, list) and all(isinstance(s, str) for s in scope)
-
-
-def _user_claims_well_formed(claims: dict[str, Any]) -> bool:
-    sub, sid = claims.get("sub"), claims.get("sid")
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and isinstance(sid, str)):
-        return False
-    try:
-        uuid.UUID(sid)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
 from users.api.throttles import PublicEndpointThrottle
 from users.api.views import PublicAPIView
-from users.authentication import service_account_is_active, verify_access_token
 from users.exceptions import InvalidClient, TokenInvalid
 from users.http import client_ip
+from users.principal import ServicePrincipal, principal_resolve
 from users.selectors import users_public_json_rows
 from users.services.revocations import revocations_since
 from users.services.service_accounts import service_token_issue
@@ -114,17 +114,13 @@ class IntrospectView(APIView):
         data.is_valid(raise_exception=True)
         raw = data.validated_data["token"]
         try:
-            claims = tokens.decode(raw, token_type=(tokens.ACCESS, tokens.SERVICE))
-            if claims["token_type"] == tokens.ACCESS:
-                claims = verify_access_token(raw, claims=claims)
-                claims.pop("user_id")
-            elif not service_account_is_active(claims["sub"]):
-                raise TokenInvalid("Service account is inactive.")
+            principal = principal_resolve(raw, token_types=(tokens.ACCESS, tokens.SERVICE))
         except TokenInvalid:
             return Response({"active": False})
-        if claims["token_type"] == tokens.SERVICE:
-            claims["client_id"] = claims["sub"]
-            claims["scope"] = " ".join(claims["scope"])
+        claims = dict(principal.claims)
+        if isinstance(principal, ServicePrincipal):
+            claims["client_id"] = principal.client_id
+            claims["scope"] = " ".join(claims["scope"])  # RFC 7662: space-separated, in the token's order
         return Response({"active": True, **claims})
 
 

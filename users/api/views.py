@@ -9,19 +9,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from users import metrics, tokens
+from users import metrics
 from users.api import serializers as s
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
-from users.exceptions import SessionEnded, TokenInvalid
+from users.exceptions import TokenInvalid
 from users.http import client_ip, user_agent
+from users.principal import principal_resolve
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
 from users.services import people as people_services
 from users.services import users as user_services
 from users.services.auth import Login
-from users.session_state import session_user_snapshot
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -192,6 +192,8 @@ class ValidateTokenView(PublicAPIView):
     The hottest endpoint of the system (a gateway asks it for every request it serves), so GET skips
     DRF's request wrapping, negotiation and rendering: there is no authentication class, permission,
     throttle or body for DRF to apply, and the answer is always JSON. Other methods go through DRF.
+    The verdict is the one verifier's (``principal_resolve``, as for every authenticated request), asked for
+    the user's public data: one cache round trip and no SQL when warm.
     """
 
     @extend_schema(
@@ -216,22 +218,17 @@ class ValidateTokenView(PublicAPIView):
             raw = bearer_token_from(request)
             if raw is None:
                 raise TokenInvalid("Authentication credentials were not provided.", code="not_authenticated")
-            claims = tokens.decode(raw, token_type=tokens.ACCESS)
-            user = session_user_snapshot(session_id=claims["sid"], user_id=int(claims["sub"]))
-            if user is None:
-                raise SessionEnded("Session has ended; log in again.")
-            if not user["is_active"]:
-                raise TokenInvalid("User is inactive or gone.", code="user_inactive")
+            principal = principal_resolve(raw, load_user="data")
         except exceptions.AuthenticationFailed as exc:
             return self._invalid(str(exc.detail), "token_not_valid")
         except TokenInvalid as exc:
             return self._invalid(exc.message, exc.code)
         metrics.TOKENS_VALIDATED.labels("valid").inc()
-        expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+        expires_at = datetime.fromtimestamp(principal.claims["exp"], tz=UTC)
         body = {
             "valid": True,
-            "user": user,
-            "session_id": claims["sid"],
+            "user": principal.user_data,
+            "session_id": principal.session_id,
             "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
         }
         return JsonResponse(body, headers=NO_STORE)

@@ -8,7 +8,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from rest_framework import status
-from rest_framework.test import APIClient
 
 from users import tokens
 from users.models import ServiceAccount, UserType
@@ -16,24 +15,6 @@ from users.services.service_accounts import service_account_create
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def service_client():
-    """An APIClient authenticated as a new service account with the given scopes."""
-
-    def make(*scopes: str, name: str = "attendance") -> APIClient:
-        account, secret = service_account_create(name=name, scopes=list(scopes))
-        response = APIClient().post(
-            f"{API}/service-token/", {"client_id": account.client_id, "client_secret": secret}, format="json"
-        )
-        assert response.status_code == status.HTTP_200_OK, response.content
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
-        client.account = account
-        return client
-
-    return make
 
 
 class TestServiceAccounts:
