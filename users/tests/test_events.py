@@ -10,7 +10,8 @@ from werkzeug import Response
 from conftest import TEST_PASSWORD, USER_KEYS
 from users.models import OutboxMessage, UserSession
 from users.services.events import event_body, event_serialize, verify_webhook_signature, webhook_signature
-from users.services.outbox import Delivery, event_enqueue, outbox_deliver
+from users.services.outbox import event_enqueue
+from users.services.outbox_delivery import Delivery, outbox_deliver
 from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
     API,
     Receiver,
