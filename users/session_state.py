@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from users.models import UserSession
+from users.selectors import snapshot_key, user_snapshot
 
 logger = logging.getLogger(__name__)
 ENDED = 0
@@ -38,8 +39,6 @@ def session_is_alive(*, session_id: str, user_id: int) -> bool:
 
 def session_user_snapshot(*, session_id: str, user_id: int) -> dict | None:
     """The user's public data if the session is alive, else None: one cache round trip when warm."""
-    from users.selectors import snapshot_key, user_snapshot
-
     session_key, user_key = _key(session_id), snapshot_key(user_id)
     found = cache.get_many([session_key, user_key])
     state = found.get(session_key)
