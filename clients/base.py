@@ -145,9 +145,9 @@ class ServiceClient:
         key = (cls, os.getpid())
         with cls._shared_lock:
             client = cls._shared.get(key)
-            if client is None:
+            if not isinstance(client, cls):  # keyed by class, so only a missing one fails this
                 client = cls._shared[key] = cls()
-        return client  # type: ignore[return-value]
+        return client
 
     @classmethod
     def reset_shared(cls) -> None:

@@ -1,7 +1,7 @@
 """Data model of the identity service: users, their role profiles and their login sessions."""
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -16,7 +16,7 @@ class UserType(models.IntegerChoices):
     STUDENT = 3, "Student"
 
 
-ROLE_NAMES = {UserType.HOD: "hod", UserType.STAFF: "staff", UserType.STUDENT: "student"}
+ROLE_NAMES: dict[int, str] = {UserType.HOD: "hod", UserType.STAFF: "staff", UserType.STUDENT: "student"}
 
 
 class CustomUserManager(UserManager["CustomUser"]):
@@ -78,9 +78,9 @@ class CustomUser(AbstractUser):
     updated_at = models.DateTimeField(auto_now=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
-    objects = CustomUserManager()
+    objects: ClassVar[CustomUserManager] = CustomUserManager()
 
-    REQUIRED_FIELDS = ["email"]
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["email"]
 
     class Meta:
         verbose_name = "user"
@@ -97,7 +97,7 @@ class CustomUser(AbstractUser):
     def role(self) -> str:
         return ROLE_NAMES[UserType(self.user_type)]
 
-    def clean(self):
+    def clean(self) -> None:
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email).strip()
 
@@ -106,6 +106,8 @@ class ProfileBase(models.Model):
     user = models.OneToOneField(CustomUser, on_delete=models.CASCADE, related_name="%(class)s_profile")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = models.Manager()  # what every role's profile has; declared here so code typed ProfileBase can query
 
     class Meta:
         abstract = True
@@ -162,7 +164,7 @@ PROFILE_MODELS: dict[int, type[ProfileBase]] = {
     UserType.STAFF: Staff,
     UserType.STUDENT: Student,
 }
-PROFILE_RELATED_NAMES = {
+PROFILE_RELATED_NAMES: dict[int, str] = {
     UserType.HOD: "adminhod_profile",
     UserType.STAFF: "staff_profile",
     UserType.STUDENT: "student_profile",

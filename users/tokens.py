@@ -211,10 +211,10 @@ def _verify(token: str, ring: KeyRing) -> dict[str, Any]:
             raise TokenInvalid("Token is malformed.") from exc
         if header.get("alg") != ALGORITHM:
             raise TokenInvalid("Token algorithm is not allowed.")
-        kid = header.get("kid")
-        public_key = ring.public_keys.get(kid) if isinstance(kid, str) else None
-        if public_key is None:
+        kid = header.get("kid", "")
+        if not isinstance(kid, str) or kid not in ring.public_keys:
             raise TokenInvalid("Token was signed with an unknown key.")
+        public_key = ring.public_keys[kid]
     try:
         complete = jwt.decode_complete(
             token,

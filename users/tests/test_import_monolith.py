@@ -203,7 +203,9 @@ def assert_profiles_consistent() -> None:
     """Every user has exactly one profile, the one of its role."""
     for user in CustomUser.objects.all():
         owned = {model.__name__ for model in (AdminHOD, Staff, Student) if model.objects.filter(user=user).exists()}
-        expected = {UserType.HOD: "AdminHOD", UserType.STAFF: "Staff", UserType.STUDENT: "Student"}[user.user_type]
+        expected = {UserType.HOD: "AdminHOD", UserType.STAFF: "Staff", UserType.STUDENT: "Student"}[
+            UserType(user.user_type)
+        ]
         assert owned == {expected}, (user.pk, owned)
 
 

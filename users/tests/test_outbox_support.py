@@ -69,7 +69,7 @@ def purge_queues() -> int:
         return sum(channel.queue_purge(name) or 0 for name in QUEUES)
 
 
-def queued(name: str) -> list[bytes]:
+def queued(name: str) -> list[bytes | str]:
     """The raw messages waiting in this run's queue ``name``, read with a plain Redis client."""
     client = redis.Redis.from_url(celery_app.conf.broker_url)
     try:

@@ -18,17 +18,23 @@ API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
 
 
+class ServiceAccountClient(APIClient):
+    """An APIClient authenticated as a service account (``client.account``)."""
+
+    account: ServiceAccount
+
+
 @pytest.fixture
 def service_client():
     """An APIClient authenticated as a new service account with the given scopes."""
 
-    def make(*scopes: str, name: str = "attendance") -> APIClient:
+    def make(*scopes: str, name: str = "attendance") -> ServiceAccountClient:
         account, secret = service_account_create(name=name, scopes=list(scopes))
         response = APIClient().post(
             f"{API}/service-token/", {"client_id": account.client_id, "client_secret": secret}, format="json"
         )
         assert response.status_code == status.HTTP_200_OK, response.content
-        client = APIClient()
+        client = ServiceAccountClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
         client.account = account
         return client

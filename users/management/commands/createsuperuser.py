@@ -59,7 +59,7 @@ class Command(createsuperuser.Command):
 
     def _ask(self, field_name: str) -> str:
         """Prompt until the field's own validation accepts a non-empty value (Django's prompt and messages)."""
-        field = CustomUser._meta.get_field(field_name)
+        field = next(field for field in CustomUser._meta.concrete_fields if field.name == field_name)
         value = None
         while not value:
             value = self.get_input_data(field, f"{str(field.verbose_name).capitalize()}: ")
