@@ -18,7 +18,7 @@ from users.services.events import verify_webhook_signature
 from users.services.outbox import event_enqueue
 from users.services.outbox_delivery import Delivery, outbox_deliver
 from users.tasks import cleanup_task, outbox_email_task, outbox_event_task, outbox_relay_task
-from users.tests.test_outbox_support import Receiver, broker_key_prefix, isolated_broker, wait_for  # noqa: F401
+from users.tests.outbox_support import Receiver, broker_key_prefix, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "worker-test-secret"

@@ -18,7 +18,7 @@ from users.selectors import user_public_data
 from users.services.auth import session_start
 from users.services.monolith_import import importer, monolith_import, target
 from users.services.people.create import user_rows_create
-from users.tests.test_outbox_support import celery_worker, isolated_broker, wait_for  # noqa: F401 - fixtures
+from users.tests.outbox_support import wait_for
 
 SCHEMA = """
 CREATE TABLE student_management_app_customuser (

@@ -18,16 +18,7 @@ from users.models import OutboxMessage
 from users.services import emails, outbox, outbox_delivery
 from users.services.outbox import email_enqueue, event_enqueue
 from users.services.outbox_delivery import Delivery, outbox_deliver, outbox_relay, retry_delay
-from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
-    API,
-    broker_at,
-    celery_worker,
-    closed_port,
-    isolated_broker,
-    queue_length,
-    queued,
-    wait_for,
-)
+from users.tests.outbox_support import API, broker_at, closed_port, queue_length, queued, wait_for
 
 Status = OutboxMessage.Status
 
