@@ -61,14 +61,14 @@ $(TEST_KEY): | $(VENV)/.installed-dev
 	k = rsa.generate_private_key(public_exponent=65537, key_size=2048); \
 	open('$@', 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))"
 
-lint: install-dev $(TEST_KEY)
+lint: install-dev $(TEST_KEY) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -r users clients user_service -x '*/tests/*,*/migrations/*' --severity-level high
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 # Types (mypy with django-stubs and drf-stubs) and the import direction of DESIGN.md (import-linter). Both run
-# even if the first fails; not yet part of `lint`.
+# even if the first fails; part of `lint`.
 typecheck: install-dev
 	$(BIN)/mypy; mypy_status=$$?; $(BIN)/lint-imports; imports_status=$$?; \
 	test $$mypy_status -eq 0 && test $$imports_status -eq 0

@@ -3,6 +3,7 @@
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,14 @@ from rest_framework.test import APIClient
 from users.models import UserType
 
 TEST_PASSWORD = "a-Long-test-passphrase-42"
+
+
+class SignedInClient(APIClient):
+    """An APIClient holding the login response it signs in with (``client.tokens``)."""
+
+    tokens: dict[str, Any]
+
+
 # The user JSON every endpoint shares (DESIGN §6), as tests assert it.
 USER_KEYS = frozenset(
     {
@@ -107,9 +116,9 @@ def login(api_client):
 def client_for(login):
     """An APIClient carrying a fresh access token of ``user`` (a new session per call)."""
 
-    def make(user) -> APIClient:
+    def make(user) -> SignedInClient:
         tokens = login(user)
-        client = APIClient()
+        client = SignedInClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
         client.tokens = tokens
         return client

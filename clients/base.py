@@ -20,9 +20,9 @@ from requests.auth import AuthBase
 from clients.breaker import CircuitBreaker, CircuitState
 from clients.conf import client_setting
 from clients.exceptions import CircuitOpen, ServiceError, ServiceResponseInvalid, ServiceUnavailable
-from clients.service_token import ServiceTokenMinter
+from clients.service_token import TokenProvider, token_provider_for
 
-__all__ = ["CircuitBreaker", "CircuitState", "ServiceClient", "ServiceTokenMinter", "positive_id"]
+__all__ = ["CircuitBreaker", "CircuitState", "ServiceClient", "positive_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ServiceClient:
         failure_threshold: int | None = None,
         reset_seconds: float | None = None,
         pool_maxsize: int | None = None,
-        token_provider: Callable[[], str] | None = None,
+        token_provider: TokenProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -130,7 +130,7 @@ class ServiceClient:
             clock=clock,
             name=self.service_name,
         )
-        self._token_provider = token_provider or ServiceTokenMinter(scopes=self.scopes)
+        self._token_provider = token_provider or token_provider_for(self.scopes)
         self._auth = _BearerAuth(self._token_provider)
         self._session = _new_session(
             int(pool_maxsize if pool_maxsize is not None else _setting("SERVICE_HTTP_POOL_MAXSIZE"))
@@ -145,9 +145,9 @@ class ServiceClient:
         key = (cls, os.getpid())
         with cls._shared_lock:
             client = cls._shared.get(key)
-            if client is None:
+            if not isinstance(client, cls):  # keyed by class, so only a missing one fails this
                 client = cls._shared[key] = cls()
-        return client  # type: ignore[return-value]
+        return client
 
     @classmethod
     def reset_shared(cls) -> None:

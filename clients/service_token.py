@@ -1,51 +1,40 @@
-"""The user service's own bearer token for calls to sibling services, minted locally and cached."""
+"""Where outgoing calls get their bearer token: a provider per client, made by the factory the host installs.
+
+``clients/`` signs nothing itself. The user service installs its own minter (``users.tokens.ServiceTokenMinter``,
+from ``UsersConfig.ready``), so every ``ServiceClient`` built without ``token_provider=`` sends a token of ours
+with the client's scopes; a client built with ``token_provider=`` uses that callable instead.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-SERVICE_TOKEN_RENEW_BEFORE_SECONDS = 30
+TokenProvider = Callable[[], str]
 
 
-class ServiceTokenMinter:
-    """This service's own bearer token for sibling calls, signed with our RS256 key and re-minted near expiry."""
+class TokenProviderFactory(Protocol):
+    """Makes the token provider of one client from its scopes (called once per client instance)."""
 
-    def __init__(
-        self, *, scopes: Sequence[str], client_id: str | None = None, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.scopes = list(scopes)
-        self.client_id = client_id or settings.SERVICE_CLIENT_ID
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
+    def __call__(self, *, scopes: Sequence[str]) -> TokenProvider: ...
 
-    def __call__(self) -> str:
-        """The cached token, minted again when it is within SERVICE_TOKEN_RENEW_BEFORE_SECONDS of expiry."""
-        with self._lock:
-            now = self._clock()
-            if self._token is None or self._expires_at - now <= SERVICE_TOKEN_RENEW_BEFORE_SECONDS:
-                self._token, self._expires_at = self._mint(now)
-            return self._token
 
-    def _mint(self, now: float) -> tuple[str, float]:
-        # Imported here so the verifier half of this package stays importable without the users app.
-        from users.tokens import SERVICE, encode
+_factory: TokenProviderFactory | None = None
 
-        issued_at = int(now)
-        expires_at = issued_at + settings.SERVICE_TOKEN_MINUTES * 60
-        claims = {
-            "sub": self.client_id,
-            "token_type": SERVICE,
-            "scope": self.scopes,
-            "iss": settings.JWT_ISSUER,
-            "iat": issued_at,
-            "exp": expires_at,
-            "jti": uuid.uuid4().hex,
-        }
-        return encode(claims), float(expires_at)
+
+def token_provider_factory_install(factory: TokenProviderFactory | None) -> None:
+    """Set (or, with None, remove) the factory of the providers of clients built without ``token_provider=``."""
+    global _factory  # one per process, installed at start-up
+    _factory = factory
+
+
+def token_provider_for(scopes: Sequence[str]) -> TokenProvider:
+    """The token provider for a client with ``scopes``, from the installed factory."""
+    if _factory is None:
+        raise ImproperlyConfigured(
+            "No service-token provider: pass token_provider= to the client, or install a factory with "
+            "clients.service_token.token_provider_factory_install()."
+        )
+    return _factory(scopes=scopes)

@@ -27,6 +27,7 @@ import jwt
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from jwt.types import Options
 from rest_framework import authentication, exceptions, status
 from rest_framework.request import Request
 
@@ -94,7 +95,7 @@ class TokenVerifier:
             clock=clock,
         )
         self.deny_list = deny_list or DenyList()
-        self._decode_options: dict[str, Any] = {"require": list(contract.REQUIRED_CLAIMS), "verify_aud": False}
+        self._decode_options: Options = {"require": list(contract.REQUIRED_CLAIMS), "verify_aud": False}
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> TokenVerifier:
@@ -142,7 +143,7 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 issuer=self.issuer,
                 leeway=self.leeway_seconds,
-                options=self._decode_options,  # type: ignore[arg-type]
+                options=self._decode_options,
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenRejected("Token has expired.", code="token_expired") from exc

@@ -26,6 +26,7 @@ ALLOWED_HOSTS = config("ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1]", cas
 
 INSTALLED_APPS = [
     "users.apps.HODAdminConfig",
+    "users",  # before django.contrib.auth: its createsuperuser command (an HOD through the service) wins
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -37,7 +38,6 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "users",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.db.models import QuerySet
@@ -59,6 +60,11 @@ class HODPermissionsMixin:
         return self._is_hod(request)
 
 
+def _actor(request: HttpRequest) -> CustomUser | None:
+    """The person acting in the admin (only signed-in HODs get this far)."""
+    return request.user if isinstance(request.user, CustomUser) else None
+
+
 def _add_errors(form: forms.BaseForm, errors: dict[str, list[str]]) -> None:
     for name, messages_ in errors.items():
         for message in messages_:
@@ -74,7 +80,8 @@ class ProfileForm(forms.ModelForm):
     profile_changes: dict[str, Any]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         model = self._meta.model
         changes = {name: cleaned[name] for name in self.changed_data if name in cleaned and name != "user"}
         user_id = self.instance.user_id if self.instance.pk else None
@@ -92,7 +99,8 @@ class PersonChangeForm(UserChangeForm):
     user_changes: dict[str, Any]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         changes = {name: cleaned[name] for name in self.changed_data if name in cleaned and name not in _M2M_FIELDS}
         if self.instance.pk:
             current = CustomUser.objects.get(pk=self.instance.pk)
@@ -139,7 +147,7 @@ _INLINES = {UserType.HOD: AdminHODInline, UserType.STAFF: StaffInline, UserType.
 # --- People: actions and delete, through the owners ---------------------------------------------
 
 
-class PeopleActionsMixin:
+class PeopleActionsMixin(admin.ModelAdmin):
     """Deactivate, reactivate and resend-invitation actions; delete (action and page) deactivates instead."""
 
     actions = ["deactivate_selected", "reactivate_selected", "resend_invitation"]
@@ -155,7 +163,8 @@ class PeopleActionsMixin:
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         if "delete_selected" in actions:  # deleting a person is deactivating them
-            actions["delete_selected"] = (
+            # The stubs type an action as returning str; Django's return None or a response.
+            actions["delete_selected"] = (  # type: ignore[assignment]
                 type(self).deactivate_selected,
                 "delete_selected",
                 "Delete selected people (deactivates them: the rows are kept, their sessions end)",
@@ -167,7 +176,7 @@ class PeopleActionsMixin:
         done, refused = 0, []
         for user in self._users_of(queryset):
             try:
-                done += user_deactivate(user=user, actor=request.user)
+                done += user_deactivate(user=user, actor=_actor(request))
             except PersonChangeRefused as exc:
                 refused.append(f"{user.username}: {exc.message}")
         self.message_user(request, f"{done} deactivated.", messages.SUCCESS)
@@ -176,7 +185,7 @@ class PeopleActionsMixin:
 
     @admin.action(description="Reactivate selected people")
     def reactivate_selected(self, request, queryset) -> None:
-        done = sum(user_reactivate(user=user, actor=request.user) for user in self._users_of(queryset))
+        done = sum(user_reactivate(user=user, actor=_actor(request)) for user in self._users_of(queryset))
         self.message_user(request, f"{done} reactivated.", messages.SUCCESS)
 
     @admin.action(description="Resend the invitation e-mail (people who have not set a password)")
@@ -194,16 +203,15 @@ class PeopleActionsMixin:
         lines = [f"{user.username}: deactivated (the account is kept; their sessions end)" for user in users]
         return lines, {}, set(), []
 
-    def log_deletions(self, request: HttpRequest, queryset) -> None:
-        for obj in queryset:
-            self.log_change(request, obj, "Deactivated (delete keeps the row).")
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> list[LogEntry]:
+        return [self.log_change(request, obj, "Deactivated (delete keeps the row).") for obj in queryset]
 
     def delete_model(self, request: HttpRequest, obj: CustomUser | ProfileBase) -> None:
-        user_deactivate(user=self._user_of(obj), actor=request.user)
+        user_deactivate(user=self._user_of(obj), actor=_actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for user in self._users_of(queryset):
-            user_deactivate(user=user, actor=request.user)
+            user_deactivate(user=user, actor=_actor(request))
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
         try:
@@ -231,7 +239,7 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
     ordering = ("-date_joined",)
     readonly_fields = ("last_login", "date_joined", "created_at", "updated_at", "deactivated_at", "is_active")
     fieldsets = (
-        *UserAdmin.fieldsets,
+        *(UserAdmin.fieldsets or ()),
         ("Role", {"fields": ("user_type", "email_verified", "created_at", "updated_at", "deactivated_at")}),
     )
     add_fieldsets = (
@@ -255,7 +263,7 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
             email=form.cleaned_data.get("email") or "",
             user_type=form.cleaned_data.get("user_type") or UserType.STUDENT,
             password=form.cleaned_data.get("password1") if usable else None,
-            actor=request.user,
+            actor=_actor(request),
             source="admin",
         )
         for field in CustomUser._meta.concrete_fields:  # the admin goes on with the created row (redirect, log)
@@ -277,11 +285,11 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
             user=form.instance,
             user_changes=getattr(form, "user_changes", {}),
             profile_changes=profile_changes,
-            actor=request.user,
+            actor=_actor(request),
         )
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
-        token = _password_setter.set((request.user, client_ip(request)))
+        token = _password_setter.set((_actor(request), client_ip(request)))
         try:
             return super().user_change_password(request, id, form_url)
         finally:
@@ -333,7 +341,7 @@ class ProfileAdmin(PeopleActionsMixin, HODPermissionsMixin, admin.ModelAdmin):
         return actions
 
     def save_model(self, request: HttpRequest, obj: ProfileBase, form: ProfileForm, change: bool) -> None:
-        profile_change(user=obj.user, changes=form.profile_changes, actor=request.user)
+        profile_change(user=obj.user, changes=form.profile_changes, actor=_actor(request))
 
 
 @admin.register(Student)

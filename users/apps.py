@@ -3,6 +3,9 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from clients.service_token import token_provider_factory_install
+from users.tokens import ServiceTokenMinter
+
 
 class UsersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -10,7 +13,11 @@ class UsersConfig(AppConfig):
     verbose_name = "Users"
 
     def ready(self) -> None:
-        from users import admin_outbox, admin_service, signals  # noqa: F401
+        # Registration on import (admin pages, signal receivers, Celery tasks the outbox publishes by
+        # name) needs the models loaded, which they are only once the registry calls ready().
+        from users import admin_outbox, admin_service, signals, tasks  # noqa: F401
+
+        token_provider_factory_install(ServiceTokenMinter)  # calls to siblings carry our own service token
 
 
 class HODAdminConfig(admin_apps.AdminConfig):

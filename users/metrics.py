@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from users.models import OutboxMessage
+
 REQUESTS = Counter("ums_http_requests_total", "HTTP requests.", ["view", "method", "status"])
 LATENCY = Histogram(
     "ums_http_request_duration_seconds",
@@ -33,8 +35,6 @@ class OutboxCollector:
     """Outbox backlog read from the database at scrape time (the truth, whichever process wrote it)."""
 
     def collect(self):
-        from users.models import OutboxMessage
-
         gauge = GaugeMetricFamily("ums_outbox_messages", "Outbox messages by status.", labels=["status"])
         counts = dict(
             OutboxMessage.objects.exclude(status=OutboxMessage.Status.SENT)

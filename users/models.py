@@ -2,10 +2,11 @@
 
 import uuid
 from collections.abc import Collection
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -16,42 +17,58 @@ class UserType(models.IntegerChoices):
     STUDENT = 3, "Student"
 
 
-ROLE_NAMES = {UserType.HOD: "hod", UserType.STAFF: "staff", UserType.STUDENT: "student"}
+ROLE_NAMES: dict[int, str] = {UserType.HOD: "hod", UserType.STAFF: "staff", UserType.STUDENT: "student"}
 
 
-class CustomUserManager(UserManager):
-    """Creates users through the service layer so each one gets the profile of its role."""
+class CustomUserManager(UserManager["CustomUser"]):
+    """Builds rows: a user with the profile of its role, in one transaction.
+
+    What a creation writes besides (field-named errors for a taken username or e-mail, event, audit record,
+    e-mails) is the creation service's (``users.services.people.create``); ``createsuperuser`` calls it.
+    """
 
     use_in_migrations = True
 
-    def get_by_natural_key(self, username):
+    def get_by_natural_key(self, username: str | None) -> "CustomUser":
         return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
 
-    def create_user(self, username, email=None, password=None, **extra_fields):
-        from users.services.people.create import user_rows_create
+    def create_user(
+        self, username: str, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> "CustomUser":
+        """The user and its role's profile (``user_type``, default Student; ``profile``: the profile's fields).
 
-        return user_rows_create(username=username, email=email or "", password=password, **extra_fields)
-
-    def create_superuser(self, username, email=None, password=None, **extra_fields):
-        """``createsuperuser``: an HOD with its profile, created (event, audit record) by the creation owner.
-
-        The password policy is left to the command, which checks it when it asks for the password.
+        No password: unusable. HODs are staff (they use the admin).
         """
-        from users.services.people.create import user_create
+        user_type = UserType(int(extra_fields.pop("user_type", UserType.STUDENT)))
+        profile = extra_fields.pop("profile", None)
+        user = self.model(username=username, email=email or "", user_type=user_type, **extra_fields)
+        if user_type == UserType.HOD:
+            user.is_staff = True
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+        with transaction.atomic(using=self.db):
+            try:
+                user.save(using=self.db)
+            except IntegrityError as exc:  # a concurrent insert won the race on username or e-mail
+                raise ValidationError({"username": ["A user with this username or e-mail already exists."]}) from exc
+            profile_row = PROFILE_MODELS[user_type](user=user, **(profile or {}))
+            profile_row.full_clean()
+            profile_row.save(using=self.db)
+        return user
 
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> "CustomUser":
+        """An HOD with its profile, admin rights and every permission (rows only; see the class docstring)."""
         extra_fields.setdefault("user_type", UserType.HOD)
         extra_fields.setdefault("is_staff", True)
         extra_fields.setdefault("is_superuser", True)
         if extra_fields["user_type"] != UserType.HOD:
             raise ValueError("A superuser is an HOD (user_type=1).")
-        return user_create(
-            username=username,
-            email=email or "",
-            password=password,
-            source="createsuperuser",
-            check_password=False,
-            **extra_fields,
-        )
+        return self.create_user(username, email, password, **extra_fields)
 
 
 class CustomUser(AbstractUser):
@@ -62,9 +79,9 @@ class CustomUser(AbstractUser):
     updated_at = models.DateTimeField(auto_now=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
-    objects = CustomUserManager()
+    objects: ClassVar[CustomUserManager] = CustomUserManager()
 
-    REQUIRED_FIELDS = ["email"]
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["email"]
 
     class Meta:
         verbose_name = "user"
@@ -81,7 +98,7 @@ class CustomUser(AbstractUser):
     def role(self) -> str:
         return ROLE_NAMES[UserType(self.user_type)]
 
-    def clean(self):
+    def clean(self) -> None:
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email).strip()
 
@@ -90,6 +107,8 @@ class ProfileBase(models.Model):
     user = models.OneToOneField(CustomUser, on_delete=models.CASCADE, related_name="%(class)s_profile")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = models.Manager()  # what every role's profile has; declared here so code typed ProfileBase can query
 
     class Meta:
         abstract = True
@@ -173,7 +192,7 @@ PROFILE_MODELS: dict[int, type[ProfileBase]] = {
     UserType.STAFF: Staff,
     UserType.STUDENT: Student,
 }
-PROFILE_RELATED_NAMES = {
+PROFILE_RELATED_NAMES: dict[int, str] = {
     UserType.HOD: "adminhod_profile",
     UserType.STAFF: "staff_profile",
     UserType.STUDENT: "student_profile",

@@ -4,7 +4,7 @@ import json
 from functools import cache as cache_result
 
 from django.db import connection
-from django.db.models import F, Lookup, Q, QuerySet
+from django.db.models import F, Lookup, Model, Q, QuerySet
 
 from users.models import (
     PROFILE_MODELS,
@@ -87,7 +87,7 @@ def users_public_json_rows(user_ids: list[int]) -> list[tuple[int, str]]:
 def _public_json_sql() -> str:
     """The statement, built once from the model's metadata; only the ids are a parameter."""
     meta = CustomUser._meta
-    column = {name: meta.get_field(name).column for name in PUBLIC_FIELDS}
+    column = {field.name: field.column for field in meta.concrete_fields if field.name in PUBLIC_FIELDS}
     role = " ".join(f"WHEN {int(value)} THEN '{name}'" for value, name in ROLE_NAMES.items())
     joined = f"u.\"{column['date_joined']}\" AT TIME ZONE 'UTC'"
     iso = (
@@ -149,12 +149,17 @@ def _name_q(term: str) -> Q:
     return q
 
 
-_SCHOOL_ID_OF_PROFILE = {Student: "student_id", Staff: "employee_id"}
+_SCHOOL_ID_OF_PROFILE: dict[type[ProfileBase], str] = {Student: "student_id", Staff: "employee_id"}
 # listed model -> the profiles whose school id is searched besides the names, username and e-mail of users
-_SEARCHED_PROFILES = {CustomUser: (Student, Staff), Student: (Student,), Staff: (Staff,), AdminHOD: ()}
+_SEARCHED_PROFILES: dict[type[Model], tuple[type[ProfileBase], ...]] = {
+    CustomUser: (Student, Staff),
+    Student: (Student,),
+    Staff: (Staff,),
+    AdminHOD: (),
+}
 
 
-def people_search_user_ids(model: type, term: str) -> QuerySet:
+def people_search_user_ids(model: type[Model], term: str) -> QuerySet:
     """User ids matching ``term``: a UNION of single-table queries, each answered by its own trigram index.
 
     An OR across joined tables cannot use per-table indexes; a UNION of single-table branches can (a bitmap

@@ -1,4 +1,8 @@
-"""Celery tasks: thin interfaces over the outbox and cleanup services (ids in, idempotent work)."""
+"""Celery tasks: thin interfaces over the outbox and cleanup services (ids in, idempotent work).
+
+The outbox publishes its tasks by the names it declares (``DELIVERY_TASKS``, ``RELAY_TASK``); the tasks
+register under them here. ``UsersConfig.ready`` imports this module, so every process knows them.
+"""
 
 import logging
 
@@ -9,7 +13,8 @@ from django.db import InterfaceError, OperationalError
 
 from users.models import OutboxMessage
 from users.services import cleanup
-from users.services.outbox import Delivery, outbox_deliver, outbox_relay
+from users.services.outbox import DELIVERY_TASKS, RELAY_TASK
+from users.services.outbox_delivery import Delivery, outbox_deliver, outbox_relay
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +55,20 @@ def _deliver(task: Task, message_id: str) -> str:
         return result.outcome
 
 
-@shared_task(**_DELIVERY_OPTIONS)
+@shared_task(name=DELIVERY_TASKS[OutboxMessage.Kind.EMAIL], **_DELIVERY_OPTIONS)
 def outbox_email_task(self: Task, message_id: str) -> str:
     """Send one outbox e-mail (queue ``email``)."""
     return _deliver(self, message_id)
 
 
-@shared_task(**_DELIVERY_OPTIONS)
+@shared_task(name=DELIVERY_TASKS[OutboxMessage.Kind.EVENT], **_DELIVERY_OPTIONS)
 def outbox_event_task(self: Task, message_id: str) -> str:
     """Deliver one outbox event to its receivers (queue ``events``)."""
     return _deliver(self, message_id)
 
 
-def outbox_task_for(kind: str) -> Task:
-    return outbox_email_task if kind == OutboxMessage.Kind.EMAIL else outbox_event_task
-
-
 @shared_task(
+    name=RELAY_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT_ERRORS,

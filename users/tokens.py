@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -213,10 +214,10 @@ def _verify(token: str, ring: KeyRing) -> dict[str, Any]:
             raise TokenInvalid("Token is malformed.") from exc
         if header.get("alg") != ALGORITHM:
             raise TokenInvalid("Token algorithm is not allowed.")
-        kid = header.get("kid")
-        public_key = ring.public_keys.get(kid) if isinstance(kid, str) else None
-        if public_key is None:
+        kid = header.get("kid", "")
+        if not isinstance(kid, str) or kid not in ring.public_keys:
             raise TokenInvalid("Token was signed with an unknown key.")
+        public_key = ring.public_keys[kid]
     try:
         complete = jwt.decode_complete(
             token,
@@ -278,3 +279,45 @@ def token_pair_issue(*, user: Any, session_id: str) -> TokenPair:
         refresh_jti=refresh_jti,
         expires_in=int(settings.JWT_ACCESS_LIFETIME.total_seconds()),
     )
+
+
+SERVICE_TOKEN_RENEW_BEFORE_SECONDS = 30
+
+
+class ServiceTokenMinter:
+    """This service's own bearer token for calls to siblings, signed with our key and minted again near expiry.
+
+    ``UsersConfig.ready`` installs it as the token provider of ``clients/`` (one minter per client instance).
+    """
+
+    def __init__(
+        self, *, scopes: Sequence[str], client_id: str | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.scopes = list(scopes)
+        self.client_id = client_id or settings.SERVICE_CLIENT_ID
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def __call__(self) -> str:
+        """The cached token, minted again when it is within SERVICE_TOKEN_RENEW_BEFORE_SECONDS of expiry."""
+        with self._lock:
+            now = self._clock()
+            if self._token is None or self._expires_at - now <= SERVICE_TOKEN_RENEW_BEFORE_SECONDS:
+                self._token, self._expires_at = self._mint(now)
+            return self._token
+
+    def _mint(self, now: float) -> tuple[str, float]:
+        issued_at = int(now)
+        expires_at = issued_at + settings.SERVICE_TOKEN_MINUTES * 60
+        claims = {
+            "sub": self.client_id,
+            "token_type": SERVICE,
+            "scope": self.scopes,
+            "iss": settings.JWT_ISSUER,
+            "iat": issued_at,
+            "exp": expires_at,
+            "jti": uuid.uuid4().hex,
+        }
+        return encode(claims), float(expires_at)

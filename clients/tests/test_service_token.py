@@ -1,40 +1,53 @@
-"""Tests of the service token minter: claims, caching and renewal near expiry."""
+"""Tests of the token-provider hook: clients sign nothing, they take the provider the host installs."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
-import jwt
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from clients.service_token import ServiceTokenMinter
-
-
-def test_service_token_is_cached_and_reminted_within_30_seconds_of_expiry():
-    # Given a minter on a controllable wall clock
-    now = [time.time()]
-    minter = ServiceTokenMinter(scopes=["echo:read"], clock=lambda: now[0])
-    first = minter()
-
-    # When 269 s pass the cached token is still used; at 271 s (29 s left) a new one is minted
-    now[0] += 269
-    assert minter() == first
-    now[0] += 2
-    second = minter()
-
-    assert second != first
-    first_claims = jwt.decode(first, options={"verify_signature": False})
-    second_claims = jwt.decode(second, options={"verify_signature": False})
-    assert second_claims["iat"] - first_claims["iat"] == 271
-    assert second_claims["jti"] != first_claims["jti"]
+from clients import service_token
+from clients.service_token import TokenProvider, token_provider_factory_install, token_provider_for
 
 
-def test_service_token_lifetime_is_service_token_minutes(settings):
-    # Given a service-token lifetime of ten minutes
-    settings.SERVICE_TOKEN_MINUTES = 10
+@pytest.fixture
+def no_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No factory installed (as in a process that never loaded the users app); restored afterwards."""
+    monkeypatch.setattr(service_token, "_factory", None)
 
-    # When the minter signs a token
-    token = ServiceTokenMinter(scopes=["echo:read"])()
 
-    # Then it lives that long, like the tokens service-token/ issues
-    claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["exp"] - claims["iat"] == 600
+@pytest.mark.usefixtures("no_factory")
+def test_without_a_factory_a_client_needs_an_explicit_provider():
+    # Given no factory installed
+    # When a provider is asked for, then the error says how to give one
+    with pytest.raises(ImproperlyConfigured, match="token_provider="):
+        token_provider_for(["echo:read"])
+
+
+@pytest.mark.usefixtures("no_factory")
+def test_the_installed_factory_makes_one_provider_per_client_from_its_scopes(make_client):
+    # Given a factory that records the scopes it is asked for
+    asked: list[list[str]] = []
+
+    def factory(*, scopes: Sequence[str]) -> TokenProvider:
+        asked.append(list(scopes))
+        return lambda: f"token-for-{'+'.join(scopes)}"
+
+    token_provider_factory_install(factory)
+
+    # When a client is built without token_provider=
+    client = make_client()
+
+    # Then its provider came from the factory, with the client's scopes
+    assert asked == [["echo:read"]]
+    assert client._token_provider() == "token-for-echo:read"
+
+
+def test_an_explicit_provider_wins_over_the_factory(make_client, server):
+    # Given a client built with its own provider
+    server.expect_request("/ping", headers={"Authorization": "Bearer given"}).respond_with_json({"ok": True})
+    client = make_client(token_provider=lambda: "given")
+
+    # When it calls, then the request carries that token
+    assert client.request("GET", "/ping").json() == {"ok": True}

@@ -22,9 +22,9 @@ class _AddressThrottle(CounterThrottle):
     without locking out a whole school behind one NAT address, and answers the same for any address."""
 
     def get_cache_key(self, request, view) -> str | None:
-        user = getattr(request, "user", None)
-        if getattr(user, "pk", None):
-            ident = f"user:{user.pk}"
+        user_pk = getattr(getattr(request, "user", None), "pk", None)
+        if user_pk:
+            ident = f"user:{user_pk}"
         else:
             email = request.data.get("email") if isinstance(request.data, dict) else None
             if not isinstance(email, str) or not email.strip():

@@ -2,11 +2,12 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -21,6 +22,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from users import cache
@@ -59,7 +61,9 @@ class PeoplePaginator(Paginator):
     exact. With an estimated count, pages are not capped by it: a page past the real end is 404 (empty).
     """
 
-    def __init__(self, object_list, per_page, **kwargs):
+    object_list: QuerySet[Any]  # the people queryset (Paginator accepts any sliceable sequence)
+
+    def __init__(self, object_list: QuerySet[Any], per_page: int, **kwargs: Any) -> None:
         super().__init__(object_list, per_page, **kwargs)
         self.exact_limit = settings.PEOPLE_COUNT_EXACT_LIMIT
         self.count_exact = True
@@ -151,15 +155,20 @@ def _field_errors_nested() -> Iterator[None]:
         raise exceptions.ValidationError(body) from exc
 
 
-class _RoleView:
-    """What the views of one role (students, staff or HODs) share: queryset, serializers, permissions."""
+class _Role:
+    """One role's declarations (students, staff or HODs), shared by its views and their schemas."""
 
     user_type: ClassVar[int]
     noun: ClassVar[str]
-    output_serializer: ClassVar[type]
-    create_serializer: ClassVar[type]
-    update_serializer: ClassVar[type]
+    output_serializer: ClassVar[type[Serializer]]
+    create_serializer: ClassVar[type[Serializer]]
+    update_serializer: ClassVar[type[Serializer]]
     read_permission_classes: ClassVar[list] = DIRECTORY_READERS
+
+
+class _RoleView(_Role):
+    """What the views of one role share: queryset, serializers, permissions."""
+
     write_permission_classes: ClassVar[list] = [IsHOD]
 
     def get_permissions(self):
@@ -225,7 +234,7 @@ class PersonDetailView(_RoleView, generics.GenericAPIView):
         return Response(self.output_serializer(person).data)
 
 
-class _Student:
+class _Student(_Role):
     user_type = UserType.STUDENT
     noun = "student"
     output_serializer = ps.StudentSerializer
@@ -233,7 +242,7 @@ class _Student:
     update_serializer = ps.StudentUpdateInputSerializer
 
 
-class _Staff:
+class _Staff(_Role):
     user_type = UserType.STAFF
     noun = "staff member"
     output_serializer = ps.StaffSerializer
@@ -241,7 +250,7 @@ class _Staff:
     update_serializer = ps.StaffUpdateInputSerializer
 
 
-class _AdminHOD:
+class _AdminHOD(_Role):
     user_type = UserType.HOD
     noun = "head of department"
     output_serializer = ps.AdminHODSerializer
@@ -250,7 +259,7 @@ class _AdminHOD:
     read_permission_classes: ClassVar[list] = [IsHOD]
 
 
-def _list_schema(role: type, plural: str, readers: str):
+def _list_schema(role: type[_Role], plural: str, readers: str):
     return extend_schema_view(
         get=extend_schema(
             tags=["people"],
@@ -269,7 +278,7 @@ def _list_schema(role: type, plural: str, readers: str):
     )
 
 
-def _detail_schema(role: type, readers: str, *, replace_and_delete: bool = True):
+def _detail_schema(role: type[_Role], readers: str, *, replace_and_delete: bool = True):
     views = {
         "get": extend_schema(
             tags=["people"],
@@ -332,7 +341,7 @@ class AdminHODListView(_AdminHOD, PeopleListView):
 
 @_detail_schema(_AdminHOD, "HOD", replace_and_delete=False)
 class AdminHODDetailView(_AdminHOD, PersonDetailView):
-    http_method_names: ClassVar[list[str]] = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "patch", "head", "options"]
 
 
 @extend_schema_view(
@@ -391,8 +400,8 @@ class RosterImportView(APIView):
     """Shared by ``students/import/`` and ``staff/import/``."""
 
     user_type: ClassVar[int]
-    parser_classes: ClassVar[list] = [MultiPartParser]
-    permission_classes: ClassVar[list] = [IsHOD]
+    parser_classes = [MultiPartParser]
+    permission_classes = [IsHOD]
 
     def post(self, request):
         max_bytes = settings.ROSTER_MAX_BYTES

@@ -186,4 +186,7 @@ class RosterResultSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     rows = serializers.IntegerField(help_text="Data rows read (blank lines skipped).")
     error_count = serializers.IntegerField()
-    errors = RosterErrorSerializer(many=True, help_text="At most the first 1000 errors, by line.")
+    # The serializer metaclass moves declared fields out of the class, so Serializer.errors stays intact.
+    errors = RosterErrorSerializer(  # type: ignore[assignment]  # the stubs cannot see that
+        many=True, help_text="At most the first 1000 errors, by line."
+    )

@@ -59,6 +59,9 @@ class PrincipalThrottle(CounterThrottle):
     """Per signed-in person or service account: a generous ceiling against runaway clients."""
 
     scope = "principal"
+    # Set by SimpleRateThrottle.__init__ from the rate (the stubs leave them out); read only when a rate is set.
+    num_requests: int
+    duration: int
 
     def get_cache_key(self, request, view):
         user = request.user

@@ -67,6 +67,7 @@ def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
     """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session."""
     claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
     reused = False
+    session: UserSession | None = None
     with transaction.atomic():
         outstanding = OutstandingToken.objects.filter(jti=claims["jti"]).only("id").first()
         if outstanding is None:
@@ -101,7 +102,7 @@ def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
             session.expires_at = pair.refresh_expires_at
             session.save(update_fields=["last_used_at", "expires_at"])
             _outstanding_record(user=session.user, pair=pair)
-    if reused:
+    if reused or session is None:
         raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
     return Login(user=session.user, session=session, tokens=pair)
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from clients.exceptions import ServiceError, ServiceUnavailable
+from clients.notification import NotificationServiceClient
 from users.models import CustomUser, EventType, OutboxMessage
 from users.selectors import user_public_data
 from users.services.outbox import PermanentDeliveryError
@@ -131,8 +132,6 @@ def webhook_post(url: str, *, raw: bytes, body: dict[str, Any], secret: str) -> 
 
 
 def _notify(body: dict[str, Any], raw: bytes, message: OutboxMessage) -> None:
-    from clients.notification import NotificationServiceClient
-
     user_id = (body.get("user") or {}).get("id")
     if not user_id:
         raise PermanentDeliveryError("event has no user id for the notification service")

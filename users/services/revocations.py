@@ -39,7 +39,7 @@ def revocations_since(*, since: datetime | None) -> Revocations:
     )
     truncated = len(sessions) > MAX_ITEMS
     sessions = sessions[:MAX_ITEMS]
-    cursor = sessions[-1][1] if truncated else now
+    cursor = (sessions[-1][1] or now) if truncated else now  # ended_at is set on every row listed
     user_ids = list(
         CustomUser.objects.filter(is_active=False, deactivated_at__gt=start, deactivated_at__lte=cursor)
         .order_by("deactivated_at")

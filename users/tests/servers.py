@@ -54,7 +54,8 @@ class GunicornServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"server did not start: {self.process.stderr.read().decode()[-2000:]}")
+        stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+        raise RuntimeError(f"server did not start: {stderr[-2000:]}")
 
     def stop(self) -> None:
         self.process.terminate()

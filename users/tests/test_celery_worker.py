@@ -14,10 +14,12 @@ from django.db import transaction
 
 from user_service.celery import app
 from users.models import OutboxMessage
+from users.services import outbox
 from users.services.events import verify_webhook_signature
-from users.services.outbox import Delivery, event_enqueue, outbox_deliver
+from users.services.outbox import event_enqueue
+from users.services.outbox_delivery import Delivery, outbox_deliver
 from users.tasks import cleanup_task, outbox_email_task, outbox_event_task, outbox_relay_task
-from users.tests.test_outbox_support import Receiver, broker_key_prefix, isolated_broker, wait_for  # noqa: F401
+from users.tests.outbox_support import Receiver, broker_key_prefix, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "worker-test-secret"
@@ -49,6 +51,12 @@ class TestConfiguration:
         assert queue_of(outbox_relay_task) == "default"
         assert queue_of(cleanup_task) == "default"
         assert {q.name for q in app.conf.task_queues} == {"default", "email", "events"}
+
+    def test_the_outbox_publishes_the_tasks_by_the_names_they_register_under(self):
+        # The service layer names the tasks; users.tasks registers them (imported by UsersConfig.ready).
+        assert {"email": outbox_email_task.name, "event": outbox_event_task.name} == outbox.DELIVERY_TASKS
+        assert outbox_relay_task.name == outbox.RELAY_TASK
+        assert {*outbox.DELIVERY_TASKS.values(), outbox.RELAY_TASK} <= set(app.tasks)  # registered in this process
 
     def test_beat_relays_every_30_seconds_and_cleans_up_hourly(self):
         schedule = app.conf.beat_schedule

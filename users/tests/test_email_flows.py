@@ -10,15 +10,10 @@ from rest_framework import status
 from conftest import TEST_PASSWORD
 from users.models import CustomUser, OutboxMessage, SessionEndReason, UserSession, UserType
 from users.services import account
-from users.services.outbox import email_enqueue, outbox_relay
+from users.services.outbox import email_enqueue
+from users.services.outbox_delivery import outbox_relay
 from users.services.people.create import user_rows_create
-from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
-    API,
-    celery_worker,
-    isolated_broker,
-    link_in,
-    wait_for,
-)
+from users.tests.outbox_support import API, link_in, wait_for
 
 NEW_PASSWORD = "Brand-new-passphrase-77"
 REGISTRATION = {

@@ -10,15 +10,9 @@ from werkzeug import Response
 from conftest import TEST_PASSWORD, USER_KEYS
 from users.models import OutboxMessage, UserSession
 from users.services.events import event_body, event_serialize, verify_webhook_signature, webhook_signature
-from users.services.outbox import Delivery, event_enqueue, outbox_deliver
-from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
-    API,
-    Receiver,
-    celery_worker,
-    fast_retries,
-    isolated_broker,
-    wait_for,
-)
+from users.services.outbox import event_enqueue
+from users.services.outbox_delivery import Delivery, outbox_deliver
+from users.tests.outbox_support import API, Receiver, wait_for
 
 SECRET = "webhook-test-secret"
 EVENT_KEYS = {"event_id", "type", "occurred_at", "user", "data"}

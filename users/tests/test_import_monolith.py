@@ -18,7 +18,7 @@ from users.selectors import user_public_data
 from users.services.auth import session_start
 from users.services.monolith_import import importer, monolith_import, target
 from users.services.people.create import user_rows_create
-from users.tests.test_outbox_support import celery_worker, isolated_broker, wait_for  # noqa: F401 - fixtures
+from users.tests.outbox_support import wait_for
 
 SCHEMA = """
 CREATE TABLE student_management_app_customuser (
@@ -203,7 +203,9 @@ def assert_profiles_consistent() -> None:
     """Every user has exactly one profile, the one of its role."""
     for user in CustomUser.objects.all():
         owned = {model.__name__ for model in (AdminHOD, Staff, Student) if model.objects.filter(user=user).exists()}
-        expected = {UserType.HOD: "AdminHOD", UserType.STAFF: "Staff", UserType.STUDENT: "Student"}[user.user_type]
+        expected = {UserType.HOD: "AdminHOD", UserType.STAFF: "Staff", UserType.STUDENT: "Student"}[
+            UserType(user.user_type)
+        ]
         assert owned == {expected}, (user.pk, owned)
 
 

@@ -15,18 +15,10 @@ from rest_framework import status
 
 from conftest import TEST_PASSWORD
 from users.models import OutboxMessage
-from users.services import emails, outbox
-from users.services.outbox import Delivery, email_enqueue, event_enqueue, outbox_deliver, outbox_relay, retry_delay
-from users.tests.test_outbox_support import (  # noqa: F401 - fixtures
-    API,
-    broker_at,
-    celery_worker,
-    closed_port,
-    isolated_broker,
-    queue_length,
-    queued,
-    wait_for,
-)
+from users.services import emails, outbox, outbox_delivery
+from users.services.outbox import email_enqueue, event_enqueue
+from users.services.outbox_delivery import Delivery, outbox_deliver, outbox_relay, retry_delay
+from users.tests.outbox_support import API, broker_at, closed_port, queue_length, queued, wait_for
 
 Status = OutboxMessage.Status
 
@@ -215,7 +207,7 @@ class TestDeliver:
         settings.OUTBOX_LEASE_SECONDS = 90
         message = email_enqueue(user=student, template="welcome")
 
-        outbox._claim(str(message.pk))  # a worker took it, then died before sending
+        outbox_delivery._claim(str(message.pk))  # a worker took it, then died before sending
         message.refresh_from_db()
         assert (message.status, message.attempts) == (Status.PENDING, 1)
         assert message.available_at > timezone.now() + timedelta(seconds=85)
@@ -225,7 +217,7 @@ class TestDeliver:
         assert 85 < leased.retry_in <= 90
 
         _make_due(message)  # the lease ran out
-        outbox._claim(str(message.pk))  # and the next worker died too
+        outbox_delivery._claim(str(message.pk))  # and the next worker died too
         _make_due(message)
 
         assert outbox_deliver(message_id=str(message.pk)).outcome == Delivery.FAILED
@@ -236,7 +228,7 @@ class TestDeliver:
 
     @pytest.mark.django_db
     def test_the_portable_orm_path_behaves_the_same(self, student, settings, mailoutbox, monkeypatch):
-        monkeypatch.setattr(outbox, "_postgres", lambda: False)  # as on the embedded SQLite
+        monkeypatch.setattr(outbox_delivery, "_postgres", lambda: False)  # as on the embedded SQLite
         settings.OUTBOX_MAX_ATTEMPTS = 2
         sent = email_enqueue(user=student, template="welcome")
         failing = email_enqueue(user=student, template="no_such_template")
@@ -248,7 +240,7 @@ class TestDeliver:
         assert len(mailoutbox) == 1
         assert OutboxMessage.objects.get(pk=sent.pk).status == Status.SENT
         assert OutboxMessage.objects.get(pk=failing.pk).status == Status.FAILED
-        outbox._claim(str(email_enqueue(user=student, template="welcome").pk))
+        outbox_delivery._claim(str(email_enqueue(user=student, template="welcome").pk))
         leased = OutboxMessage.objects.filter(status=Status.PENDING, attempts=1, available_at__gt=timezone.now())
         assert leased.count() == 1
 

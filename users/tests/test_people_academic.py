@@ -9,7 +9,7 @@ from rest_framework import status
 
 from clients.academic import AcademicServiceClient
 from users.models import CustomUser, Student
-from users.tests.test_people_permissions import bearer_client
+from users.tests.principals import bearer_client
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db

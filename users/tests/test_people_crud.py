@@ -22,7 +22,7 @@ from users.models import (
     UserType,
 )
 from users.services.people import PersonChangeRefused, phone_number_validate, user_deactivate
-from users.tests.test_people_permissions import bearer_client
+from users.tests.principals import bearer_client
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,7 @@ from rest_framework import status
 from rest_framework.test import APIClient
 
 from users.models import CustomUser, ServiceAccount, UserType
-from users.services.auth import session_start
-from users.tests.test_service_principal import service_token
+from users.tests.principals import bearer_client, service_token
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -85,14 +84,6 @@ TARGETS = {
     "hod2": lambda make_user: make_user(user_type=UserType.HOD).adminhod_profile.pk,
     "other_user": lambda make_user: make_user(user_type=UserType.STUDENT).pk,
 }
-
-
-def bearer_client(user: CustomUser) -> APIClient:
-    """A client with an access token of a new session of ``user`` (the login endpoint is tested elsewhere)."""
-    login = session_start(user=user, ip=None, user_agent="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.tokens.access_token}")
-    return client
 
 
 def _caller(role: str, make_user) -> tuple[APIClient, CustomUser | None]:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import TEST_PASSWORD
@@ -204,6 +204,20 @@ class TestCreate:
         event = OutboxMessage.objects.get(topic=EventType.USER_CREATED, payload__user_id=root.pk)
         assert event.payload["data"]["source"] == "createsuperuser"
         assert SecurityEvent.objects.filter(user=root, type=SecurityEvent.Type.USER_CREATED).exists()
+
+    def test_createsuperuser_without_email_is_refused(self):
+        with pytest.raises(CommandError, match="--email"):
+            call_command("createsuperuser", "--noinput", username="root", verbosity=0)
+
+        assert not CustomUser.objects.filter(username="root").exists()
+
+    def test_the_manager_builds_the_user_and_its_profile_and_nothing_else(self):
+        user = CustomUser.objects.create_user("kim", "kim@school.test", TEST_PASSWORD, user_type=UserType.STAFF)
+
+        assert user.staff_profile.user_id == user.pk
+        assert user.check_password(TEST_PASSWORD)
+        assert not OutboxMessage.objects.filter(payload__user_id=user.pk).exists()  # side effects: the service's
+        assert not SecurityEvent.objects.filter(user=user).exists()
 
 
 class TestFieldsEmailProfile:

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from rest_framework import status
 
 from users.models import CustomUser, OutboxMessage, SecurityEvent, Staff, Student, UserType
-from users.tests.test_people_permissions import bearer_client
+from users.tests.principals import bearer_client
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db

@@ -1,31 +1,16 @@
 """Service tokens authenticate a service principal that reaches no personal endpoint."""
 
 import time
-import uuid
 
 import pytest
 from rest_framework import status
 
 from users import tokens
 from users.models import ServiceAccount
+from users.tests.principals import service_token
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
-
-
-def service_token(client_id: str, scopes: list[str]) -> str:
-    now = int(time.time())
-    return tokens.encode(
-        {
-            "sub": client_id,
-            "scope": scopes,
-            "token_type": "service",
-            "iat": now,
-            "exp": now + 300,
-            "iss": "http://127.0.0.1:8000",
-            "jti": uuid.uuid4().hex,
-        }
-    )
 
 
 @pytest.fixture

@@ -443,3 +443,48 @@ class TestVerifiedTokens:
 
         assert client.get(f"{API}/validate-token/").status_code == status.HTTP_401_UNAUTHORIZED
         assert client.get(f"{API}/profile/").status_code == status.HTTP_401_UNAUTHORIZED
+
+
+class TestServiceTokenMinter:
+    def test_token_is_cached_and_minted_again_within_30_seconds_of_expiry(self):
+        # Given a minter on a controllable wall clock
+        now = [time.time()]
+        minter = tokens.ServiceTokenMinter(scopes=["echo:read"], clock=lambda: now[0])
+        first = minter()
+
+        # When 269 s pass the cached token is still used; at 271 s (29 s left) a new one is minted
+        now[0] += 269
+        assert minter() == first
+        now[0] += 2
+        second = minter()
+
+        # Then the second token is a new one for the same scopes (the first one verifies with our keys)
+        assert second != first
+        first_claims = tokens.decode(first, token_type=tokens.SERVICE)
+        second_claims = jwt.decode(second, options={"verify_signature": False})  # issued 271 s in the future
+        assert second_claims["iat"] - first_claims["iat"] == 271
+        assert second_claims["jti"] != first_claims["jti"]
+        assert second_claims["scope"] == ["echo:read"]
+
+    def test_lifetime_is_service_token_minutes(self, settings):
+        # Given a service-token lifetime of ten minutes
+        settings.SERVICE_TOKEN_MINUTES = 10
+
+        # When the minter signs a token
+        token = tokens.ServiceTokenMinter(scopes=["echo:read"])()
+
+        # Then it lives that long, like the tokens service-token/ issues
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == 600
+
+    def test_clients_built_without_a_provider_carry_our_service_token(self, settings):
+        # Given the users app installed its minter as the clients' token provider (UsersConfig.ready)
+        from clients.academic import AcademicServiceClient
+
+        # When a sibling client is built without token_provider=
+        with AcademicServiceClient("http://127.0.0.1:9/") as client:
+            token = client._token_provider()
+
+        # Then its calls carry a service token of ours with that client's scopes
+        claims = tokens.decode(token, token_type=tokens.SERVICE)
+        assert (claims["sub"], claims["scope"]) == (settings.SERVICE_CLIENT_ID, list(AcademicServiceClient.scopes))

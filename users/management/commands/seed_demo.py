@@ -70,11 +70,14 @@ class DemoSeeder:
         for start in range(0, count, self.batch_size):
             size = min(self.batch_size, count - start)
             with transaction.atomic():
-                users = [self._user(user_type) for _ in range(size)]
-                CustomUser.objects.bulk_create(users)
-                PROFILE_MODELS[user_type].objects.bulk_create([self._profile(user_type, user) for user in users])
+                numbered = [self._user(user_type) for _ in range(size)]
+                CustomUser.objects.bulk_create([user for _, user in numbered])
+                PROFILE_MODELS[user_type].objects.bulk_create(
+                    [self._profile(user_type, user, number) for number, user in numbered]
+                )
 
-    def _user(self, user_type: int) -> CustomUser:
+    def _user(self, user_type: int) -> tuple[int, CustomUser]:
+        """A new user row and its number (unique across runs; the profile's school id is built from it)."""
         number = self.next_number
         self.next_number += 1
         first, last = self.rng.choice(self.first_names), self.rng.choice(self.last_names)
@@ -92,10 +95,9 @@ class DemoSeeder:
             user.password = self.password_hash
         else:
             user.set_unusable_password()
-        user.number = number  # for the profile's school id
-        return user
+        return number, user
 
-    def _profile(self, user_type: int, user: CustomUser) -> ProfileBase:
+    def _profile(self, user_type: int, user: CustomUser, number: int) -> ProfileBase:
         rng = self.rng
         if user_type == UserType.STUDENT:
             return Student(
@@ -104,7 +106,7 @@ class DemoSeeder:
                 date_of_birth=(self.now - timedelta(days=rng.randint(16 * 365, 30 * 365))).date(),
                 address=rng.choice(self.addresses),
                 phone_number=self._phone(),
-                student_id=f"S{user.number:08d}",
+                student_id=f"S{number:08d}",
                 guardian_name=f"{rng.choice(self.first_names)} {user.last_name}",
                 guardian_phone=self._phone(),
                 course_id=rng.randint(1, 40),
@@ -115,7 +117,7 @@ class DemoSeeder:
                 user=user,
                 address=rng.choice(self.addresses),
                 phone_number=self._phone(),
-                employee_id=f"E{user.number:08d}",
+                employee_id=f"E{number:08d}",
                 department=rng.choice(DEPARTMENTS),
                 designation=rng.choice(DESIGNATIONS),
                 date_of_joining=(self.now - timedelta(days=rng.randint(30, 20 * 365))).date(),

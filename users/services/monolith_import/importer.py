@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.contrib.auth.hashers import get_hasher, get_hashers
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
 from users.cache import user_invalidate
@@ -95,8 +95,9 @@ class _Importer:
         self.source = source
         self.result = result
         self.notify = notify
-        self.preferred_algorithm = get_hasher("default").algorithm
-        self.algorithms = frozenset(hasher.algorithm for hasher in get_hashers())
+        # Every hasher names its algorithm (the stubs allow None for the abstract base).
+        self.preferred_algorithm = get_hasher("default").algorithm or ""
+        self.algorithms = frozenset(hasher.algorithm for hasher in get_hashers() if hasher.algorithm)
         self.excluded: set[int] = set()
         self.owners: _Owners
         self.profile_ids = _ProfileIds({model: source.max_id(table) for model, table in PROFILE_TABLES.items()})
@@ -162,12 +163,13 @@ class _Importer:
                         message = f"{model.__name__} profile of user id={uid}, who is a {role}; skipped"
                         problems.append(ImportProblem(PROFILE_TYPE_MISMATCH, SKIPPED, table, other["id"], message))
             own = profiles.get((own_model, uid))
-            profile_values: dict[str, Any] | None = {}
+            profile_values: dict[str, Any] = {}
             if own:
-                profile_values, profile_problems = _profile_values(own_model, own[0])
+                parsed, profile_problems = _profile_values(own_model, own[0])
                 problems.extend(profile_problems)
-                if profile_values is None:
+                if parsed is None:
                     continue
+                profile_values = parsed
             accounts.append(_Account(uid, values, own_model, own[0]["id"] if own else None, profile_values))
         return accounts
 
@@ -182,16 +184,20 @@ class _Importer:
         if current is not None:
             same_name = current["username"].lower() == values["username"].lower()
             if not same_name and current["date_joined"] != values["date_joined"]:
-                return refuse(ID_CONFLICT, f"the target's user id={uid} is {current['username']!r}, another person")
+                refuse(ID_CONFLICT, f"the target's user id={uid} is {current['username']!r}, another person")
+                return None
             if current["user_type"] != values["user_type"]:
                 old, new = UserType(current["user_type"]).label, UserType(values["user_type"]).label
-                return refuse(USER_TYPE_CHANGED, f"imported as {old}, the monolith now says {new}")
+                refuse(USER_TYPE_CHANGED, f"imported as {old}, the monolith now says {new}")
+                return None
         owner = self.owners.usernames.get(values["username"].lower(), uid)
         if owner != uid:
-            return refuse(USERNAME_TAKEN, f"username {values['username']!r} belongs to the target's user id={owner}")
+            refuse(USERNAME_TAKEN, f"username {values['username']!r} belongs to the target's user id={owner}")
+            return None
         owner = self.owners.emails.get(values["email"].lower(), uid) if values["email"] else uid
         if owner != uid:
-            return refuse(EMAIL_TAKEN, f"e-mail {values['email']!r} belongs to the target's user id={owner}")
+            refuse(EMAIL_TAKEN, f"e-mail {values['email']!r} belongs to the target's user id={owner}")
+            return None
         profile = target.profiles_by_user[model].get(uid)
         if account.profile_id is not None:
             holder = target.profiles_by_id[model].get(account.profile_id)
@@ -199,12 +205,14 @@ class _Importer:
                 message = (
                     f"{model.__name__} id={account.profile_id} belongs to the target's user id={holder['user_id']}"
                 )
-                return refuse(PROFILE_CONFLICT, message)
+                refuse(PROFILE_CONFLICT, message)
+                return None
             if profile is not None and profile["id"] != account.profile_id:
                 message = (
                     f"has {model.__name__} id={profile['id']} in the target, the monolith's is id={account.profile_id}"
                 )
-                return refuse(PROFILE_CONFLICT, message)
+                refuse(PROFILE_CONFLICT, message)
+                return None
         else:
             done = "kept the target's" if profile is not None else "created an empty one"
             message = (
@@ -250,10 +258,10 @@ class _Importer:
         """Write the planned rows (and, with ``notify``, their outbox messages) with bulk statements."""
         now = timezone.now()
         _rows_insert(CustomUser, [p.new_user for p in plans if p.new_user is not None])
-        updates = [p for p in plans if p.user_update is not None]
+        updates = [(p, p.user_update) for p in plans if p.user_update is not None]
         if updates:
-            fields = set().union(*(p.user_fields for p in updates))
-            _rows_update(CustomUser, [p.user_update | {"updated_at": now} for p in updates], fields)
+            fields = set().union(*(p.user_fields for p, _ in updates))
+            _rows_update(CustomUser, [row | {"updated_at": now} for _, row in updates], fields)
         for model in PROFILE_FIELDS:
             new = [p.new_profile for p in plans if p.model is model and p.new_profile is not None]
             unnumbered = [row for row in new if row["id"] is None]
@@ -261,16 +269,16 @@ class _Importer:
                 for row, pid in zip(unnumbered, self.profile_ids.allocate(model, len(unnumbered)), strict=True):
                     row["id"] = pid
             _rows_insert(model, new)
-            changed = [p for p in plans if p.model is model and p.profile_update is not None]
+            changed = [(p, p.profile_update) for p in plans if p.model is model and p.profile_update is not None]
             if changed:
-                fields = set().union(*(p.profile_fields for p in changed))
-                _rows_update(model, [p.profile_update | {"updated_at": now} for p in changed], fields)
+                fields = set().union(*(p.profile_fields for p, _ in changed))
+                _rows_update(model, [row | {"updated_at": now} for _, row in changed], fields)
         # The owners' batch forms: sessions ended, audit records, cached views dropped (bulk writes send no signals).
-        updated = [p for p in plans if p.user_update is not None]
-        activity = [p for p in updated if "is_active" in p.user_fields]
+        updated = [p for p, _ in updates]
+        activity = [(p.user_id, row["is_active"]) for p, row in updates if "is_active" in p.user_fields]
         ended = users_activity_set_by_import(
-            deactivated_ids=[p.user_id for p in activity if not p.user_update["is_active"]],
-            reactivated_ids=[p.user_id for p in activity if p.user_update["is_active"]],
+            deactivated_ids=[user_id for user_id, active in activity if not active],
+            reactivated_ids=[user_id for user_id, active in activity if active],
         )
         # A new hash of a deactivated account: its sessions ended just above, so no second password record.
         ended += passwords_set_by_import(
@@ -358,7 +366,7 @@ def monolith_import(
         importer.check_source()
         importer.owners = _Owners()
         if _postgresql() and not dry_run:
-            floors = {CustomUser: source.max_id(USERS_TABLE)}
+            floors: dict[type[models.Model], int] = {CustomUser: source.max_id(USERS_TABLE)}
             floors |= {model: source.max_id(table) for model, table in PROFILE_TABLES.items()}
             _sequences_advance(floors)
         last_id, processed, analyze_at = 0, 0, ANALYZE_FIRST_AT

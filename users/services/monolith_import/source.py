@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.hashers import identify_hasher, is_password_usable
+from django.db import models
 
 from users.models import AdminHOD, CustomUser, Gender, ProfileBase, Staff, Student, UserType
 from users.services.monolith_import.result import (
@@ -39,7 +40,7 @@ PROFILE_COLUMNS: dict[type[ProfileBase], str] = {
 }
 GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O"}
 OTHER_GENDER, HOD = Gender.OTHER.value, int(UserType.HOD)  # plain values: enum access is slow in a hot loop
-MAX_LENGTHS = {
+MAX_LENGTHS: dict[tuple[type[models.Model], str], int] = {
     (model, f.name): f.max_length for model in (CustomUser, Staff, Student) for f in model._meta.fields if f.max_length
 }
 MAX_REFERENCE_ID = 2_147_483_647
@@ -136,7 +137,7 @@ def _datetime(name: str, value: Any, *, required: bool = False) -> datetime | No
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _text(model: type, name: str, value: Any, *, required: bool = False) -> str:
+def _text(model: type[models.Model], name: str, value: Any, *, required: bool = False) -> str:
     text = "" if value is None else str(value)
     if required and not text.strip():
         raise _BadValue(f"{name} is empty")
@@ -177,10 +178,11 @@ def _user_values(row: sqlite3.Row, *, algorithms: frozenset[str]) -> tuple[dict[
         if user_type is None:
             raise _BadValue(f"user_type {row['user_type']!r} is not 1 (HOD), 2 (Staff) or 3 (Student)")
         email = CustomUser.objects.normalize_email(_text(CustomUser, "email", row["email"]).strip())
-        values = {
+        password = _text(CustomUser, "password", row["password"])
+        values: dict[str, Any] = {
             "username": _text(CustomUser, "username", row["username"], required=True),
             "email": email,
-            "password": _text(CustomUser, "password", row["password"]),
+            "password": password,
             "first_name": _text(CustomUser, "first_name", row["first_name"]),
             "last_name": _text(CustomUser, "last_name", row["last_name"]),
             "user_type": user_type,
@@ -200,7 +202,7 @@ def _user_values(row: sqlite3.Row, *, algorithms: frozenset[str]) -> tuple[dict[
     elif not EMAIL_SHAPE.fullmatch(email):
         message = f"e-mail {email!r} is not shaped like an address; imported as it is"
         problems.append(ImportProblem(EMAIL_INVALID, WARNING, USERS_TABLE, uid, message))
-    if is_password_usable(values["password"]) and not _hash_recognised(values["password"], algorithms):
+    if is_password_usable(password) and not _hash_recognised(password, algorithms):
         message = "password hash format not recognised by this service; the user must reset the password"
         problems.append(ImportProblem(HASH_UNKNOWN, WARNING, USERS_TABLE, uid, message))
     return values, problems

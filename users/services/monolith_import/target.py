@@ -1,7 +1,7 @@
 """Looking at and writing the target: batch lookups, username/e-mail owners, bulk COPY and updates, sequences."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.color import no_style
 from django.db import connection, models
@@ -82,11 +82,13 @@ class _Target:
         by_id: dict[type[ProfileBase], dict[int, dict[str, Any]]] = {}
         by_user: dict[type[ProfileBase], dict[int, dict[str, Any]]] = {}
         for model, fields in PROFILE_FIELDS.items():
-            names = ("id", "user_id", *fields)
-            found = list(model.objects.filter(user_id__gte=id_range[0], user_id__lte=id_range[1]).values(*names))
+            profile_names = ("id", "user_id", *fields)
+            found = list(
+                model.objects.filter(user_id__gte=id_range[0], user_id__lte=id_range[1]).values(*profile_names)
+            )
             source_ids = [a.profile_id for a in accounts if a.model is model and a.profile_id is not None]
             if source_ids:  # who holds the monolith's profile ids, whoever they belong to
-                found += model.objects.filter(_among(F("pk"), source_ids)).values(*names)
+                found += model.objects.filter(_among(F("pk"), source_ids)).values(*profile_names)
             by_id[model] = {p["id"]: p for p in found}
             by_user[model] = {p["user_id"]: p for p in found}
         return cls(users, by_id, by_user)
@@ -165,12 +167,16 @@ class _ProfileIds:
         return list(range(first, first + count))
 
 
+def _column(field: models.Field) -> str:
+    return cast(str, field.column)  # a concrete field always has its column; the stubs allow None for the rest
+
+
 def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     """Insert new rows, each carrying its id: COPY on PostgreSQL (no per-value ORM work), bulk_create elsewhere."""
     if not rows:
         return
     if not _postgresql():
-        model.objects.bulk_create([model(**row) for row in rows])
+        model._default_manager.bulk_create([model(**row) for row in rows])
         return
     now = timezone.now()
     fields = model._meta.concrete_fields
@@ -181,7 +187,7 @@ def _rows_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     names = [f.attname for f in fields]
     json_names = [f.attname for f in fields if isinstance(f, models.JSONField)]  # COPY needs them wrapped
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(_column(f)) for f in fields)
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
@@ -200,7 +206,7 @@ def _rows_update(model: type[models.Model], rows: list[dict[str, Any]], fields: 
         instance = model(**row)
         instance._state.adding = False
         instances.append(instance)
-    model.objects.bulk_update(instances, sorted(fields | {"updated_at"}), batch_size=BULK_UPDATE_ROWS)
+    model._default_manager.bulk_update(instances, sorted(fields | {"updated_at"}), batch_size=BULK_UPDATE_ROWS)
 
 
 def _sequences_advance(floors: dict[type[models.Model], int]) -> None:
@@ -230,7 +236,7 @@ def _tables_analyze() -> None:
 
 
 def _sequences_reset() -> list[str]:
-    tables = [CustomUser, *PROFILE_MODELS.values()]
+    tables: list[type[models.Model]] = [CustomUser, *PROFILE_MODELS.values()]
     statements = connection.ops.sequence_reset_sql(no_style(), tables)
     with connection.cursor() as cursor:
         for sql in statements:

@@ -1,6 +1,6 @@
 """Bulk inserts for the roster import (COPY on PostgreSQL, no model instances) and the search-index merge after."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models
 from django.utils import timezone
@@ -18,7 +18,7 @@ SEARCH_INDEXES = (
 )
 
 
-def _insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
+def _insert_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     """Insert rows given as {attname: value} (other fields take their defaults) whose ids nobody needs back.
 
     On PostgreSQL with COPY, without building model instances (faster than bulk_create: README, "Benchmarks");
@@ -33,14 +33,15 @@ def _insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
     }
     unique = [f for f in fields if f.primary_key]  # e.g. a UUID primary key: a fresh default per row
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(
+        model._default_manager.bulk_create(
             [model(**{**fixed, **{f.attname: f.get_default() for f in unique}, **row}) for row in rows],
             batch_size=ROSTER_BATCH_SIZE,
         )
         return
     names = [f.attname for f in fields]
     quote = connection.ops.quote_name
-    sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+    # cast: a concrete field always has its column (the stubs allow None for the others).
+    sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(cast(str, f.column)) for f in fields)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
             values = {**fixed, **{f.attname: f.get_default() for f in unique}, **row}

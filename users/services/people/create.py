@@ -2,15 +2,16 @@
 
 ``user_create`` is the owner every entry point calls (registration, the HOD API, the admin's add form,
 ``createsuperuser``); ``users_created_rows`` is its batch form for the roster import, which inserts the rows itself
-with COPY. ``user_rows_create`` builds the two rows and nothing else (``CustomUser.objects.create_user``, tests).
+with COPY. ``user_rows_create`` checks the identity is free and has ``CustomUser.objects.create_user`` build the two
+rows, nothing else (tests, factories).
 """
 
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from users.models import PROFILE_MODELS, CustomUser, EventType, SecurityEvent, UserType
+from users.models import CustomUser, EventType, SecurityEvent, UserType
 from users.services.audit import security_event_record, security_event_row
 from users.services.outbox import email_enqueue, email_message_row, event_enqueue, event_message_row
 from users.services.people.passwords import password_policy_check
@@ -36,7 +37,6 @@ def identity_free_check(user: CustomUser) -> None:
         raise ValidationError(errors)
 
 
-@transaction.atomic
 def user_rows_create(
     *,
     username: str,
@@ -46,26 +46,12 @@ def user_rows_create(
     profile: dict[str, Any] | None = None,
     **fields: Any,
 ) -> CustomUser:
-    """Create a user and, in the same transaction, the profile of its role. No password: unusable. No side effects."""
-    user_type = UserType(int(user_type))
-    user = CustomUser(username=username, email=email, user_type=user_type, **fields)
-    if user_type == UserType.HOD:
-        user.is_staff = True  # HODs use the Django admin
-    if password:
-        user.set_password(password)
-    else:
-        user.set_unusable_password()
-    user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
-    identity_free_check(user)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError as exc:  # a concurrent insert won the race on username or e-mail
-        raise ValidationError({"username": ["A user with this username or e-mail already exists."]}) from exc
-    profile_obj = PROFILE_MODELS[user_type](user=user, **(profile or {}))
-    profile_obj.full_clean()
-    profile_obj.save()
-    return user
+    """Create a user and, in the same transaction, the profile of its role. No password: unusable. No side effects.
+
+    A username or e-mail already taken (case-insensitively) is refused with field-named errors first.
+    """
+    identity_free_check(CustomUser(username=username, email=email))
+    return CustomUser.objects.create_user(username, email, password, user_type=user_type, profile=profile, **fields)
 
 
 @transaction.atomic

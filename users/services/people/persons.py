@@ -97,8 +97,9 @@ def person_update(
     if replace:
         for name in ("first_name", "last_name"):
             user.setdefault(name, "")
+        defaults = {field.name: field.get_default() for field in model._meta.concrete_fields}
         for name in PROFILE_FIELDS[user_type]:
-            profile.setdefault(name, model._meta.get_field(name).get_default())
+            profile.setdefault(name, defaults[name])
     with transaction.atomic():
         person_change(user=person.user, user_changes=user, profile_changes=profile, actor=actor)
         if is_active is False:

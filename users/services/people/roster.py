@@ -13,7 +13,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -268,6 +268,8 @@ def _roster_check_duplicates(user_type: int, rows: list[_Row], result: RosterRes
 
 def _values_taken(user_type: int, name: str, values: list[str]) -> set[str]:
     """Which of ``values`` are already in use: one query per field (chunks of IN lists off PostgreSQL)."""
+    queryset: QuerySet[Any]
+    key: Lower | F
     if name in ("username", "email"):
         # lower(...) matches the case-insensitive unique indexes, so each value is an index probe.
         queryset, key = CustomUser.objects.all(), Lower(name)

@@ -51,7 +51,7 @@ def user_changes_check(*, user: CustomUser, changes: dict[str, Any]) -> dict[str
         candidate.clean_fields(exclude=["password"])
     except ValidationError as exc:
         errors.update({name: messages for name, messages in exc.message_dict.items() if name in changes})
-    identity = {name: changes[name] for name in ("username", "email") if name in changes}
+    identity: dict[str, Any] = {name: changes[name] for name in ("username", "email") if name in changes}
     errors.update(_taken_errors(user_type=user.user_type, user=identity, profile={}, exclude_user_id=user.pk))
     return errors
 
@@ -99,7 +99,7 @@ def person_change(
         with transaction.atomic():
             changed = _person_write(user=user, user_changes=user_changes, profile_changes=profile_changes, actor=actor)
     except IntegrityError as exc:  # a concurrent request took a unique value between the check and the write
-        identity = {name: user_changes[name] for name in ("username", "email") if name in user_changes}
+        identity: dict[str, Any] = {name: user_changes[name] for name in ("username", "email") if name in user_changes}
         _raise_if(_taken_errors(user_type=user_type, user=identity, profile=profile_changes, exclude_user_id=user.pk))
         raise ValidationError("A conflicting change was made at the same time; try again.") from exc
     return changed

@@ -34,7 +34,7 @@ PROFILE_FIELDS: dict[int, tuple[str, ...]] = {
     UserType.STAFF: ("address", "phone_number", "employee_id", "department", "designation", "date_of_joining"),
     UserType.HOD: ("department", "phone_number"),
 }
-SCHOOL_ID_FIELDS = {UserType.STUDENT: "student_id", UserType.STAFF: "employee_id"}
+SCHOOL_ID_FIELDS: dict[int, str] = {UserType.STUDENT: "student_id", UserType.STAFF: "employee_id"}
 PHONE_FIELDS = ("phone_number", "guardian_phone")
 ACADEMIC_FIELDS = ("course_id", "session_year_id")
 ADDRESS_MAX_LENGTH = 1000
@@ -86,7 +86,7 @@ def _taken_errors(
 ) -> dict[str, list[str]]:
     """Field-named errors for a username, e-mail (both case-insensitive) or student/employee id already in use."""
     errors: dict[str, list[str]] = {}
-    others = CustomUser.objects.exclude(pk=exclude_user_id)
+    others = CustomUser.objects.all() if exclude_user_id is None else CustomUser.objects.exclude(pk=exclude_user_id)
     if user.get("username") and others.filter(username__iexact=user["username"]).exists():
         errors["username"] = ["A user with this username already exists."]
     if user.get("email") and others.filter(email__iexact=user["email"]).exists():

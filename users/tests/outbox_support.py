@@ -1,7 +1,6 @@
-"""Shared helpers of the outbox, e-mail and event tests: an isolated broker, a real in-process worker, receivers.
+"""Helpers of the outbox, e-mail and event tests: this run's broker queues, polling, e-mail links, receivers.
 
-No tests here; the fixtures are imported by test_outbox*.py, test_email_flows.py, test_events.py and
-test_celery_worker.py.
+The fixtures built on them (``isolated_broker``, ``celery_worker``, ``fast_retries``) are in ``conftest.py``.
 """
 
 import contextlib
@@ -17,10 +16,7 @@ from dataclasses import dataclass, field
 import kombu.pools
 import pytest
 import redis
-from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
 from django.conf import settings
-from django.db import connections
 
 from user_service.celery import QUEUES
 from user_service.celery import app as celery_app
@@ -69,7 +65,7 @@ def purge_queues() -> int:
         return sum(channel.queue_purge(name) or 0 for name in QUEUES)
 
 
-def queued(name: str) -> list[bytes]:
+def queued(name: str) -> list[bytes | str]:
     """The raw messages waiting in this run's queue ``name``, read with a plain Redis client."""
     client = redis.Redis.from_url(celery_app.conf.broker_url)
     try:
@@ -80,40 +76,6 @@ def queued(name: str) -> list[bytes]:
 
 def queue_length(name: str) -> int:
     return len(queued(name))
-
-
-def _close_db_connections(**kwargs) -> None:
-    # The worker thread's connections would otherwise outlive the test and block the database flush.
-    connections.close_all()
-
-
-@pytest.fixture
-def isolated_broker(transactional_db) -> Iterator[None]:
-    with broker_at():
-        purge_queues()
-        yield
-        purge_queues()
-
-
-@pytest.fixture
-def celery_worker(isolated_broker) -> Iterator[object]:
-    """A real Celery worker (solo pool) in a thread, consuming default, email and events from Redis."""
-    task_postrun.connect(_close_db_connections, weak=False)
-    try:
-        with start_worker(
-            celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=20
-        ) as worker:
-            yield worker
-    finally:
-        task_postrun.disconnect(_close_db_connections)
-
-
-@pytest.fixture
-def fast_retries(settings):
-    settings.OUTBOX_RETRY_BACKOFF_SECONDS = 0.2
-    settings.OUTBOX_RETRY_BACKOFF_MAX_SECONDS = 0.5
-    settings.OUTBOX_MAX_ATTEMPTS = 4
-    return settings
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.05) -> object:

@@ -1,0 +1,34 @@
+"""Ways for a test to call the API as someone: a person's bearer client, a service token, without the login endpoint."""
+
+import time
+import uuid
+
+from rest_framework.test import APIClient
+
+from users import tokens
+from users.models import CustomUser
+from users.services.auth import session_start
+
+
+def service_token(client_id: str, scopes: list[str]) -> str:
+    """A service token of ``client_id`` with ``scopes``, signed with the service's key."""
+    now = int(time.time())
+    return tokens.encode(
+        {
+            "sub": client_id,
+            "scope": scopes,
+            "token_type": "service",
+            "iat": now,
+            "exp": now + 300,
+            "iss": "http://127.0.0.1:8000",
+            "jti": uuid.uuid4().hex,
+        }
+    )
+
+
+def bearer_client(user: CustomUser) -> APIClient:
+    """A client with an access token of a new session of ``user`` (the login endpoint is tested elsewhere)."""
+    login = session_start(user=user, ip=None, user_agent="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.tokens.access_token}")
+    return client
