@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from users.models import UserType
+from users.models import ServiceAccount, UserType
 
 TEST_PASSWORD = "a-Long-test-passphrase-42"
 
@@ -126,18 +126,24 @@ def client_for(login):
     return make
 
 
+class ServiceAccountClient(APIClient):
+    """An APIClient authenticated as a service account (``client.account``)."""
+
+    account: ServiceAccount
+
+
 @pytest.fixture
 def service_client(db):
     """An APIClient authenticated as a new service account with the given scopes (``client.account``)."""
     from users.services.service_accounts import service_account_create
 
-    def make(*scopes: str, name: str = "attendance") -> APIClient:
+    def make(*scopes: str, name: str = "attendance") -> ServiceAccountClient:
         account, secret = service_account_create(name=name, scopes=list(scopes))
         response = APIClient().post(
             "/api/v1/users/service-token/", {"client_id": account.client_id, "client_secret": secret}, format="json"
         )
         assert response.status_code == 200, response.content
-        client = APIClient()
+        client = ServiceAccountClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
         client.account = account
         return client

@@ -140,12 +140,16 @@ def urlencoded_text_error(raw: bytes | str) -> str | None:
     return _bytes_text_error(unquote_to_bytes(raw.replace(b"+", b" ")))
 
 
+def _encoding(parser_context: Mapping | None) -> str:
+    """The request's charset, as DRF's own parsers read it."""
+    return (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser under the edge rules (depth, valid UTF-8, no lone surrogate or NUL, finite numbers)."""
 
     def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping | None = None) -> Any:
-        encoding = parsers.get_encoding(parser_context or {})
-        return json_loads(stream.read(), encoding=encoding)
+        return json_loads(stream.read(), encoding=_encoding(parser_context))
 
 
 class FormParser(parsers.FormParser):
@@ -153,10 +157,9 @@ class FormParser(parsers.FormParser):
 
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping | None = None
-    ) -> QueryDict:
-        encoding = parsers.get_encoding(parser_context or {})
+    ) -> Any:  # an immutable QueryDict, as DRF's parser returns
         raw = stream.read()
         error = urlencoded_text_error(raw)
         if error:
             raise ParseError(error)
-        return QueryDict(raw, encoding=encoding)
+        return QueryDict(raw, encoding=_encoding(parser_context))

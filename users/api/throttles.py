@@ -19,6 +19,11 @@ from users import cache
 class CounterThrottle(SimpleRateThrottle):
     """A DRF throttle counting on ``users.cache.counter_incr``; subclasses say whose requests are counted."""
 
+    # Set by SimpleRateThrottle.__init__ from the rate ("60/min": 60 requests, 60 seconds).
+    num_requests: int
+    duration: int
+    _wait: float
+
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
             return True
@@ -32,7 +37,7 @@ class CounterThrottle(SimpleRateThrottle):
         return count <= self.num_requests
 
     def wait(self) -> float:
-        return getattr(self, "_wait", self.duration)
+        return self.__dict__.get("_wait", self.duration)
 
 
 class PublicEndpointThrottle(CounterThrottle):
@@ -48,7 +53,10 @@ class PublicEndpointThrottle(CounterThrottle):
         if not self.scope:
             return True
         self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
+        num_requests, duration = self.parse_rate(self.rate)
+        if num_requests is None or duration is None:  # no rate for this scope
+            return True
+        self.num_requests, self.duration = num_requests, duration
         return super().allow_request(request, view)
 
     def get_cache_key(self, request, view):
@@ -59,9 +67,6 @@ class PrincipalThrottle(CounterThrottle):
     """Per signed-in person or service account: a generous ceiling against runaway clients."""
 
     scope = "principal"
-    # Set by SimpleRateThrottle.__init__ from the rate (the stubs leave them out); read only when a rate is set.
-    num_requests: int
-    duration: int
 
     def get_cache_key(self, request, view):
         user = request.user

@@ -106,9 +106,10 @@ class BreakerMixin:
 
     @property
     def breaker(self) -> Breaker:
-        found = self.__dict__.get("_breaker")
+        found: Breaker | None = self.__dict__.get("_breaker")
         if found is None or found is not _breakers.get(found.address):
-            found = self.__dict__["_breaker"] = breaker_for(self.host, self.port)
+            found = breaker_for(self.host, self.port)
+            self.__dict__["_breaker"] = found
         return found
 
     def connect(self) -> None:

@@ -91,12 +91,17 @@ class RedisProcess:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def _running(self) -> subprocess.Popen:
+        if self.process is None:
+            raise RuntimeError("redis-server is not running")
+        return self.process
+
     def pause(self) -> None:
         """SIGSTOP: the port still accepts connections, nothing is ever answered (a hung Redis)."""
-        self.process.send_signal(signal.SIGSTOP)
+        self._running().send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
+        self._running().send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.http import HttpResponse
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from drf_spectacular.generators import SchemaGenerator
@@ -275,7 +274,7 @@ def _callers(operation: Operation) -> list[str | None]:
     return callers
 
 
-def _bearer(world: World, caller: str | None) -> dict[str, str]:
+def _bearer(world: World, caller: str | None) -> dict[str, Any]:
     if caller is None:
         return {}
     # A new session whenever the last one ended: a logout, a revoke or a password change among the
@@ -286,11 +285,11 @@ def _bearer(world: World, caller: str | None) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {login.tokens.access_token}"}
 
 
-def _send(client: Client, world: World, operation: Operation, caller: str | None, attempt: Attempt) -> HttpResponse:
+def _send(client: Client, world: World, operation: Operation, caller: str | None, attempt: Attempt) -> Any:
     path = world.path_for(operation, attempt.path_id)
     if attempt.query:
         path = f"{path}?{attempt.query}"
-    extra = {**_bearer(world, caller), **attempt.headers}
+    extra: dict[str, Any] = {**_bearer(world, caller), **attempt.headers}
     return client.generic(operation.method.upper(), path, attempt.body, content_type=attempt.content_type, **extra)
 
 

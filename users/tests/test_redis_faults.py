@@ -148,19 +148,19 @@ class TestOtherWaysToEndSessions:
     """Password change, session revoke and deactivation end sessions through the same path as logout."""
 
     @staticmethod
-    def change_password(client: APIClient, victim_token: str, user: CustomUser, hod: CustomUser):
+    def change_password(client: APIClient, victim_token: str, user: CustomUser, hod_client: APIClient):
         body = {"old_password": TEST_PASSWORD, "new_password": "Another-long-passphrase-77", "confirm_password": ""}
         body["confirm_password"] = body["new_password"]
         return client.post(f"{API}/change-password/", body, format="json")
 
     @staticmethod
-    def revoke_session(client: APIClient, victim_token: str, user: CustomUser, hod: CustomUser):
-        sid = UserSession.objects.filter(user=user).order_by("created_at").first().pk
+    def revoke_session(client: APIClient, victim_token: str, user: CustomUser, hod_client: APIClient):
+        sid = UserSession.objects.filter(user=user).order_by("created_at").values_list("pk", flat=True)[0]
         return client.delete(f"{API}/sessions/{sid}/")
 
     @staticmethod
-    def deactivate(client: APIClient, victim_token: str, user: CustomUser, hod: CustomUser):
-        return hod.api.delete(f"{API}/students/{user.student_profile.pk}/")
+    def deactivate(client: APIClient, victim_token: str, user: CustomUser, hod_client: APIClient):
+        return hod_client.delete(f"{API}/students/{user.student_profile.pk}/")
 
     @pytest.mark.parametrize("action", ["change_password", "revoke_session", "deactivate"])
     def test_503_while_hung_then_2xx_is_kept_through_a_flush_and_an_empty_restart(
@@ -169,12 +169,12 @@ class TestOtherWaysToEndSessions:
         end: Callable = getattr(self, action)
         victim = client_for(student)  # the session whose tokens must end (the oldest one)
         actor = client_for(student)  # the session that asks (kept by a password change)
-        hod.api = client_for(hod)
+        hod_client = client_for(hod)
         victim_token = victim.tokens["access_token"]
         assert accepted(victim_token)
         faulty.pause()
 
-        refused = end(actor, victim_token, student, hod)
+        refused = end(actor, victim_token, student, hod_client)
 
         assert_503_nothing_promised(refused)
         back_from_outage(faulty)
@@ -184,7 +184,7 @@ class TestOtherWaysToEndSessions:
         assert student.check_password(TEST_PASSWORD)
 
         with django_capture_on_commit_callbacks(execute=True):
-            done = end(actor, victim_token, student, hod)
+            done = end(actor, victim_token, student, hod_client)
 
         assert status.is_success(done.status_code), done.content
         assert not accepted(victim_token)
