@@ -26,6 +26,24 @@ def service_token(client_id: str, scopes: list[str]) -> str:
     )
 
 
+def access_claims(user: CustomUser, session_id: str, **overrides: object) -> dict[str, object]:
+    """An access token's claims for ``user``'s session, as the service mints them, changed by ``overrides``."""
+    now = int(time.time())
+    return {
+        "sub": str(user.pk),
+        "sid": session_id,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 300,
+        "iss": "http://127.0.0.1:8000",
+        "token_type": "access",
+        "user_type": user.user_type,
+        "role": user.role,
+        "username": user.username,
+        **overrides,
+    }
+
+
 def bearer_client(user: CustomUser) -> APIClient:
     """A client with an access token of a new session of ``user`` (the login endpoint is tested elsewhere)."""
     login = session_start(user=user, ip=None, user_agent="tests")

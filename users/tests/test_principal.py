@@ -15,6 +15,7 @@ from users.principal import PersonPrincipal, ServicePrincipal, principal_resolve
 from users.services import auth as auth_services
 from users.services.people.activation import user_deactivate
 from users.services.service_accounts import service_account_create, service_account_save, service_token_issue
+from users.tests.principals import access_claims
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -29,22 +30,9 @@ def _service_token(*scopes: str, name: str = "attendance") -> tuple[str, str]:
     return account.client_id, service_token_issue(client_id=account.client_id, client_secret=secret).access_token
 
 
-def _access_token(user, session_id: str, *, expired: bool = False) -> str:
+def _access_token(user: CustomUser, session_id: str, *, expired: bool = False) -> str:
     now = int(time.time()) - (900 if expired else 0)
-    return tokens.encode(
-        {
-            "sub": str(user.pk),
-            "sid": session_id,
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + 300,
-            "iss": "http://127.0.0.1:8000",
-            "token_type": "access",
-            "user_type": user.user_type,
-            "role": user.role,
-            "username": user.username,
-        }
-    )
+    return tokens.encode(access_claims(user, session_id, iat=now, exp=now + 300))
 
 
 class TestPersonTokens:

@@ -16,6 +16,7 @@ from rest_framework import status
 
 from users import tokens
 from users.models import CustomUser, UserType
+from users.tests.principals import access_claims
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -23,23 +24,6 @@ pytestmark = pytest.mark.django_db
 
 def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-def _claims(user, session_id, **overrides):
-    now = int(time.time())
-    return {
-        "sub": str(user.pk),
-        "sid": session_id,
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + 300,
-        "iss": "http://127.0.0.1:8000",
-        "token_type": "access",
-        "user_type": user.user_type,
-        "role": user.role,
-        "username": user.username,
-        **overrides,
-    }
 
 
 def _sid(access_token: str) -> str:
@@ -68,7 +52,7 @@ class TestClaims:
         assert claims["iss"] == settings.JWT_ISSUER
         assert claims["exp"] - claims["iat"] == 300
 
-    def test_refresh_token_claims(self, login, student):
+    def test_refresh_tokenaccess_claims(self, login, student):
         body = login(student)
 
         claims = jwt.decode(body["refresh_token"], options={"verify_signature": False})
@@ -93,12 +77,12 @@ class TestTamperSuite:
 
     def test_valid_forgery_baseline_is_accepted(self, api_client, student, session_id):
         # The baseline: the same construction signed with the real key passes, so the refusals below are real.
-        token = tokens.encode(_claims(student, session_id))
+        token = tokens.encode(access_claims(student, session_id))
 
         assert _get_profile(api_client, token).status_code == status.HTTP_200_OK
 
     def test_alg_none(self, api_client, student, session_id):
-        token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(student, session_id))}."
+        token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(access_claims(student, session_id))}."
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
@@ -109,7 +93,7 @@ class TestTamperSuite:
             .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         header = {"alg": "HS256", "typ": "JWT", "kid": tokens.key_ring().kid}
-        signing_input = f"{_b64(header)}.{_b64(_claims(student, session_id))}"
+        signing_input = f"{_b64(header)}.{_b64(access_claims(student, session_id))}"
         signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         token = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
@@ -118,28 +102,33 @@ class TestTamperSuite:
     def test_signed_by_another_key_with_our_kid(self, api_client, student, session_id):
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         token = jwt.encode(
-            _claims(student, session_id), other, algorithm="RS256", headers={"kid": tokens.key_ring().kid}
+            access_claims(student, session_id), other, algorithm="RS256", headers={"kid": tokens.key_ring().kid}
         )
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
     def test_unknown_kid(self, api_client, student, session_id):
         token = jwt.encode(
-            _claims(student, session_id), tokens.key_ring().private_key, algorithm="RS256", headers={"kid": "nope"}
+            access_claims(student, session_id),
+            tokens.key_ring().private_key,
+            algorithm="RS256",
+            headers={"kid": "nope"},
         )
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
     def test_edited_payload(self, api_client, login, student, hod):
         header, _, signature = login(student)["access_token"].split(".")
-        forged = _b64(_claims(hod, str(uuid.uuid4())))
+        forged = _b64(access_claims(hod, str(uuid.uuid4())))
 
         response = _get_profile(api_client, f"{header}.{forged}.{signature}")
 
         assert response.status_code == status.HTTP_401_UNAUTHORIZED
 
     def test_expired(self, api_client, student, session_id):
-        token = tokens.encode(_claims(student, session_id, iat=int(time.time()) - 900, exp=int(time.time()) - 600))
+        token = tokens.encode(
+            access_claims(student, session_id, iat=int(time.time()) - 900, exp=int(time.time()) - 600)
+        )
 
         response = _get_profile(api_client, token)
 
@@ -147,25 +136,25 @@ class TestTamperSuite:
         assert response.json()["code"] == "token_expired"
 
     def test_future_nbf(self, api_client, student, session_id):
-        token = tokens.encode(_claims(student, session_id, nbf=int(time.time()) + 3600))
+        token = tokens.encode(access_claims(student, session_id, nbf=int(time.time()) + 3600))
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
     def test_wrong_issuer(self, api_client, student, session_id):
-        token = tokens.encode(_claims(student, session_id, iss="https://evil.example"))
+        token = tokens.encode(access_claims(student, session_id, iss="https://evil.example"))
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
     @pytest.mark.parametrize("claim", ["sub", "sid", "exp", "jti", "token_type", "iss"])
     def test_missing_claim(self, api_client, student, session_id, claim):
-        claims = _claims(student, session_id)
+        claims = access_claims(student, session_id)
         del claims[claim]
 
         assert _get_profile(api_client, tokens.encode(claims)).status_code == status.HTTP_401_UNAUTHORIZED
 
     @pytest.mark.parametrize("overrides", [{"sub": "abc"}, {"sub": "²"}, {"sid": "not-a-uuid"}, {"sid": 5}])
     def test_malformed_subject_or_session(self, api_client, student, session_id, overrides):
-        token = tokens.encode(_claims(student, session_id, **overrides))
+        token = tokens.encode(access_claims(student, session_id, **overrides))
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
@@ -175,7 +164,7 @@ class TestTamperSuite:
         assert _get_profile(api_client, body["refresh_token"]).status_code == status.HTTP_401_UNAUTHORIZED
 
     def test_session_that_does_not_exist(self, api_client, student):
-        token = tokens.encode(_claims(student, str(uuid.uuid4())))
+        token = tokens.encode(access_claims(student, str(uuid.uuid4())))
 
         response = _get_profile(api_client, token)
 
@@ -183,7 +172,7 @@ class TestTamperSuite:
         assert response.json()["code"] == "session_ended"
 
     def test_session_of_another_user(self, api_client, student, hod, session_id):
-        token = tokens.encode(_claims(hod, session_id))  # hod's sub with student's session
+        token = tokens.encode(access_claims(hod, session_id))  # hod's sub with student's session
 
         assert _get_profile(api_client, token).status_code == status.HTTP_401_UNAUTHORIZED
 
@@ -314,7 +303,7 @@ class TestKeyDocuments:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
-        old_token = tokens.encode(_claims(student, session_id))
+        old_token = tokens.encode(access_claims(student, session_id))
         new_key = tmp_path / "new.pem"
         new_key.write_bytes(tokens.generate_private_key_pem())
 
@@ -356,7 +345,7 @@ class TestVerifiedTokens:
         return calls
 
     def test_a_token_is_verified_once(self, student, session_id, verifications):
-        token = tokens.encode(_claims(student, session_id))
+        token = tokens.encode(access_claims(student, session_id))
 
         first = tokens.decode(token, token_type=tokens.ACCESS)
         second = tokens.decode(token, token_type=tokens.ACCESS)
@@ -368,7 +357,7 @@ class TestVerifiedTokens:
 
     def test_expiry_is_checked_on_every_use(self, student, session_id, settings):
         settings.JWT_LEEWAY_SECONDS = 0
-        token = tokens.encode(_claims(student, session_id, exp=int(time.time()) + 1))
+        token = tokens.encode(access_claims(student, session_id, exp=int(time.time()) + 1))
         tokens.decode(token, token_type=tokens.ACCESS)
         assert len(tokens.key_ring().verified) == 1
 
@@ -379,7 +368,7 @@ class TestVerifiedTokens:
         assert refused.value.code == "token_expired"
 
     def test_the_type_is_checked_on_every_use(self, student, session_id):
-        token = tokens.encode(_claims(student, session_id))
+        token = tokens.encode(access_claims(student, session_id))
         tokens.decode(token, token_type=tokens.ACCESS)
 
         with pytest.raises(tokens.TokenInvalid, match="Wrong token type"):
@@ -391,7 +380,7 @@ class TestVerifiedTokens:
         ids=["issuer", "expired", "malformed-sid", "not-yet-valid"],
     )
     def test_refused_tokens_are_not_remembered(self, student, session_id, verifications, overrides):
-        token = tokens.encode(_claims(student, session_id, **overrides))
+        token = tokens.encode(access_claims(student, session_id, **overrides))
 
         for _ in range(2):
             with pytest.raises(tokens.TokenInvalid):
@@ -409,7 +398,7 @@ class TestVerifiedTokens:
 
     def test_the_memo_is_bounded_and_drops_the_oldest(self, student, session_id, settings):
         settings.JWT_VERIFIED_CACHE_SIZE = 2
-        issued = [tokens.encode(_claims(student, session_id)) for _ in range(3)]
+        issued = [tokens.encode(access_claims(student, session_id)) for _ in range(3)]
 
         for token in issued:
             tokens.decode(token, token_type=tokens.ACCESS)
@@ -418,7 +407,7 @@ class TestVerifiedTokens:
 
     def test_size_zero_turns_it_off(self, student, session_id, settings, verifications):
         settings.JWT_VERIFIED_CACHE_SIZE = 0
-        token = tokens.encode(_claims(student, session_id))
+        token = tokens.encode(access_claims(student, session_id))
 
         tokens.decode(token, token_type=tokens.ACCESS)
         tokens.decode(token, token_type=tokens.ACCESS)
@@ -426,7 +415,7 @@ class TestVerifiedTokens:
         assert verifications == [token, token]
 
     def test_a_new_signing_key_forgets_every_verdict(self, student, session_id, settings):
-        token = tokens.encode(_claims(student, session_id))
+        token = tokens.encode(access_claims(student, session_id))
         tokens.decode(token, token_type=tokens.ACCESS)
 
         settings.JWT_PRIVATE_KEY = tokens.generate_private_key_pem().decode()  # no previous key published
