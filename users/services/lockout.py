@@ -272,8 +272,10 @@ def attempt_succeeded(attempt: Attempt) -> None:
     if not (attempt.holds_slot or attempt.account_has_failures):
         return
     params = _params(attempt.subject.account_key, time.time(), slot=attempt.holds_slot, mine=int(attempt.holds_slot))
-    if not _execute(_FORGET, params):
+    if not _execute(_FORGET, params):  # other attempts in flight: clear the count, give the slot back
         _execute(_SUCCESS, params)
+        # Whichever concurrent success gives back the last slot also removes the row, so none is left behind.
+        _execute(_FORGET, {**params, "mine": 0})
 
 
 def attempt_abandoned(attempt: Attempt) -> None:
