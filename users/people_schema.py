@@ -5,7 +5,7 @@ HOD API writes it, whether it is a column of the CSV roster, whether the person 
 monolith import carries it over, and which field rule applies (phone number, school id, academic id, a date not in
 the future). What a field *is* (its type, length, nullability, choices, label) is the model's and is read from
 ``Model._meta``, never repeated: a date column of the roster is parsed as a date because the model field is a
-``DateField``, a text column is cut at the model's ``max_length``.
+``DateField``, a text cell longer than the model's ``max_length`` is refused.
 
 Derived from it: the API's input and output serializers (``users.api``), the roster's columns and parsing, the
 validation's field lists, the self-editable lists, the monolith import's target fields, and the public user JSON's

@@ -15,7 +15,7 @@ from users.api.serializers import (
     UserSerializer,
     text_fields_not_strings,
 )
-from users.models import UserType
+from users.models import CustomUser, UserType
 from users.people_schema import MAX_DB_ID, ROLES, RoleSchema, Rule, max_length
 from users.services.people.validation import ACADEMIC_LABELS
 
@@ -62,19 +62,24 @@ class AdminHODSerializer(AdminHODProfileSerializer):
 # --- Input: the nested user object -------------------------------------------------------------
 
 
+# The user's fields of a person (users.people_schema.USER_FIELDS), their lengths the model's.
 def _username() -> serializers.CharField:
-    return serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    return serializers.CharField(max_length=max_length(CustomUser, "username"), validators=[UnicodeUsernameValidator()])
 
 
-def _name() -> serializers.CharField:
-    return serializers.CharField(max_length=150, required=False, allow_blank=True)
+def _email() -> serializers.EmailField:
+    return serializers.EmailField(max_length=max_length(CustomUser, "email"))
+
+
+def _name(name: str) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length(CustomUser, name), required=False, allow_blank=True)
 
 
 class UserCreateInputSerializer(StrictSerializer):
     username = _username()
-    email = serializers.EmailField(max_length=254)
-    first_name = _name()
-    last_name = _name()
+    email = _email()
+    first_name = _name("first_name")
+    last_name = _name("last_name")
     password = PasswordField(
         required=False,
         help_text="Optional. Without it the account gets an unusable password and an invitation e-mail.",
@@ -83,9 +88,9 @@ class UserCreateInputSerializer(StrictSerializer):
 
 class UserUpdateInputSerializer(StrictSerializer):
     username = _username()
-    email = serializers.EmailField(max_length=254)
-    first_name = _name()
-    last_name = _name()
+    email = _email()
+    first_name = _name("first_name")
+    last_name = _name("last_name")
     is_active = serializers.BooleanField(
         required=False, help_text="false deactivates (like DELETE); true reactivates a deactivated person."
     )

@@ -15,6 +15,7 @@ from django.db import models
 from rest_framework import status
 
 from conftest import USER_KEYS
+from users.api import people as people_api
 from users.api import people_serializers as ps
 from users.api.serializers import PROFILE_SERIALIZERS, UserSerializer, UserWithProfileSerializer
 from users.models import PROFILE_MODELS, CustomUser, ProfileBase, UserType
@@ -117,6 +118,11 @@ class TestDerivedLists:
         for serializer in INPUT_SERIALIZERS[user_type]:
             # then each accepts exactly the declared API fields, plus the nested user
             assert set(serializer().fields) == {*role.names(api=True), "user"}, serializer
+
+    def test_nested_user_inputs_take_the_user_fields(self):
+        assert set(ps.UserCreateInputSerializer().fields) == {*USER_FIELDS, "password"}
+        assert set(ps.UserUpdateInputSerializer().fields) == {*USER_FIELDS, "is_active"}
+        assert {*USER_FIELDS, "password", "is_active"} == people_api.USER_INPUT_KEYS
 
     @pytest.mark.parametrize("user_type", ROLE_TYPES)
     def test_input_lengths_and_nullability_are_the_models(self, user_type):
