@@ -17,7 +17,12 @@ from rest_framework import status
 from conftest import USER_KEYS
 from users.api import people as people_api
 from users.api import people_serializers as ps
-from users.api.serializers import PROFILE_SERIALIZERS, UserSerializer, UserWithProfileSerializer
+from users.api.serializers import (
+    PROFILE_SERIALIZERS,
+    ProfileUpdateInputSerializer,
+    UserSerializer,
+    UserWithProfileSerializer,
+)
 from users.models import PROFILE_MODELS, CustomUser, ProfileBase, UserType
 from users.people_schema import (
     PUBLIC_USER_FIELDS,
@@ -150,6 +155,9 @@ class TestDerivedLists:
         assert expected == roster.ROSTER_COLUMNS
         assert set(roster.ROSTER_COLUMNS) == {UserType.STUDENT, UserType.STAFF}  # no roster of HODs
         assert roster.ROSTER_REQUIRED_COLUMNS == ("username", "email")
+
+    def test_profile_patch_takes_the_self_editable_user_fields(self):
+        assert set(ProfileUpdateInputSerializer().fields) == {*USER_SELF_EDITABLE_FIELDS, "profile"}
 
     def test_self_editable_lists_are_the_declared_ones(self):
         assert {f.name for f in USER_FIELDS_DECLARED if f.self_editable} == USER_SELF_EDITABLE_FIELDS
