@@ -11,6 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from users.models import ServiceAccount, UserType
+from users.people_schema import PUBLIC_USER_FIELDS
 
 TEST_PASSWORD = "a-Long-test-passphrase-42"
 
@@ -22,20 +23,7 @@ class SignedInClient(APIClient):
 
 
 # The user JSON every endpoint shares (DESIGN §6), as tests assert it.
-USER_KEYS = frozenset(
-    {
-        "id",
-        "username",
-        "email",
-        "first_name",
-        "last_name",
-        "user_type",
-        "role",
-        "is_active",
-        "email_verified",
-        "date_joined",
-    }
-)
+USER_KEYS = frozenset(PUBLIC_USER_FIELDS)
 
 
 def pytest_sessionstart(session):

@@ -1,10 +1,11 @@
 """Reads: users with their profiles, their public data, sessions, the people directory (no cache: see users.cache)."""
 
 import json
+from datetime import datetime
 from functools import cache as cache_result
 
 from django.db import connection
-from django.db.models import F, Lookup, Model, Q, QuerySet
+from django.db.models import DateTimeField, F, Lookup, Model, Q, QuerySet
 
 from users.models import (
     PROFILE_MODELS,
@@ -18,6 +19,7 @@ from users.models import (
     UserSession,
     UserType,
 )
+from users.people_schema import PUBLIC_USER_FIELDS
 
 
 def users_with_profiles() -> QuerySet[CustomUser]:
@@ -38,17 +40,21 @@ def user_profile(user: CustomUser) -> ProfileBase | None:
     return getattr(user, PROFILE_RELATED_NAMES[user.user_type], None)
 
 
-PUBLIC_FIELDS = (
-    "id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "user_type",
-    "is_active",
-    "email_verified",
-    "date_joined",
-)
+_USER_COLUMNS = {field.name: field for field in CustomUser._meta.concrete_fields}
+# The columns the user JSON is built from (users.people_schema.PUBLIC_USER_FIELDS; ``role`` is computed).
+PUBLIC_COLUMNS = tuple(name for name in PUBLIC_USER_FIELDS if name in _USER_COLUMNS)
+
+
+def _json_value(value: object) -> object:
+    """A value as the user JSON writes it: a date and time in ISO 8601 with ``Z`` for UTC, the rest as it is."""
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+def _public_row(row: dict) -> dict:
+    """The user JSON of one row of ``PUBLIC_COLUMNS``, in the declared key order."""
+    return {
+        name: ROLE_NAMES[row["user_type"]] if name == "role" else _json_value(row[name]) for name in PUBLIC_USER_FIELDS
+    }
 
 
 def users_bulk_public(*, user_ids: list[int]) -> list[dict]:
@@ -56,22 +62,15 @@ def users_bulk_public(*, user_ids: list[int]) -> list[dict]:
 
     Reads only the columns the JSON needs, as plain rows: no model instances, one datetime per user.
     """
-    rows = CustomUser.objects.filter(pk__in=set(user_ids)).order_by("pk").values(*PUBLIC_FIELDS)
-    return [
-        {
-            **row,
-            "role": ROLE_NAMES[row["user_type"]],
-            "date_joined": row["date_joined"].isoformat().replace("+00:00", "Z"),
-        }
-        for row in rows
-    ]
+    rows = CustomUser.objects.filter(pk__in=set(user_ids)).order_by("pk").values(*PUBLIC_COLUMNS)
+    return [_public_row(row) for row in rows]
 
 
 def users_public_json_rows(user_ids: list[int]) -> list[tuple[int, str]]:
     """(id, JSON text) of these users in id order, in one query; on PostgreSQL the database writes the JSON.
 
     The ids travel as one array parameter, so the statement is the same whatever their number; rows are
-    built by ``json_build_object`` in the key order of ``user_public_data``, and ``date_joined`` is written
+    built by ``json_build_object`` in the key order of ``user_public_data``, and a date and time is written
     as Python's ``isoformat`` writes it (microseconds only when there are some, ``Z`` for UTC).
     """
     if not user_ids:
@@ -83,42 +82,35 @@ def users_public_json_rows(user_ids: list[int]) -> list[tuple[int, str]]:
         return cursor.fetchall()
 
 
+def _public_json_value_sql(name: str) -> str:
+    """The SQL expression of one key of the user JSON, over the user table aliased ``u``."""
+    if name == "role":
+        cases = " ".join(f"WHEN {int(value)} THEN '{role}'" for value, role in ROLE_NAMES.items())
+        return f'CASE u."{_USER_COLUMNS["user_type"].column}" {cases} END'
+    field = _USER_COLUMNS[name]
+    column = f'u."{field.column}"'
+    if isinstance(field, DateTimeField):
+        utc = f"{column} AT TIME ZONE 'UTC'"
+        return (
+            f"to_char({utc}, CASE WHEN mod(date_part('microseconds', {utc})::bigint, 1000000) = 0 "
+            """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+        )
+    return column
+
+
 @cache_result
 def _public_json_sql() -> str:
-    """The statement, built once from the model's metadata; only the ids are a parameter."""
+    """The statement, built once from the declared keys and the model's metadata; only the ids are a parameter."""
     meta = CustomUser._meta
-    column = {field.name: field.column for field in meta.concrete_fields if field.name in PUBLIC_FIELDS}
-    role = " ".join(f"WHEN {int(value)} THEN '{name}'" for value, name in ROLE_NAMES.items())
-    joined = f"u.\"{column['date_joined']}\" AT TIME ZONE 'UTC'"
-    iso = (
-        f"to_char({joined}, CASE WHEN mod(date_part('microseconds', {joined})::bigint, 1000000) = 0 "
-        """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
-    )
-    pairs = [
-        *(f"'{name}', u.\"{column[name]}\"" for name in PUBLIC_FIELDS[:6]),
-        f"'role', CASE u.\"{column['user_type']}\" {role} END",
-        *(f"'{name}', u.\"{column[name]}\"" for name in ("is_active", "email_verified")),
-        f"'date_joined', {iso}",
-    ]
-    pk = f'u."{column["id"]}"'
+    pairs = [f"'{name}', {_public_json_value_sql(name)}" for name in PUBLIC_USER_FIELDS]
+    pk = f'u."{_USER_COLUMNS["id"].column}"'
     source = f'"{meta.db_table}" u WHERE {pk} IN (SELECT unnest(%s::bigint[])) ORDER BY {pk}'
     return f"SELECT {pk}, json_build_object({', '.join(pairs)})::text FROM {source}"  # noqa: S608 - ids are a parameter
 
 
 def user_public_data(user: CustomUser) -> dict:
-    """The user JSON every endpoint shares (DESIGN §6)."""
-    return {
-        "id": user.pk,
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "user_type": user.user_type,
-        "role": user.role,
-        "is_active": user.is_active,
-        "email_verified": user.email_verified,
-        "date_joined": user.date_joined.isoformat().replace("+00:00", "Z"),
-    }
+    """The user JSON every endpoint shares (DESIGN §6): the keys of ``PUBLIC_USER_FIELDS``, in their order."""
+    return {name: _json_value(getattr(user, name)) for name in PUBLIC_USER_FIELDS}
 
 
 def sessions_active_for(*, user: CustomUser) -> QuerySet[UserSession]:

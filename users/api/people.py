@@ -33,6 +33,7 @@ from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.models import UserType
+from users.people_schema import USER_FIELDS
 from users.selectors import (
     people_count_estimate,
     people_queryset,
@@ -42,7 +43,7 @@ from users.selectors import (
 )
 from users.services import people as people_services
 
-USER_INPUT_KEYS = frozenset({"username", "email", "first_name", "last_name", "password", "is_active"})
+USER_INPUT_KEYS = frozenset({*USER_FIELDS, "password", "is_active"})  # the nested user object's keys
 DIRECTORY_READERS = [IsStaffOrHOD | HasServiceScope("users:read")]
 TOO_LARGE = OpenApiResponse(ErrorSerializer, description="The file is over ROSTER_MAX_BYTES or ROSTER_MAX_ROWS.")
 

@@ -1,9 +1,10 @@
 """Input and output serializers of the people endpoints: students, staff, HODs, users and roster imports."""
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from drf_spectacular.utils import extend_schema_field
+from django.db import models
 from rest_framework import serializers
 
 from users.api.schema import PasswordField
@@ -14,9 +15,9 @@ from users.api.serializers import (
     UserSerializer,
     text_fields_not_strings,
 )
-from users.models import Gender
-from users.services.people import ADDRESS_MAX_LENGTH, MAX_DB_ID
-from users.services.people.validation import PHONE_PATTERN
+from users.models import CustomUser, UserType
+from users.people_schema import MAX_DB_ID, ROLES, RoleSchema, Rule, max_length
+from users.services.people.validation import ACADEMIC_LABELS
 
 
 class StrictSerializer(serializers.Serializer):
@@ -61,19 +62,24 @@ class AdminHODSerializer(AdminHODProfileSerializer):
 # --- Input: the nested user object -------------------------------------------------------------
 
 
+# The user's fields of a person (users.people_schema.USER_FIELDS), their lengths the model's.
 def _username() -> serializers.CharField:
-    return serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    return serializers.CharField(max_length=max_length(CustomUser, "username"), validators=[UnicodeUsernameValidator()])
 
 
-def _name() -> serializers.CharField:
-    return serializers.CharField(max_length=150, required=False, allow_blank=True)
+def _email() -> serializers.EmailField:
+    return serializers.EmailField(max_length=max_length(CustomUser, "email"))
+
+
+def _name(name: str) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length(CustomUser, name), required=False, allow_blank=True)
 
 
 class UserCreateInputSerializer(StrictSerializer):
     username = _username()
-    email = serializers.EmailField(max_length=254)
-    first_name = _name()
-    last_name = _name()
+    email = _email()
+    first_name = _name("first_name")
+    last_name = _name("last_name")
     password = PasswordField(
         required=False,
         help_text="Optional. Without it the account gets an unusable password and an invitation e-mail.",
@@ -82,9 +88,9 @@ class UserCreateInputSerializer(StrictSerializer):
 
 class UserUpdateInputSerializer(StrictSerializer):
     username = _username()
-    email = serializers.EmailField(max_length=254)
-    first_name = _name()
-    last_name = _name()
+    email = _email()
+    first_name = _name("first_name")
+    last_name = _name("last_name")
     is_active = serializers.BooleanField(
         required=False, help_text="false deactivates (like DELETE); true reactivates a deactivated person."
     )
@@ -93,55 +99,65 @@ class UserUpdateInputSerializer(StrictSerializer):
 # --- Input: profile fields of each role --------------------------------------------------------
 
 
-def _text(max_length: int) -> serializers.CharField:
-    return serializers.CharField(max_length=max_length, required=False, allow_blank=True)
-
-
-@extend_schema_field({"type": "string", "maxLength": 20, "pattern": rf"^(?:{PHONE_PATTERN})?$"})
 class PhoneField(serializers.CharField):
-    """A phone number; the service checks its shape with every other field, the schema states it."""
+    """A phone number; the service checks its shape with the other fields, the schema states it (schema.py)."""
 
 
-def _phone() -> serializers.CharField:
-    return PhoneField(
-        max_length=20, required=False, allow_blank=True, help_text="Optional +, 7-15 digits, spaces or dashes."
+def _profile_input_field(role: RoleSchema, name: str) -> serializers.Field:
+    """The input field of one declared profile field: its type, length and nullability from the model, its help
+    from the field's rule."""
+    field, rule = role.model_field(name), role.declared(name).rule
+    if rule is Rule.PHONE:
+        return PhoneField(
+            max_length=field.max_length,
+            required=False,
+            allow_blank=field.blank,
+            help_text="Optional +, 7-15 digits, spaces or dashes.",
+        )
+    if rule is Rule.ACADEMIC_ID:
+        return serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_DB_ID,
+            required=False,
+            allow_null=field.null,
+            help_text=f"Id of the {ACADEMIC_LABELS[name]} in the academic service "
+            "(checked there when ACADEMIC_VALIDATION is set).",
+        )
+    if field.choices:
+        return serializers.ChoiceField(choices=field.choices, required=False, allow_blank=field.blank)
+    if isinstance(field, models.DateField):
+        not_future = "Not in the future." if rule is Rule.NOT_FUTURE else None
+        return serializers.DateField(required=False, allow_null=field.null, help_text=not_future)
+    return serializers.CharField(
+        max_length=max_length(role.model, name), required=False, allow_blank=field.blank, allow_null=field.null
     )
 
 
-def _academic_id(what: str) -> serializers.IntegerField:
-    return serializers.IntegerField(
-        min_value=1,
-        max_value=MAX_DB_ID,
-        required=False,
-        allow_null=True,
-        help_text=f"Id of the {what} in the academic service (checked there when ACADEMIC_VALIDATION is set).",
-    )
+def profile_input_fields(user_type: int) -> dict[str, serializers.Field]:
+    """The profile fields the HOD API writes for a role (``users.people_schema``), in the model's order."""
+    role = ROLES[user_type]
+    return {name: _profile_input_field(role, name) for name in role.in_model_order(role.names(api=True))}
 
 
-class StudentFieldsSerializer(StrictSerializer):
-    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
-    date_of_birth = serializers.DateField(required=False, allow_null=True, help_text="Not in the future.")
-    address = _text(ADDRESS_MAX_LENGTH)
-    phone_number = _phone()
-    student_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
-    guardian_name = _text(150)
-    guardian_phone = _phone()
-    course_id = _academic_id("course")
-    session_year_id = _academic_id("session year")
+# A role's profile fields as input, derived from its declaration; subclasses add the nested ``user``. (No docstring:
+# the schema describes these objects with StrictSerializer's.)
+class ProfileFieldsSerializer(StrictSerializer):
+    user_type: ClassVar[int]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**profile_input_fields(self.user_type), **super().get_fields()}
 
 
-class StaffFieldsSerializer(StrictSerializer):
-    address = _text(ADDRESS_MAX_LENGTH)
-    phone_number = _phone()
-    employee_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
-    department = _text(120)
-    designation = _text(120)
-    date_of_joining = serializers.DateField(required=False, allow_null=True)
+class StudentFieldsSerializer(ProfileFieldsSerializer):
+    user_type = UserType.STUDENT
 
 
-class AdminHODFieldsSerializer(StrictSerializer):
-    department = _text(120)
-    phone_number = _phone()
+class StaffFieldsSerializer(ProfileFieldsSerializer):
+    user_type = UserType.STAFF
+
+
+class AdminHODFieldsSerializer(ProfileFieldsSerializer):
+    user_type = UserType.HOD
 
 
 class StudentCreateInputSerializer(StudentFieldsSerializer):

@@ -9,10 +9,12 @@ from typing import Any
 
 from django.contrib.auth import password_validation
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
-from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+from users.services.people.validation import PHONE_PATTERN
 
 ErrorSerializer = inline_serializer(
     name="Error",
@@ -133,6 +135,15 @@ class ClosedProfileExtension(ClosedObjectExtension):
     """Role profiles (and the people built on them) list every key they return, so ``oneOf`` picks exactly one."""
 
     target_class = "users.api.serializers.RoleProfileSerializer"
+
+
+class PhoneFieldExtension(OpenApiSerializerFieldExtension):
+    """A phone number: its length is the field's (the model's), its shape the one the service checks."""
+
+    target_class = "users.api.people_serializers.PhoneField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "maxLength": self.target.max_length, "pattern": rf"^(?:{PHONE_PATTERN})?$"}
 
 
 class BoundedFilterExtension(DjangoFilterExtension):

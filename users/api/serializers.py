@@ -5,7 +5,8 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from users.api.schema import PasswordField
-from users.models import AdminHOD, CustomUser, Gender, Staff, Student, UserType
+from users.models import AdminHOD, CustomUser, Staff, Student, UserType
+from users.people_schema import PUBLIC_USER_FIELDS, ROLES
 from users.selectors import user_profile, user_public_data
 
 
@@ -38,78 +39,59 @@ class StrictInputSerializer(serializers.Serializer):
         return attrs
 
 
+# The user JSON every endpoint shares: the keys declared in users.people_schema.PUBLIC_USER_FIELDS.
 class UserSerializer(serializers.ModelSerializer):
     role = serializers.CharField(read_only=True)
 
     class Meta:
         model = CustomUser
-        fields = [
-            "id",
-            "username",
-            "email",
-            "first_name",
-            "last_name",
-            "user_type",
-            "role",
-            "is_active",
-            "email_verified",
-            "date_joined",
-        ]
+        fields = list(PUBLIC_USER_FIELDS)
         read_only_fields = fields
 
     def to_representation(self, instance):
         return user_public_data(instance)
 
 
+def profile_output_fields(user_type: int) -> list[str]:
+    """The keys of a role's profile as the API returns it: its declared fields in the model's order, with its id and
+    times (``users.people_schema``)."""
+    role = ROLES[user_type]
+    return ["id", *role.in_model_order(role.names()), "created_at", "updated_at"]
+
+
 class RoleProfileSerializer(serializers.ModelSerializer):
     """A role profile as the API returns it: exactly its declared keys (the schema closes the object)."""
+
+    # Output only (every field read-only): read-only fields are required in the schema, so oneOf is exact.
+
+    def get_fields(self):
+        fields = super().get_fields()
+        model = self.Meta.model
+        for name, field in fields.items():
+            # DRF drops allow_blank from read-only fields, and "" (not chosen yet) is a real value of a blank choice.
+            if isinstance(field, serializers.ChoiceField) and model._meta.get_field(name).blank:
+                field.allow_blank = True
+        return fields
 
 
 class AdminHODProfileSerializer(RoleProfileSerializer):
     class Meta:
         model = AdminHOD
-        fields = ["id", "department", "phone_number", "created_at", "updated_at"]
-        read_only_fields = fields  # output only: read-only fields are required in the schema, so oneOf is exact
+        fields = profile_output_fields(UserType.HOD)
+        read_only_fields = fields
 
 
 class StaffProfileSerializer(RoleProfileSerializer):
     class Meta:
         model = Staff
-        fields = [
-            "id",
-            "address",
-            "phone_number",
-            "employee_id",
-            "department",
-            "designation",
-            "date_of_joining",
-            "created_at",
-            "updated_at",
-        ]
+        fields = profile_output_fields(UserType.STAFF)
         read_only_fields = fields
 
 
 class StudentProfileSerializer(RoleProfileSerializer):
-    # Declared: DRF drops allow_blank from read-only fields, and "" (not given yet) is a real value here.
-    gender = serializers.ChoiceField(choices=Gender.choices, allow_blank=True, read_only=True)
-
     class Meta:
         model = Student
-        fields = [
-            "id",
-            "gender",
-            "date_of_birth",
-            "address",
-            "phone_number",
-            "student_id",
-            "guardian_name",
-            "guardian_phone",
-            "profile_pic",
-            "course_id",
-            "session_year_id",
-            "created_at",
-            "updated_at",
-        ]
+        fields = profile_output_fields(UserType.STUDENT)
         read_only_fields = fields
 
 

@@ -7,14 +7,13 @@ from django.core.exceptions import ValidationError
 
 from users.exceptions import RegistrationClosed
 from users.models import CustomUser, UserType
+from users.people_schema import ROLES, USER_SELF_EDITABLE_FIELDS
 from users.services.people.create import user_create
 from users.services.people.update import person_change
 
-USER_SELF_EDITABLE_FIELDS = frozenset({"first_name", "last_name", "email"})
+# Derived from the declaration of the user's and each role's fields (users.people_schema).
 PROFILE_SELF_EDITABLE_FIELDS: dict[int, frozenset[str]] = {
-    UserType.HOD: frozenset({"department", "phone_number"}),
-    UserType.STAFF: frozenset({"address", "phone_number"}),
-    UserType.STUDENT: frozenset({"address", "phone_number", "guardian_name", "guardian_phone"}),
+    user_type: frozenset(role.names(self_editable=True)) for user_type, role in ROLES.items()
 }
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from users.cache import user_invalidate
 from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, ProfileBase, SessionEndReason, UserType
+from users.people_schema import PUBLIC_USER_FIELDS
 from users.services.monolith_import.notify import EMAIL, monolith_import_messages
 from users.services.monolith_import.result import (
     DATABASE_REFUSED,
@@ -64,9 +65,8 @@ from users.services.outbox import outbox_relay_soon
 from users.services.people.activation import users_activity_set_by_import
 from users.services.people.passwords import passwords_set_by_import
 
-PUBLIC_USER_FIELDS = frozenset(
-    {"username", "email", "first_name", "last_name", "user_type", "is_active", "date_joined"}
-)
+# The fields of the import whose change the user JSON shows, so a user.updated event announces it.
+USER_FIELDS_IN_JSON = frozenset(USER_FIELDS) & frozenset(PUBLIC_USER_FIELDS)
 ANALYZE_FIRST_AT = 2_000  # accounts created before the first ANALYZE; doubled after each one
 
 
@@ -289,7 +289,7 @@ class _Importer:
             ]
         )
         for plan in plans:
-            if plan.user_fields & PUBLIC_USER_FIELDS or plan.profile_update is not None:
+            if plan.user_fields & USER_FIELDS_IN_JSON or plan.profile_update is not None:
                 user_invalidate(user_id=plan.user_id)
         if not self.notify:
             return _Written(ended)

@@ -11,7 +11,8 @@ from django.db.models.lookups import In
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from users.models import PROFILE_MODELS, AdminHOD, CustomUser, ProfileBase, Staff, Student
+from users.models import PROFILE_MODELS, CustomUser, ProfileBase
+from users.people_schema import ROLES
 from users.services.monolith_import.source import _Account
 
 # The target fields the import owns; they are compared on every run to tell "unchanged" from "updated".
@@ -28,10 +29,9 @@ USER_FIELDS = (
     "date_joined",
     "last_login",
 )
+# The profile fields the monolith has (read by source.PROFILE_COLUMNS), from the declaration of each role's fields.
 PROFILE_FIELDS: dict[type[ProfileBase], tuple[str, ...]] = {
-    AdminHOD: (),
-    Staff: ("address",),
-    Student: ("gender", "address", "course_id", "session_year_id", "profile_pic"),
+    role.model: role.names(monolith=True) for role in ROLES.values()
 }
 BULK_UPDATE_ROWS = 100  # bulk_update builds one CASE WHEN per row and field; small statements stay linear
 

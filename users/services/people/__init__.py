@@ -8,6 +8,7 @@ reactivate). Every entry point calls them: the API, the admin, the roster and mo
 ``roster`` the CSV import, which writes through ``bulk`` and the owners' batch forms.
 """
 
+from users.people_schema import MAX_DB_ID, USER_FIELDS
 from users.services.people.activation import (
     PersonChangeRefused,
     user_deactivate,
@@ -46,12 +47,9 @@ from users.services.people.update import (
 )
 from users.services.people.validation import (
     ACADEMIC_FIELDS,
-    ADDRESS_MAX_LENGTH,
-    MAX_DB_ID,
     PHONE_FIELDS,
     PROFILE_FIELDS,
     SCHOOL_ID_FIELDS,
-    USER_FIELDS,
     AcademicServiceDown,
     academic_unknown_ids,
     phone_number_validate,
@@ -59,7 +57,6 @@ from users.services.people.validation import (
 
 __all__ = [
     "ACADEMIC_FIELDS",
-    "ADDRESS_MAX_LENGTH",
     "INVITATION_TEMPLATE",
     "MAX_DB_ID",
     "PHONE_FIELDS",

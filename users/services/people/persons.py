@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from users.models import PROFILE_MODELS, CustomUser, ProfileBase, UserType
+from users.people_schema import USER_FIELDS
 from users.services.outbox import email_enqueue
 from users.services.people.activation import PersonChangeRefused, user_deactivate, user_reactivate
 from users.services.people.create import INVITATION_TEMPLATE, user_create
@@ -17,7 +18,6 @@ from users.services.people.passwords import password_policy_check
 from users.services.people.update import person_change
 from users.services.people.validation import (
     PROFILE_FIELDS,
-    USER_FIELDS,
     _academic_errors,
     _profile_errors,
     _taken_errors,

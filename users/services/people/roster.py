@@ -6,47 +6,69 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from user_service.exceptions import ApplicationError
-from users.models import PROFILE_MODELS, CustomUser, Gender, OutboxMessage, SecurityEvent, UserType
+from users.models import PROFILE_MODELS, CustomUser, OutboxMessage, SecurityEvent, UserType
+from users.people_schema import MAX_DB_ID, ROLES, USER_FIELDS, max_length, model_field, user_field_required
 from users.selectors import EqualsAny
 from users.services.outbox import outbox_relay_soon
 from users.services.people.bulk import ROSTER_BATCH_SIZE, _insert_rows, search_indexes_flush
 from users.services.people.create import users_created_rows
 from users.services.people.validation import (
-    ACADEMIC_FIELDS,
-    ADDRESS_MAX_LENGTH,
-    MAX_DB_ID,
-    PROFILE_FIELDS,
+    ACADEMIC_LABELS,
     SCHOOL_ID_FIELDS,
-    USER_FIELDS,
     _profile_errors,
     academic_unknown_ids,
 )
 
+# Derived from the declaration of each role's fields (users.people_schema): the user's fields, then the role's roster
+# fields in their declared order. How a cell is read follows its model field: a date, a whole number, one of the
+# choices (by value or label, any case), or text no longer than the model allows.
 ROSTER_COLUMNS: dict[int, tuple[str, ...]] = {
-    UserType.STUDENT: (*USER_FIELDS, "student_id", "gender", "date_of_birth", "phone_number", "address")
-    + ("guardian_name", "guardian_phone", "course_id", "session_year_id"),
-    UserType.STAFF: (*USER_FIELDS, "employee_id", "department", "designation", "phone_number", "address")
-    + ("date_of_joining",),
+    user_type: (*USER_FIELDS, *role.names(roster=True)) for user_type, role in ROLES.items() if role.roster_import
 }
-ROSTER_REQUIRED_COLUMNS = ("username", "email")
+ROSTER_REQUIRED_COLUMNS = tuple(name for name in USER_FIELDS if user_field_required(name))
 ROSTER_ERRORS_SHOWN = 1000
 ROSTER_QUERY_CHUNK = 5000
-_GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O"}
-_DATE_COLUMNS = ("date_of_birth", "date_of_joining")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_INT_COLUMNS = ACADEMIC_FIELDS
+
+
+def _max_lengths(user_type: int) -> dict[str, int]:
+    """The longest value of each text column of a role's roster (choices are read by ``_roster_value``)."""
+    role = ROLES[user_type]
+    columns = [(CustomUser, name) for name in USER_FIELDS] + [(role.model, name) for name in role.names(roster=True)]
+    return {
+        name: limit
+        for model, name in columns
+        if not model_field(model, name).choices and (limit := max_length(model, name)) is not None
+    }
+
+
+@cache
+def _choice_aliases(field: models.Field) -> dict[str, str]:
+    """A choice field's values by their value or label, lower-cased (``m`` and ``male`` for ``M``)."""
+    aliases: dict[str, str] = {}
+    for value, text in field.flatchoices:
+        aliases[str(value).lower()] = aliases[str(text).lower()] = str(value)
+    return aliases
+
+
+_MAX_LENGTHS = {user_type: _max_lengths(user_type) for user_type in ROSTER_COLUMNS}
+_FIELDS = {
+    user_type: {name: ROLES[user_type].model_field(name) for name in ROLES[user_type].names(roster=True)}
+    for user_type in ROSTER_COLUMNS
+}
 
 
 class RosterRejected(ApplicationError):
@@ -170,27 +192,13 @@ def _roster_header_ok(user_type: int, header: list[str], result: RosterResult) -
 
 _username_validator = UnicodeUsernameValidator()
 _email_validator = EmailValidator()
-_MAX_LENGTHS = {
-    "username": 150,
-    "email": 254,
-    "first_name": 150,
-    "last_name": 150,
-    "student_id": 32,
-    "employee_id": 32,
-    "guardian_name": 150,
-    "department": 120,
-    "designation": 120,
-    "phone_number": 20,
-    "guardian_phone": 20,
-    "address": ADDRESS_MAX_LENGTH,
-}
 
 
 def _roster_row(user_type: int, line: int, values: dict[str, str], result: RosterResult, *, today: date) -> _Row | None:
     """One data row checked and converted; its errors are added to ``result``."""
     errors: dict[str, list[str]] = {}
     values = {name: value.strip() for name, value in values.items()}
-    for name, limit in _MAX_LENGTHS.items():
+    for name, limit in _MAX_LENGTHS[user_type].items():
         if len(values.get(name, "")) > limit:
             errors[name] = [f"At most {limit} characters."]
     for name in ROSTER_REQUIRED_COLUMNS:
@@ -203,9 +211,9 @@ def _roster_row(user_type: int, line: int, values: dict[str, str], result: Roste
             except ValidationError as exc:
                 errors[name] = exc.messages
     profile: dict[str, Any] = {}
-    for name in PROFILE_FIELDS[user_type]:
+    for name, model_field_ in _FIELDS[user_type].items():
         if name in values:
-            profile[name] = _roster_value(name, values[name], errors)
+            profile[name] = _roster_value(model_field_, values[name], errors)
     for name, messages in _profile_errors(user_type, profile, today=today).items():
         errors.setdefault(name, messages)
     for name, messages in errors.items():
@@ -217,12 +225,16 @@ def _roster_row(user_type: int, line: int, values: dict[str, str], result: Roste
     return _Row(line=line, user=user, profile=profile)
 
 
-def _roster_value(name: str, raw: str, errors: dict[str, list[str]]) -> Any:
-    if name == "gender":
-        if raw and raw.lower() not in _GENDERS:
-            errors[name] = [f"One of {', '.join(Gender.values)} (or Male, Female, Other)."]
-        return _GENDERS.get(raw.lower(), "")
-    if name in _DATE_COLUMNS:
+def _roster_value(field: models.Field, raw: str, errors: dict[str, list[str]]) -> Any:
+    """One cell as its model field's value (an error under the field's name if it is not one)."""
+    name = field.name
+    if field.choices:
+        aliases = _choice_aliases(field)
+        if raw and raw.lower() not in aliases:
+            values, labels = zip(*field.flatchoices, strict=True)
+            errors[name] = [f"One of {', '.join(map(str, values))} (or {', '.join(map(str, labels))})."]
+        return aliases.get(raw.lower(), "")
+    if isinstance(field, models.DateField):
         if not raw:
             return None
         try:
@@ -232,7 +244,7 @@ def _roster_value(name: str, raw: str, errors: dict[str, list[str]]) -> Any:
         except ValueError:
             errors[name] = ["Enter a date as YYYY-MM-DD."]
             return None
-    if name in _INT_COLUMNS:
+    if isinstance(field, models.IntegerField):  # ids held for other services
         if not raw:
             return None
         if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_DB_ID:
@@ -294,8 +306,7 @@ def _roster_check_academic(rows: list[_Row], result: RosterResult) -> None:
         missing = set(ids)
         for row in rows:
             if row.profile.get(name) in missing:
-                label = "course" if name == "course_id" else "session year"
-                message = f"The academic service knows no {label} with id {row.profile[name]}."
+                message = f"The academic service knows no {ACADEMIC_LABELS[name]} with id {row.profile[name]}."
                 result.errors.append(RosterError(row.line, name, message))
 
 

@@ -8,37 +8,37 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import models
 from django.utils import timezone
 
 from clients.academic import AcademicServiceClient
 from clients.exceptions import ServiceError
 from clients.exceptions import ServiceUnavailable as AcademicUnavailable
 from user_service.exceptions import ApplicationError
-from users.models import PROFILE_MODELS, CustomUser, ProfileBase, UserType
+from users.models import PROFILE_MODELS, CustomUser, ProfileBase
+from users.people_schema import (
+    ROLES,
+    TEXT_MAX_LENGTH,
+    Rule,
+    label,
+    rule_fields,
+)
 
 logger = logging.getLogger(__name__)
 
-USER_FIELDS = ("username", "email", "first_name", "last_name")
-PROFILE_FIELDS: dict[int, tuple[str, ...]] = {
-    UserType.STUDENT: (
-        "gender",
-        "date_of_birth",
-        "address",
-        "phone_number",
-        "student_id",
-        "guardian_name",
-        "guardian_phone",
-        "course_id",
-        "session_year_id",
-    ),
-    UserType.STAFF: ("address", "phone_number", "employee_id", "department", "designation", "date_of_joining"),
-    UserType.HOD: ("department", "phone_number"),
+# Derived from the declaration of each role's fields (users.people_schema).
+PROFILE_FIELDS: dict[int, tuple[str, ...]] = {user_type: role.names(api=True) for user_type, role in ROLES.items()}
+SCHOOL_ID_FIELDS: dict[int, str] = {
+    user_type: name for user_type, role in ROLES.items() for name in role.names(rule=Rule.SCHOOL_ID)
 }
-SCHOOL_ID_FIELDS: dict[int, str] = {UserType.STUDENT: "student_id", UserType.STAFF: "employee_id"}
-PHONE_FIELDS = ("phone_number", "guardian_phone")
-ACADEMIC_FIELDS = ("course_id", "session_year_id")
-ADDRESS_MAX_LENGTH = 1000
-MAX_DB_ID = 2_147_483_647  # course_id / session_year_id are PostgreSQL integers
+PHONE_FIELDS = rule_fields(Rule.PHONE)
+ACADEMIC_FIELDS = rule_fields(Rule.ACADEMIC_ID)
+# What an academic id names, in messages: "course" for course_id (its model label without " id").
+ACADEMIC_LABELS: dict[str, str] = {
+    name: label(role.model, name).removesuffix(" id")
+    for role in ROLES.values()
+    for name in role.names(rule=Rule.ACADEMIC_ID)
+}
 
 # An optional +, then 7 to 15 digits with spaces or dashes between them (the API's schema states it too).
 PHONE_PATTERN = r"\+?[0-9](?:[ \-]*[0-9]){6,14}"
@@ -63,21 +63,29 @@ def phone_number_validate(value: str) -> str:
 
 def _profile_errors(user_type: int, profile: dict[str, Any], *, today: date | None = None) -> dict[str, list[str]]:
     """Check and normalise (in place) the role profile fields; field-named messages for what is wrong."""
+    role = ROLES[user_type]
     errors: dict[str, list[str]] = {}
-    for name in PHONE_FIELDS:
+    for name in role.names(rule=Rule.PHONE):
         if profile.get(name):
             try:
                 profile[name] = phone_number_validate(profile[name])
             except ValidationError as exc:
                 errors[name] = exc.messages
-    birth = profile.get("date_of_birth")
-    if birth and birth > (today or timezone.localdate()):
-        errors["date_of_birth"] = ["The date of birth cannot be in the future."]
-    school_id = SCHOOL_ID_FIELDS.get(user_type)
-    if school_id and school_id in profile:
-        profile[school_id] = (profile[school_id] or "").strip() or None
-    if len(profile.get("address") or "") > ADDRESS_MAX_LENGTH:
-        errors["address"] = [f"Ensure this field has no more than {ADDRESS_MAX_LENGTH} characters."]
+    for name in role.names(rule=Rule.NOT_FUTURE):
+        value = profile.get(name)
+        if value and value > (today or timezone.localdate()):
+            errors[name] = [f"The {label(role.model, name)} cannot be in the future."]
+    for name in role.names(rule=Rule.SCHOOL_ID):
+        if name in profile:
+            profile[name] = (profile[name] or "").strip() or None
+    for name in role.names():  # text the database does not bound (a TextField): the service's limit
+        value = profile.get(name)
+        if (
+            isinstance(role.model_field(name), models.TextField)
+            and isinstance(value, str)
+            and len(value) > TEXT_MAX_LENGTH
+        ):
+            errors[name] = [f"Ensure this field has no more than {TEXT_MAX_LENGTH} characters."]
     return errors
 
 
@@ -95,8 +103,7 @@ def _taken_errors(
     if school_id and profile.get(school_id):
         model = PROFILE_MODELS[user_type]
         if model.objects.filter(**{school_id: profile[school_id]}).exclude(user_id=exclude_user_id).exists():
-            label = "student id" if school_id == "student_id" else "employee id"
-            errors[school_id] = [f"Another person already has this {label}."]
+            errors[school_id] = [f"Another person already has this {label(model, school_id)}."]
     return errors
 
 
@@ -141,5 +148,7 @@ def _academic_errors(profile: dict[str, Any], *, before: ProfileBase | None = No
         course_ids=[changed["course_id"]] if "course_id" in changed else [],
         session_year_ids=[changed["session_year_id"]] if "session_year_id" in changed else [],
     )
-    labels = {"course_id": "course", "session_year_id": "session year"}
-    return {name: [f"The academic service knows no {labels[name]} with id {ids[0]}."] for name, ids in unknown.items()}
+    return {
+        name: [f"The academic service knows no {ACADEMIC_LABELS[name]} with id {ids[0]}."]
+        for name, ids in unknown.items()
+    }
