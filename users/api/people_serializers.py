@@ -1,6 +1,5 @@
 """Input and output serializers of the people endpoints: students, staff, HODs, users and roster imports."""
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -11,29 +10,13 @@ from users.api.schema import PasswordField
 from users.api.serializers import (
     AdminHODProfileSerializer,
     StaffProfileSerializer,
+    StrictInputSerializer,
     StudentProfileSerializer,
     UserSerializer,
-    text_fields_not_strings,
 )
 from users.models import CustomUser, UserType
 from users.people_schema import MAX_DB_ID, ROLES, RoleSchema, Rule, max_length
 from users.services.people.validation import ACADEMIC_LABELS
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not know or may not write, and numbers given for text, at any nesting level."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            writable = {name for name, item in self.fields.items() if not item.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-            not_text = text_fields_not_strings(self, data)
-            if not_text:
-                raise serializers.ValidationError(not_text)
-        return super().to_internal_value(data)
-
 
 # --- Output ---------------------------------------------------------------------------------------
 
@@ -75,7 +58,7 @@ def _name(name: str) -> serializers.CharField:
     return serializers.CharField(max_length=max_length(CustomUser, name), required=False, allow_blank=True)
 
 
-class UserCreateInputSerializer(StrictSerializer):
+class UserCreateInputSerializer(StrictInputSerializer):
     username = _username()
     email = _email()
     first_name = _name("first_name")
@@ -86,7 +69,7 @@ class UserCreateInputSerializer(StrictSerializer):
     )
 
 
-class UserUpdateInputSerializer(StrictSerializer):
+class UserUpdateInputSerializer(StrictInputSerializer):
     username = _username()
     email = _email()
     first_name = _name("first_name")
@@ -140,8 +123,8 @@ def profile_input_fields(user_type: int) -> dict[str, serializers.Field]:
 
 
 # A role's profile fields as input, derived from its declaration; subclasses add the nested ``user``. (No docstring:
-# the schema describes these objects with StrictSerializer's.)
-class ProfileFieldsSerializer(StrictSerializer):
+# the schema describes these objects with StrictInputSerializer's.)
+class ProfileFieldsSerializer(StrictInputSerializer):
     user_type: ClassVar[int]
 
     def get_fields(self) -> dict[str, serializers.Field]:

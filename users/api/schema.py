@@ -127,10 +127,6 @@ def _refuse_nul(schema: dict) -> None:
             branch["pattern"] = NO_NUL
 
 
-class ClosedPeopleInputExtension(ClosedObjectExtension):
-    target_class = "users.api.people_serializers.StrictSerializer"
-
-
 class ClosedProfileExtension(ClosedObjectExtension):
     """Role profiles (and the people built on them) list every key they return, so ``oneOf`` picks exactly one."""
 

@@ -1,5 +1,7 @@
 """Input and output serializers of the authentication, profile and session endpoints."""
 
+from collections.abc import Mapping
+
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
@@ -21,22 +23,22 @@ def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> d
     }
 
 
+# The one strict base of every input serializer (account, auth and people): checked before the fields are, so
+# an unknown key is reported whatever else is wrong, and nested serializers apply it to their own keys. Its
+# docstring is the schema's description of every body that inherits it.
 class StrictInputSerializer(serializers.Serializer):
-    """Input serializer that refuses keys it does not know, and numbers given for text, instead of guessing."""
+    """Refuses keys it does not know or may not write, and numbers given for text, at any nesting level."""
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
+        if isinstance(data, Mapping):
+            writable = {name for name, item in self.fields.items() if not item.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
             not_text = text_fields_not_strings(self, data)
             if not_text:
                 raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
-
-    def validate(self, attrs):
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-        return attrs
 
 
 # The user JSON every endpoint shares: the keys declared in users.people_schema.PUBLIC_USER_FIELDS.
