@@ -280,6 +280,8 @@ class SecurityEvent(models.Model):
         USER_DEACTIVATED = "user_deactivated"
         USER_REACTIVATED = "user_reactivated"
         ROLE_CHANGED = "role_changed"
+        USER_UPDATED = "user_updated"
+        EMAIL_CHANGED = "email_changed"
         SERVICE_TOKEN_ISSUED = "service_token_issued"  # noqa: S105 - an event name
 
     type = models.CharField(max_length=40, choices=Type.choices)

@@ -231,6 +231,11 @@ class TestFieldsEmailProfile:
         assert (student.email, student.email_verified) == ("moved@school.test", False)
         assert topics_of(student) == ["user.updated", "verify_email"]
         assert invalidated == [student.pk]
+        records = {r.type: (r.actor, r.data) for r in audit_of(student)}
+        assert records == {
+            SecurityEvent.Type.USER_UPDATED: (hod, {"fields": ["email"]}),
+            SecurityEvent.Type.EMAIL_CHANGED: (hod, {"from": "student@school.test", "to": "moved@school.test"}),
+        }
 
     def test_email_taken_case_insensitively_is_refused(self, student, staff):
         with pytest.raises(ValidationError) as caught:
@@ -242,7 +247,7 @@ class TestFieldsEmailProfile:
     def test_admin_rights_change_is_audited(self, hod, staff):
         user_fields_change(user=staff, changes={"is_staff": True}, actor=hod)
 
-        record = SecurityEvent.objects.get(user=staff)
+        record = SecurityEvent.objects.get(user=staff, type=SecurityEvent.Type.ROLE_CHANGED)
         assert (record.type, record.actor, record.data) == (
             SecurityEvent.Type.ROLE_CHANGED,
             hod,
@@ -290,10 +295,14 @@ class TestFieldsEmailProfile:
 
         events = OutboxMessage.objects.filter(topic=EventType.USER_UPDATED, payload__user_id=student.pk)
         assert [e.payload["data"] for e in events] == [{"fields": ["address", "first_name"]}]
+        assert [(r.type, r.data) for r in audit_of(student)] == [
+            (SecurityEvent.Type.USER_UPDATED, {"fields": ["address", "first_name"]})
+        ]
 
     def test_nothing_changed_writes_nothing(self, student):
         assert person_change(user=student, user_changes={"first_name": student.first_name}) == []
         assert topics_of(student) == []
+        assert audit_of(student) == []
 
 
 class TestActivation:

@@ -111,6 +111,7 @@ def _person_write(
     account = CustomUser.objects.select_for_update().get(pk=user.pk)
     changed = [name for name, value in user_changes.items() if getattr(account, name) != value]
     email_changed = "email" in changed and user_changes["email"].lower() != account.email.lower()
+    email_before = account.email
     rights_before = {name: getattr(account, name) for name in ADMIN_RIGHTS_FIELDS & set(changed)}
     for name in changed:
         setattr(account, name, user_changes[name])
@@ -132,8 +133,19 @@ def _person_write(
     fields = sorted({*changed, *profile_changed})
     if not fields:
         return []
+    # The audit trail names who changed which fields (not their values); an address change keeps both
+    # addresses, since a changed address is how an account is taken over.
+    security_event_record(
+        event_type=SecurityEvent.Type.USER_UPDATED, user=account, actor=actor, data={"fields": fields}
+    )
     if email_changed:
         email_enqueue(user=account, template=VERIFY_EMAIL_TEMPLATE)
+        security_event_record(
+            event_type=SecurityEvent.Type.EMAIL_CHANGED,
+            user=account,
+            actor=actor,
+            data={"from": email_before, "to": account.email},
+        )
     if rights_before:
         security_event_record(
             event_type=SecurityEvent.Type.ROLE_CHANGED,
