@@ -69,8 +69,8 @@ lint: install-dev $(TEST_KEY) typecheck
 
 # Types (mypy with django-stubs and drf-stubs) and the import direction of DESIGN.md (import-linter). Both run
 # even if the first fails; part of `lint`.
-typecheck: install-dev
-	$(BIN)/mypy; mypy_status=$$?; $(BIN)/lint-imports; imports_status=$$?; \
+typecheck: install-dev $(TEST_KEY)
+	$(TEST_ENV) $(BIN)/mypy; mypy_status=$$?; $(BIN)/lint-imports; imports_status=$$?; \
 	test $$mypy_status -eq 0 && test $$imports_status -eq 0
 
 test: lint test-only
