@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from users.api.schema import PasswordField, errors
-from users.api.serializers import DetailSerializer, StrictInputSerializer
+from users.api.serializers import DetailSerializer, StrictInputSerializer, user_max_length
 from users.api.throttles import CounterThrottle
 from users.api.views import PublicAPIView
 from users.services import account
@@ -48,7 +48,7 @@ class VerificationEmailThrottle(_AddressThrottle):
 
 
 class EmailInputSerializer(StrictInputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = serializers.EmailField(max_length=user_max_length("email"))
 
 
 class PasswordResetConfirmInputSerializer(StrictInputSerializer):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from users.api.schema import PasswordField
 from users.models import AdminHOD, CustomUser, Staff, Student, UserType
-from users.people_schema import PUBLIC_USER_FIELDS, ROLES
+from users.people_schema import PUBLIC_USER_FIELDS, ROLES, max_length
 from users.selectors import user_profile, user_public_data
 
 
@@ -21,6 +21,13 @@ def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> d
         and not field.read_only
         and isinstance(data.get(name), int | float)  # bool is an int too: DRF refuses it anyway
     }
+
+
+def user_max_length(name: str) -> int:
+    """The user model's length limit of ``name`` (declared there once)."""
+    length = max_length(CustomUser, name)
+    assert length is not None, name  # noqa: S101 - every user text field has one
+    return length
 
 
 # The one strict base of every input serializer (account, auth and people): checked before the fields are, so
@@ -132,11 +139,15 @@ class SelfRegisteredTypeField(serializers.IntegerField):
 
 
 class RegisterInputSerializer(StrictInputSerializer):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    email = serializers.EmailField(max_length=254)
+    username = serializers.CharField(max_length=user_max_length("username"), validators=[UnicodeUsernameValidator()])
+    email = serializers.EmailField(max_length=user_max_length("email"))
     password = PasswordField()
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    first_name = serializers.CharField(
+        max_length=user_max_length("first_name"), required=False, allow_blank=True, default=""
+    )
+    last_name = serializers.CharField(
+        max_length=user_max_length("last_name"), required=False, allow_blank=True, default=""
+    )
     user_type = SelfRegisteredTypeField(required=False, help_text="Only 3 (Student) may self-register.")
 
     def validate_user_type(self, value):
@@ -146,7 +157,9 @@ class RegisterInputSerializer(StrictInputSerializer):
 
 
 class LoginInputSerializer(StrictInputSerializer):
-    username = serializers.CharField(max_length=254, help_text="Username or e-mail address.")
+    username = serializers.CharField(
+        max_length=max(user_max_length("username"), user_max_length("email")), help_text="Username or e-mail address."
+    )
     password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
 
 
@@ -178,9 +191,9 @@ class LogoutInputSerializer(StrictInputSerializer):
 
 
 class ProfileUpdateInputSerializer(StrictInputSerializer):
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    email = serializers.EmailField(max_length=254, required=False)
+    first_name = serializers.CharField(max_length=user_max_length("first_name"), required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=user_max_length("last_name"), required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=user_max_length("email"), required=False)
     profile = serializers.DictField(required=False, help_text="Fields of the role profile the user may edit.")
 
 
