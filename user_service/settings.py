@@ -5,6 +5,7 @@ file e-mail under ``var/``) and the full mode (PostgreSQL, Redis, a real Celery 
 With ``DEBUG=False`` start-up refuses the default secret key and a missing signing key.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,6 +178,26 @@ JSON_MAX_DEPTH = config("JSON_MAX_DEPTH", default=32, cast=int)
 # --- REST framework, schema -------------------------------------------------------------------
 # Number of reverse proxies in front of the service whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
+
+
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of CIDRs from the environment, parsed once; a malformed one stops start-up."""
+    networks = []
+    for cidr in config(name, default="", cast=Csv()):
+        try:
+            networks.append(ipaddress.ip_network(cidr))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {cidr!r} is not a network in CIDR notation ({exc}).") from exc
+    return tuple(networks)
+
+
+# Trusted callers (a frontend posting every person's login from its own address): requests from these
+# networks (the client address as users.http.client_ip sees it) skip the per-IP throttles and the per-IP
+# lockout; the per-account lockout still applies.
+THROTTLE_EXEMPT_NETWORKS = _networks("THROTTLE_EXEMPT_NETWORKS")
+# Migration mode, to be emptied: anonymous calls from these networks to bulk_info/ and users/ are served
+# as a service with users:read, each logged as deprecated and counted (ums_legacy_anonymous_calls_total).
+LEGACY_INTERNAL_NETWORKS = _networks("LEGACY_INTERNAL_NETWORKS")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],

@@ -1,14 +1,23 @@
-"""DRF authentication: a person's access token of a live session, or a sibling service's token."""
+"""DRF authentication: a person's access token of a live session, or a sibling service's token.
 
+Plus a migration mode that is meant to be switched off: anonymous reads from ``LEGACY_INTERNAL_NETWORKS``.
+"""
+
+import logging
+
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from users import tokens
+from users import metrics, tokens
 from users.exceptions import TokenInvalid
+from users.http import address_in_networks, client_ip
 from users.models import CustomUser
 from users.principal import ServicePrincipal, principal_resolve
+
+logger = logging.getLogger(__name__)
 
 
 def bearer_token_from(request: Request) -> str | None:
@@ -51,9 +60,57 @@ class SessionJWTAuthentication(authentication.BaseAuthentication):
         return f'Bearer realm="{self.www_authenticate_realm}"'
 
 
+class LegacyInternalNetworkAuthentication(authentication.BaseAuthentication):
+    """A call with no credentials at all from ``LEGACY_INTERNAL_NETWORKS``: a service principal with ``users:read``.
+
+    The services of the system this one replaced read users without credentials; this lets them keep working
+    on the day of the switch, and makes each such call visible (a deprecation warning naming the caller's
+    address, ``ums_legacy_anonymous_calls_total``) until every caller presents a service token and the
+    setting is emptied. Placed last, and only on the read endpoints those callers use; anything carrying an
+    ``Authorization`` header is left to the other classes, so a bad token is never served by address.
+    """
+
+    SCOPES = frozenset({"users:read"})
+
+    def authenticate(self, request: Request) -> tuple[ServicePrincipal, None] | None:
+        if not settings.LEGACY_INTERNAL_NETWORKS or request.META.get("HTTP_AUTHORIZATION"):
+            return None
+        address = client_ip(request)
+        if not address_in_networks(address, settings.LEGACY_INTERNAL_NETWORKS):
+            return None
+        match = request.resolver_match
+        endpoint = match.view_name if match is not None else request.path
+        logger.warning(
+            "Deprecated anonymous call to %s from %s (LEGACY_INTERNAL_NETWORKS); the caller must move to a "
+            "service token.",
+            endpoint,
+            address,
+            extra={"caller_ip": address, "endpoint": endpoint},
+        )
+        metrics.LEGACY_ANONYMOUS_CALLS.labels(endpoint=endpoint).inc()
+        return ServicePrincipal(client_id=f"legacy:{address}", scopes=self.SCOPES), None
+
+
+# The authentication of the read endpoints the replaced system's services call without credentials.
+LEGACY_READ_AUTHENTICATION = [SessionJWTAuthentication, LegacyInternalNetworkAuthentication]
+
+
 class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = SessionJWTAuthentication
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+class LegacyInternalNetworkAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Not part of the documented API: a migration mode, off by default, that the schema does not advertise."""
+
+    target_class = LegacyInternalNetworkAuthentication
+    name: list[str] = []
+
+    def get_security_definition(self, auto_schema: object) -> list:
+        return []
+
+    def get_security_requirement(self, auto_schema: object) -> None:
+        return None

@@ -1,6 +1,13 @@
-"""Facts about the HTTP client: its IP address (proxy-aware) and user agent."""
+"""Facts about the HTTP client: its IP address (proxy-aware), whether it is in a configured network, user agent."""
+
+import ipaddress
+from collections.abc import Iterable
 
 from django.conf import settings
+from django.http import HttpRequest
+from rest_framework.request import Request
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def client_ip(request) -> str | None:
@@ -17,6 +24,28 @@ def client_ip(request) -> str | None:
     if len(forwarded) < trusted:
         return remote
     return forwarded[-trusted]
+
+
+def address_in_networks(address: str | None, networks: Iterable[Network]) -> bool:
+    """Whether ``address`` (a client IP as ``client_ip`` answers it) lies in one of ``networks`` (parsed in settings).
+
+    An absent or unparsable address is in no network. An IPv4-mapped IPv6 address (``::ffff:10.0.0.5``, what a
+    dual-stack socket reports) is compared as the IPv4 address it carries.
+    """
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def client_throttle_exempt(request: HttpRequest | Request) -> bool:
+    """Whether the caller is a trusted one (``THROTTLE_EXEMPT_NETWORKS``): no per-IP throttle or lockout for it."""
+    return address_in_networks(client_ip(request), settings.THROTTLE_EXEMPT_NETWORKS)
 
 
 def user_agent(request) -> str:

@@ -24,6 +24,11 @@ LOCKOUTS = Counter("ums_lockouts_total", "Login lockouts started.", ["kind"])
 TOKENS_ISSUED = Counter("ums_tokens_issued_total", "Tokens issued.", ["type"])
 TOKENS_VALIDATED = Counter("ums_tokens_validated_total", "validate-token answers.", ["outcome"])
 TASKS = Counter("ums_celery_tasks_total", "Celery task outcomes.", ["task", "outcome"])
+LEGACY_ANONYMOUS_CALLS = Counter(
+    "ums_legacy_anonymous_calls_total",
+    "Anonymous calls served from LEGACY_INTERNAL_NETWORKS (callers still to move to service tokens).",
+    ["endpoint"],
+)
 
 
 def request_observe(*, view: str, method: str, status: int, seconds: float) -> None:

@@ -32,6 +32,7 @@ from users.api.pagination import PageNumberPagination
 from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
+from users.authentication import LEGACY_READ_AUTHENTICATION
 from users.models import UserType
 from users.people_schema import USER_FIELDS
 from users.selectors import (
@@ -354,6 +355,7 @@ class AdminHODDetailView(_AdminHOD, PersonDetailView):
     )
 )
 class UserListView(generics.ListAPIView):
+    authentication_classes = LEGACY_READ_AUTHENTICATION
     permission_classes = DIRECTORY_READERS
     serializer_class = UserWithProfileSerializer
     filter_backends = [DjangoFilterBackend]

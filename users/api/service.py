@@ -17,6 +17,7 @@ from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, UserSerializer
 from users.api.throttles import PublicEndpointThrottle
 from users.api.views import PublicAPIView
+from users.authentication import LEGACY_READ_AUTHENTICATION
 from users.exceptions import InvalidClient, TokenInvalid
 from users.http import client_ip
 from users.principal import ServicePrincipal, principal_resolve
@@ -131,6 +132,7 @@ class BulkInfoInputSerializer(StrictInputSerializer):
 
 
 class BulkInfoView(APIView):
+    authentication_classes = LEGACY_READ_AUTHENTICATION
     permission_classes = [IsStaffOrHOD | HasServiceScope("users:read")]
 
     @extend_schema(

@@ -9,11 +9,14 @@ immediate, so a Redis outage never slows a request down on its way past a thrott
 Deliberately not throttled: health checks (probes), the JWKS and discovery documents (cacheable, needed by
 every verifier), and validate-token (a gateway calls it for all its users from one address; a per-IP limit
 would throttle a whole school). Login and service-token also have lockouts (users/services/lockout.py).
+Callers in ``THROTTLE_EXEMPT_NETWORKS`` (a frontend posting every person's login from its own address) are not
+counted per IP at all: a school's morning rush through one frontend is not a flood from one client.
 """
 
 from rest_framework.throttling import SimpleRateThrottle
 
 from users import cache
+from users.http import client_throttle_exempt
 
 
 class CounterThrottle(SimpleRateThrottle):
@@ -50,7 +53,7 @@ class PublicEndpointThrottle(CounterThrottle):
 
     def allow_request(self, request, view) -> bool:
         self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope:
+        if not self.scope or client_throttle_exempt(request):
             return True
         self.rate = self.get_rate()
         num_requests, duration = self.parse_rate(self.rate)

@@ -5,7 +5,8 @@ What it promises. The Kth failure (``LOGIN_LOCKOUT_THRESHOLD``) against one acco
 within a day (like Keycloak's wait increment) up to ``LOGIN_LOCKOUT_MAX_SECONDS``; while locked, even the
 right password gets 429 with ``Retry-After``. ``LOGIN_IP_THRESHOLD`` failures from one client IP across any
 accounts lock that IP for ``LOGIN_IP_LOCKOUT_SECONDS`` (credential stuffing). A success clears the account's
-failure count; the lockout level decays on its own. Unknown accounts are counted and locked exactly like real
+failure count; the lockout level decays on its own. Addresses in ``THROTTLE_EXEMPT_NETWORKS`` (trusted callers
+that send many people's logins from one address) are neither counted nor locked per IP; their accounts are. Unknown accounts are counted and locked exactly like real
 ones (by the identifier typed), so a lockout reveals nothing. Every entry point reaches this module through
 ``users.services.credentials``, so the counters are shared: a lock made through the API holds on the admin's
 login form and back.
@@ -55,6 +56,7 @@ from django.db.models import Q
 
 from user_service.exceptions import ApplicationError
 from users import metrics
+from users.http import address_in_networks
 from users.models import LockoutCounter, SecurityEvent
 from users.services.audit import security_event_record
 
@@ -138,7 +140,10 @@ class Subject:
 
     @property
     def ip_key(self) -> str | None:
-        return self.key("ip", self.ip) if self.ip else None
+        """The IP's row, None when the IP is unknown or trusted (not counted per IP)."""
+        if not self.ip or address_in_networks(self.ip, settings.THROTTLE_EXEMPT_NETWORKS):
+            return None
+        return self.key("ip", self.ip)
 
 
 @dataclass
