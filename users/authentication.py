@@ -4,6 +4,7 @@ Plus a migration mode that is meant to be switched off: anonymous reads from ``L
 """
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -112,5 +113,5 @@ class LegacyInternalNetworkAuthenticationScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema: object) -> list:
         return []
 
-    def get_security_requirement(self, auto_schema: object) -> None:
-        return None
+    def get_security_requirement(self, auto_schema: object) -> list[dict[str, list[Any]]]:
+        return []

@@ -6,10 +6,10 @@ within a day (like Keycloak's wait increment) up to ``LOGIN_LOCKOUT_MAX_SECONDS`
 right password gets 429 with ``Retry-After``. ``LOGIN_IP_THRESHOLD`` failures from one client IP across any
 accounts lock that IP for ``LOGIN_IP_LOCKOUT_SECONDS`` (credential stuffing). A success clears the account's
 failure count; the lockout level decays on its own. Addresses in ``THROTTLE_EXEMPT_NETWORKS`` (trusted callers
-that send many people's logins from one address) are neither counted nor locked per IP; their accounts are. Unknown accounts are counted and locked exactly like real
-ones (by the identifier typed), so a lockout reveals nothing. Every entry point reaches this module through
-``users.services.credentials``, so the counters are shared: a lock made through the API holds on the admin's
-login form and back.
+that send many people's logins from one address) are neither counted nor locked per IP; their accounts are.
+Unknown accounts are counted and locked exactly like real ones (by the identifier typed), so a lockout reveals
+nothing. Every entry point reaches this module through ``users.services.credentials``, so the counters are
+shared: a lock made through the API holds on the admin's login form and back.
 
 Where the state lives. One ``LockoutCounter`` row per subject (an account, or a client IP, each per kind) in
 the database, keyed by a hash. Not in Redis: the defence must hold while Redis is down and after it restarts

@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -57,7 +58,7 @@ def students(make_user):
     return make
 
 
-def _login(user, password: str = TEST_PASSWORD, **extra: str) -> int:
+def _login(user, password: str = TEST_PASSWORD, **extra: Any) -> int:
     body = {"username": user.email, "password": password}
     return APIClient().post(f"{API}/login/", body, format="json", **extra).status_code
 
@@ -82,7 +83,7 @@ class TestAddressInNetworks:
     def test_a_malformed_cidr_stops_start_up_naming_the_variable(self, name):
         env = {**os.environ, name: "10.0.0.0/8,10.0.0.300/24"}
 
-        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        result = subprocess.run(
             [sys.executable, "-c", "import user_service.settings"], env=env, capture_output=True, text=True, check=False
         )
 
