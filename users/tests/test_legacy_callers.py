@@ -251,3 +251,4 @@ class TestSchemaDescribesTheShapes:
         refreshed = components[refresh["schema"]["$ref"].rsplit("/", 1)[1]]
         assert {"access", "refresh"} <= set(refreshed["properties"])
         assert {"access_token", "refresh_token"} <= set(refreshed["required"])
+        assert not {"access", "refresh"} & set(refreshed["required"])  # absent when refresh_token was sent
