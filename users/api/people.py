@@ -141,8 +141,9 @@ class PeoplePagination(PageNumberPagination):
 
 
 @contextmanager
-def _field_errors_nested() -> Iterator[None]:
-    """Service errors name fields flatly; the API nests the user's own fields under ``user`` as the input does."""
+def _field_errors_nested(user_key: str | None = "user") -> Iterator[None]:
+    """Service errors name fields flatly; the API nests the user's own fields under ``user_key`` as the input does
+    (``None``: a flat body, errors stay flat)."""
     try:
         yield
     except DjangoValidationError as exc:
@@ -150,8 +151,8 @@ def _field_errors_nested() -> Iterator[None]:
             raise
         body: dict = {}
         for name, messages in exc.message_dict.items():
-            if name in USER_INPUT_KEYS:
-                body.setdefault("user", {})[name] = messages
+            if name in USER_INPUT_KEYS and user_key is not None:
+                body.setdefault(user_key, {})[name] = messages
             else:
                 body[name] = messages
         raise exceptions.ValidationError(body) from exc
@@ -163,7 +164,7 @@ class _Role:
     user_type: ClassVar[int]
     noun: ClassVar[str]
     output_serializer: ClassVar[type[Serializer]]
-    create_serializer: ClassVar[type[Serializer]]
+    create_serializer: ClassVar[ps.RoleCreateInput]
     update_serializer: ClassVar[type[Serializer]]
     read_permission_classes: ClassVar[list] = DIRECTORY_READERS
 
@@ -194,7 +195,7 @@ class PeopleListView(_RoleView, generics.ListCreateAPIView):
         fields = dict(data.validated_data)
         user = dict(fields.pop("user"))
         password = user.pop("password", None)
-        with _field_errors_nested():
+        with _field_errors_nested(data.user_key):
             person = people_services.person_create(
                 user_type=self.user_type, user=user, profile=fields, password=password, actor=request.user
             )
@@ -240,7 +241,7 @@ class _Student(_Role):
     user_type = UserType.STUDENT
     noun = "student"
     output_serializer = ps.StudentSerializer
-    create_serializer = ps.StudentCreateInputSerializer
+    create_serializer = ps.STUDENT_CREATE
     update_serializer = ps.StudentUpdateInputSerializer
 
 
@@ -248,7 +249,7 @@ class _Staff(_Role):
     user_type = UserType.STAFF
     noun = "staff member"
     output_serializer = ps.StaffSerializer
-    create_serializer = ps.StaffCreateInputSerializer
+    create_serializer = ps.STAFF_CREATE
     update_serializer = ps.StaffUpdateInputSerializer
 
 
@@ -256,7 +257,7 @@ class _AdminHOD(_Role):
     user_type = UserType.HOD
     noun = "head of department"
     output_serializer = ps.AdminHODSerializer
-    create_serializer = ps.AdminHODCreateInputSerializer
+    create_serializer = ps.ADMIN_HOD_CREATE
     update_serializer = ps.AdminHODUpdateInputSerializer
     read_permission_classes: ClassVar[list] = [IsHOD]
 
@@ -273,8 +274,10 @@ def _list_schema(role: type[_Role], plural: str, readers: str):
         post=extend_schema(
             tags=["people"],
             summary=f"Create a {role.noun} with its user account (HOD)",
-            description="Without user.password the account gets an unusable password and an invitation e-mail.",
-            request=role.create_serializer,
+            description="Without user.password the account gets an unusable password and an invitation e-mail. "
+            "The user may also be nested as admin, or given flat beside the profile fields (username then defaults "
+            "to the e-mail address); both forms accept confirm_password, which must equal password.",
+            request=role.create_serializer.schema(),
             responses={201: role.output_serializer, **errors(400, 401, 403, 415, 503)},
         ),
     )

@@ -1,9 +1,11 @@
 """Input and output serializers of the people endpoints: students, staff, HODs, users and roster imports."""
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db import models
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from users.api.schema import PasswordField
@@ -13,6 +15,7 @@ from users.api.serializers import (
     StrictInputSerializer,
     StudentProfileSerializer,
     UserSerializer,
+    password_confirmed,
 )
 from users.models import CustomUser, UserType
 from users.people_schema import MAX_DB_ID, ROLES, RoleSchema, Rule, max_length
@@ -46,8 +49,10 @@ class AdminHODSerializer(AdminHODProfileSerializer):
 
 
 # The user's fields of a person (users.people_schema.USER_FIELDS), their lengths the model's.
-def _username() -> serializers.CharField:
-    return serializers.CharField(max_length=max_length(CustomUser, "username"), validators=[UnicodeUsernameValidator()])
+def _username(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=max_length(CustomUser, "username"), validators=[UnicodeUsernameValidator()], **kwargs
+    )
 
 
 def _email() -> serializers.EmailField:
@@ -67,6 +72,15 @@ class UserCreateInputSerializer(StrictInputSerializer):
         required=False,
         help_text="Optional. Without it the account gets an unusable password and an invitation e-mail.",
     )
+
+
+class LegacyUserCreateInputSerializer(UserCreateInputSerializer):
+    """The user as the original service's clients send it (nested as ``admin``, or flat beside the profile)."""
+
+    confirm_password = PasswordField(required=False, help_text="Optional; when given, the same as password.")
+
+    def validate(self, attrs: dict) -> dict:
+        return password_confirmed(super().validate(attrs))
 
 
 class UserUpdateInputSerializer(StrictInputSerializer):
@@ -126,6 +140,7 @@ def profile_input_fields(user_type: int) -> dict[str, serializers.Field]:
 # the schema describes these objects with StrictInputSerializer's.)
 class ProfileFieldsSerializer(StrictInputSerializer):
     user_type: ClassVar[int]
+    user_key: ClassVar[str | None] = "user"  # where the body carries the user's own fields (None: at the top)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {**profile_input_fields(self.user_type), **super().get_fields()}
@@ -165,6 +180,123 @@ class AdminHODCreateInputSerializer(AdminHODFieldsSerializer):
 
 class AdminHODUpdateInputSerializer(AdminHODFieldsSerializer):
     user = UserUpdateInputSerializer()
+
+
+# --- Input: a create as the original service's clients send it ----------------------------------
+#
+# Besides the nested ``user``, a role create accepts the user nested as ``admin`` (the original service's name) and
+# a flat body (the user's keys beside the profile's). Both carry the original's optional ``confirm_password``. Each
+# form is validated by its own strict serializer and comes out in the nested form's shape, ``{"user": {...},
+# **profile}``; the schema lists the forms as a oneOf (each closed, each with its own required key).
+
+
+class AdminNestedCreateMixin(serializers.Serializer):  # a Serializer, so its field is declared
+    """A create with the user nested as admin (the original service's name), confirm_password optional."""
+
+    user_key: ClassVar[str | None] = "admin"
+    admin = LegacyUserCreateInputSerializer()
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = dict(super().validate(attrs))
+        attrs["user"] = attrs.pop("admin")
+        return attrs
+
+
+class FlatCreateMixin(serializers.Serializer):
+    """A create with the user's fields beside the profile's; username defaults to the e-mail address."""
+
+    user_key: ClassVar[str | None] = None
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        user = LegacyUserCreateInputSerializer().get_fields()
+        user["username"] = _username(required=False, help_text="Defaults to the e-mail address.")
+        return {**user, **fields}
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = dict(super().validate(attrs))
+        user_keys = set(LegacyUserCreateInputSerializer().fields)
+        user = password_confirmed({name: attrs.pop(name) for name in list(attrs) if name in user_keys})
+        if "username" not in user:
+            try:
+                user["username"] = _username().run_validation(user["email"])
+            except serializers.ValidationError as exc:
+                # the caller sent no username: name the field they did send, and say what to do
+                messages = [f"Cannot serve as the username ({m}); give a username." for m in exc.detail]
+                raise serializers.ValidationError({"email": messages}) from exc
+        return {**attrs, "user": user}
+
+
+class StudentCreateAdminInputSerializer(AdminNestedCreateMixin, StudentFieldsSerializer):
+    pass
+
+
+class StudentCreateFlatInputSerializer(FlatCreateMixin, StudentFieldsSerializer):
+    pass
+
+
+class StaffCreateAdminInputSerializer(AdminNestedCreateMixin, StaffFieldsSerializer):
+    pass
+
+
+class StaffCreateFlatInputSerializer(FlatCreateMixin, StaffFieldsSerializer):
+    pass
+
+
+class AdminHODCreateAdminInputSerializer(AdminNestedCreateMixin, AdminHODFieldsSerializer):
+    pass
+
+
+class AdminHODCreateFlatInputSerializer(FlatCreateMixin, AdminHODFieldsSerializer):
+    pass
+
+
+class RoleCreateInput:
+    """The forms of one role's create body: picks the form a body is in, and describes them all for the schema."""
+
+    def __init__(
+        self,
+        name: str,
+        nested: type[ProfileFieldsSerializer],
+        admin: type[ProfileFieldsSerializer],
+        flat: type[ProfileFieldsSerializer],
+    ) -> None:
+        self.name, self.nested, self.admin, self.flat = name, nested, admin, flat
+        self.flat_user_keys = frozenset(LegacyUserCreateInputSerializer().fields)
+
+    def __call__(self, *, data: Any) -> ProfileFieldsSerializer:
+        """The serializer of the form ``data`` is in: ``admin`` given, or user keys at the top level without a
+        ``user``; otherwise the nested form (whose errors a body in no form gets, as before)."""
+        if isinstance(data, Mapping) and "user" not in data:
+            if "admin" in data:
+                return self.admin(data=data)
+            if self.flat_user_keys & set(data):
+                return self.flat(data=data)
+        return self.nested(data=data)
+
+    def schema(self) -> PolymorphicProxySerializer:
+        return PolymorphicProxySerializer(
+            component_name=self.name,
+            serializers=[self.nested, self.admin, self.flat],
+            resource_type_field_name=None,
+        )
+
+
+STUDENT_CREATE = RoleCreateInput(
+    "StudentCreate",
+    StudentCreateInputSerializer,
+    StudentCreateAdminInputSerializer,
+    StudentCreateFlatInputSerializer,
+)
+STAFF_CREATE = RoleCreateInput(
+    "StaffCreate", StaffCreateInputSerializer, StaffCreateAdminInputSerializer, StaffCreateFlatInputSerializer
+)
+ADMIN_HOD_CREATE = RoleCreateInput(
+    "AdminHODCreate",
+    AdminHODCreateInputSerializer,
+    AdminHODCreateAdminInputSerializer,
+    AdminHODCreateFlatInputSerializer,
+)
 
 
 # --- Roster import -------------------------------------------------------------------------------

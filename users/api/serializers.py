@@ -10,6 +10,7 @@ from users.api.schema import PasswordField
 from users.models import AdminHOD, CustomUser, Staff, Student, UserType
 from users.people_schema import PUBLIC_USER_FIELDS, ROLES, max_length
 from users.selectors import user_profile, user_public_data
+from users.services.people import password_confirmation_check
 
 
 def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> dict[str, list[str]]:
@@ -21,6 +22,15 @@ def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> d
         and not field.read_only
         and isinstance(data.get(name), int | float)  # bool is an int too: DRF refuses it anyway
     }
+
+
+def password_confirmed(attrs: dict) -> dict:
+    """``attrs`` without ``confirm_password``, which (when given, as the original service's clients send it) must
+    equal ``password``: the password service's rule."""
+    attrs = dict(attrs)
+    if "confirm_password" in attrs:
+        password_confirmation_check(password=attrs.get("password"), confirm_password=attrs.pop("confirm_password"))
+    return attrs
 
 
 def user_max_length(name: str) -> int:
@@ -149,11 +159,15 @@ class RegisterInputSerializer(StrictInputSerializer):
         max_length=user_max_length("last_name"), required=False, allow_blank=True, default=""
     )
     user_type = SelfRegisteredTypeField(required=False, help_text="Only 3 (Student) may self-register.")
+    confirm_password = PasswordField(required=False, help_text="Optional; when given, the same as password.")
 
     def validate_user_type(self, value):
         if value != UserType.STUDENT:
             raise serializers.ValidationError("Self-registration creates Student accounts only (user_type 3).")
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        return password_confirmed(super().validate(attrs))
 
 
 class LoginInputSerializer(StrictInputSerializer):
@@ -169,6 +183,15 @@ class TokenResponseSerializer(serializers.Serializer):
     token_type = serializers.CharField(default="Bearer")
     expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
     user = UserWithProfileSerializer()
+
+
+class RefreshResponseSerializer(TokenResponseSerializer):
+    access = serializers.CharField(
+        required=False, help_text="The same as access_token (SimpleJWT's name); when the token was sent as refresh."
+    )
+    refresh = serializers.CharField(
+        required=False, help_text="The same as refresh_token (SimpleJWT's name); when the token was sent as refresh."
+    )
 
 
 class RefreshInputSerializer(StrictInputSerializer):

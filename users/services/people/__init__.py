@@ -20,6 +20,7 @@ from users.services.people.create import INVITATION_TEMPLATE, user_create, user_
 from users.services.people.passwords import (
     PasswordVia,
     password_change,
+    password_confirmation_check,
     password_policy_check,
     password_set_by_admin,
     password_set_by_reset,
@@ -79,6 +80,7 @@ __all__ = [
     "email_verified_set",
     "invitation_resend",
     "password_change",
+    "password_confirmation_check",
     "password_policy_check",
     "password_set_by_admin",
     "password_set_by_reset",

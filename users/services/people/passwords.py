@@ -61,6 +61,12 @@ def _password_set(
     return user
 
 
+def password_confirmation_check(*, password: str | None, confirm_password: str) -> None:
+    """The repeated password must equal the password (an error keyed ``confirm_password``)."""
+    if password != confirm_password:
+        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
+
+
 @transaction.atomic
 def password_change(
     *,
@@ -75,8 +81,7 @@ def password_change(
     user = CustomUser.objects.select_for_update().get(pk=user.pk)
     if not user.check_password(old_password):
         raise ValidationError({"old_password": ["Current password is incorrect."]})
-    if new_password != confirm_password:
-        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
+    password_confirmation_check(password=new_password, confirm_password=confirm_password)
     if new_password == old_password:
         raise ValidationError({"new_password": ["The new password must differ from the current one."]})
     password_policy_check(password=new_password, user=user, field="new_password")
@@ -92,8 +97,7 @@ def password_set_by_reset(*, user: CustomUser, new_password: str, confirm_passwo
     The link reached the owner of the address, which proves the address as well.
     """
     user = CustomUser.objects.select_for_update().get(pk=user.pk)
-    if new_password != confirm_password:
-        raise ValidationError({"confirm_password": ["The two passwords do not match."]})
+    password_confirmation_check(password=new_password, confirm_password=confirm_password)
     password_policy_check(password=new_password, user=user, field="new_password")
     user.email_verified = True
     return _password_set(
