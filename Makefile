@@ -13,7 +13,7 @@ TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
 
-.PHONY: help venv install install-dev run migrate superuser lint typecheck test test-only bench fuzz clean
+.PHONY: help venv install install-dev system-deps run migrate superuser lint typecheck test test-only bench fuzz clean
 
 help:
 	@echo "make run     set up, migrate and start the service on :$(PORT) (embedded default, no .env needed)"
@@ -75,7 +75,12 @@ typecheck: install-dev $(TEST_KEY)
 
 test: lint test-only
 
-test-only: install-dev $(TEST_KEY)
+# Debian packages the tests run for real (nginx: deploy/tests/test_nginx_live.py), installed with apt if missing.
+system-deps:
+	@test -x /usr/sbin/nginx || command -v nginx >/dev/null || (apt-get install -y nginx >/dev/null 2>&1 || \
+		(apt-get update >/dev/null && apt-get install -y nginx >/dev/null))
+
+test-only: install-dev $(TEST_KEY) system-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-dev $(TEST_KEY)

@@ -263,7 +263,7 @@ def test_nginx_upstream_is_the_web_service_on_the_gunicorn_port(nginx_conf, prod
 def test_nginx_forwards_client_scheme_host_and_request_id(nginx_conf):
     for header in (
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Proto $forwarded_proto;",
         "proxy_set_header Host $host;",
         "proxy_set_header X-Request-ID $request_id_out;",
     ):
@@ -285,3 +285,26 @@ def test_nginx_health_location_matches_its_compose_healthcheck(nginx_conf, prod_
     path = test[-1].removeprefix("http://127.0.0.1")
 
     assert f"location = {path} {{" in nginx_conf
+
+
+# --- The replaced system's callers: user-management:8000 -------------------------------------------
+
+
+def test_callers_name_user_management_is_allowed_and_resolves_in_both_compose_files(dev_compose, prod_compose):
+    """The frontend, gateway and sibling services call http://user-management:8000: the name must resolve on the
+    Compose network, to something listening on 8000, and Django must accept it as a Host."""
+    for compose, entrance, port in ((dev_compose, "web", "8000:8000"), (prod_compose, "nginx", "8000")):
+        aliases = compose["services"][entrance]["networks"]["default"]["aliases"]
+        assert "user-management" in aliases, entrance
+        exposed = compose["services"][entrance].get("expose", []) + compose["services"][entrance].get("ports", [])
+        assert any(str(item).endswith(port) for item in exposed), entrance
+        for name, service in app_services(compose).items():
+            assert "user-management" in service["environment"]["ALLOWED_HOSTS"].split(","), name
+
+
+def test_nginx_internal_port_is_uncompressed_and_hides_metrics(nginx_conf):
+    internal = nginx_conf[nginx_conf.index("listen 8000;") :]
+
+    assert "gzip off;" in internal.split("location", 1)[0]
+    assert re.search(r"location ~ \^/metrics\(/\|\$\) \{\s*return 404;", internal)
+    assert re.search(r"map \$server_port \$forwarded_proto \{\s*8000 https;\s*default \$scheme;", nginx_conf)
