@@ -180,10 +180,10 @@ JSON_MAX_DEPTH = config("JSON_MAX_DEPTH", default=32, cast=int)
 TRUSTED_PROXY_COUNT = config("TRUSTED_PROXY_COUNT", default=0, cast=int)
 
 
-def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(name: str, default: str = "") -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """A comma-separated list of CIDRs from the environment, parsed once; a malformed one stops start-up."""
     networks = []
-    for cidr in config(name, default="", cast=Csv()):
+    for cidr in config(name, default=default, cast=Csv()):
         try:
             networks.append(ipaddress.ip_network(cidr))
         except ValueError as exc:
@@ -382,7 +382,7 @@ LOGGING = {
 METRICS_TOKEN = config("METRICS_TOKEN", default="")
 # Port on which each Celery worker serves its task metrics for Prometheus (0: not served).
 CELERY_METRICS_PORT = config("CELERY_METRICS_PORT", default=0, cast=int)
-METRICS_ALLOWED_NETWORKS = config("METRICS_ALLOWED_NETWORKS", default="127.0.0.1/32,::1/128", cast=Csv())
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS", default="127.0.0.1/32,::1/128")
 
 # --- Sibling services (clients/) ----------------------------------------------------------------
 # The clients package owns these defaults: it also runs in sibling services, without this file.

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service; ``/metrics`` exposes them (multi-process aware under gunicorn)."""
 
-import ipaddress
+import hmac
 import os
 
 from django.conf import settings
@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from users.http import address_in_networks
 from users.models import OutboxMessage
 
 REQUESTS = Counter("ums_http_requests_total", "HTTP requests.", ["view", "method", "status"])
@@ -67,15 +68,12 @@ _outbox_registry.register(OutboxCollector())
 
 
 def _allowed(request) -> bool:
+    """The scraper's own address (REMOTE_ADDR: a scrape comes straight to the pod, never via X-Forwarded-For)."""
     token = settings.METRICS_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    if token and header == f"Bearer {token}":
+    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+    return address_in_networks(request.META.get("REMOTE_ADDR"), settings.METRICS_ALLOWED_NETWORKS)
 
 
 def metrics_view(request):

@@ -1,5 +1,6 @@
 """Request ids, structured logs without secrets, and the protected Prometheus endpoint."""
 
+import ipaddress
 import json
 import logging
 import sys
@@ -92,6 +93,15 @@ class TestMetrics:
         assert client.get("/metrics").status_code == status.HTTP_404_NOT_FOUND
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == status.HTTP_404_NOT_FOUND
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == status.HTTP_200_OK
+
+    def test_allowed_networks_are_read_from_the_peer_address_not_x_forwarded_for(self, client, settings):
+        settings.METRICS_ALLOWED_NETWORKS = (ipaddress.ip_network("10.0.0.0/8"),)
+        settings.METRICS_TOKEN = ""
+
+        assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == status.HTTP_200_OK
+        assert client.get("/metrics", REMOTE_ADDR="::ffff:10.1.2.3").status_code == status.HTTP_200_OK
+        outside = client.get("/metrics", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="10.1.2.3")
+        assert outside.status_code == status.HTTP_404_NOT_FOUND
 
     def test_no_token_configured_means_no_token_access(self, client, settings):
         settings.METRICS_ALLOWED_NETWORKS = []
