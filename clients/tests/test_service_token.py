@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 
 from clients import service_token
+from clients.exceptions import ClientNotConfigured
 from clients.service_token import TokenProvider, token_provider_factory_install, token_provider_for
 
 
@@ -21,7 +21,7 @@ def no_factory(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_without_a_factory_a_client_needs_an_explicit_provider():
     # Given no factory installed
     # When a provider is asked for, then the error says how to give one
-    with pytest.raises(ImproperlyConfigured, match="token_provider="):
+    with pytest.raises(ClientNotConfigured, match="token_provider="):
         token_provider_for(["echo:read"])
 
 
