@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "USER_SERVICE_DENY_LIST_MAX_ENTRIES": 100_000,
 }
 
+_KINDS = {int: "a whole number", float: "a number", str: "text"}
+
 # A source answers the raw value of a setting by name, or raises KeyError if it does not define it.
 Source = Callable[[str], Any]
 
@@ -96,7 +98,7 @@ def setting_from(source: Source, name: str) -> Any:
     try:
         return type(default)(value)
     except (TypeError, ValueError) as exc:
-        raise ClientNotConfigured(f"{name} must be a {type(default).__name__}, not {value!r}.") from exc
+        raise ClientNotConfigured(f"{name} must be {_KINDS[type(default)]}, not {value!r}.") from exc
 
 
 def client_setting(name: str) -> Any:
