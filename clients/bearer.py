@@ -49,7 +49,9 @@ def token_checker_from(config: VerifierConfig) -> TokenChecker:
 class AuthenticationDenied(Exception):
     """The request may not pass; ``status`` (401 or 503), ``body()`` and ``headers()`` are the answer to send."""
 
-    def __init__(self, detail: str, *, code: str, status: int = 401, realm: str = "api", challenge_error: bool = True):
+    def __init__(
+        self, detail: str, *, code: str, status: int = 401, realm: str = "api", challenge_error: bool = True
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code

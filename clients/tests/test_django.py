@@ -34,8 +34,7 @@ def middleware_with(checker, view=whoami) -> BearerTokenMiddleware:
 def request_with(token: str | None = None, header: str | None = None) -> HttpRequest:
     if token is not None:
         header = f"Bearer {token}"
-    extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
-    return RequestFactory().get("/whoami/", **extra)
+    return RequestFactory().get("/whoami/", headers={"Authorization": header} if header is not None else None)
 
 
 class TestSettingsSource:
