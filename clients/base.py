@@ -13,13 +13,18 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
-from django.core.exceptions import ImproperlyConfigured
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from clients.breaker import CircuitBreaker, CircuitState
 from clients.conf import client_setting
-from clients.exceptions import CircuitOpen, ServiceError, ServiceResponseInvalid, ServiceUnavailable
+from clients.exceptions import (
+    CircuitOpen,
+    ClientNotConfigured,
+    ServiceError,
+    ServiceResponseInvalid,
+    ServiceUnavailable,
+)
 from clients.service_token import TokenProvider, token_provider_for
 
 __all__ = ["CircuitBreaker", "CircuitState", "ServiceClient", "positive_id"]
@@ -177,14 +182,19 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         allow_statuses: Collection[int] = (),
+        bearer: str | None = None,
     ) -> requests.Response:
-        """Send one logical call (with its retries) and return the 2xx or allowed response, or raise."""
+        """Send one logical call (with its retries) and return the 2xx or allowed response, or raise.
+
+        ``bearer`` replaces the client's service token for this call (``validate-token/`` takes the user's).
+        """
         method = method.upper()
         url = self.base_url + self._validated_path(path)
         call_headers = {"Accept": "application/json", **(headers or {})}
         if idempotency_key is not None:
             call_headers["Idempotency-Key"] = self._validated_idempotency_key(idempotency_key)
         retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
+        auth = self._auth if bearer is None else _BearerAuth(lambda: bearer)
         attempts = 1 + self.max_retries if retryable else 1
 
         for attempt in range(1, attempts + 1):
@@ -200,7 +210,7 @@ class ServiceClient:
                     params=params,
                     json=json,
                     headers=call_headers,
-                    auth=self._auth,
+                    auth=auth,
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -315,10 +325,10 @@ class ServiceClient:
         if base_url is None and self.base_url_setting:
             base_url = client_setting(self.base_url_setting) or ""
         if not base_url:
-            raise ImproperlyConfigured(f"{self.base_url_setting or 'base_url'} must be set to the service's URL.")
+            raise ClientNotConfigured(f"{self.base_url_setting or 'base_url'} must be set to the service's URL.")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise ImproperlyConfigured(f"{self.base_url_setting or 'base_url'} must be an http(s) URL: {base_url!r}")
+            raise ClientNotConfigured(f"{self.base_url_setting or 'base_url'} must be an http(s) URL: {base_url!r}")
         return base_url.rstrip("/")
 
     @staticmethod

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
+class ClientNotConfigured(Exception):
+    """A setting the package needs is missing or invalid; the message names it. Not retryable: fix the setting."""
+
+
 class ServiceClientError(Exception):
     """Base of every error a sibling-service client raises."""
 

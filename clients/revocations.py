@@ -5,9 +5,10 @@ Two sources, use either or both (both is best: pub/sub is instant, polling fills
 - ``RevocationSubscriber``: listens on the user service's Redis channel (``REVOCATION_CHANNEL``) when the
   sibling shares that Redis; each message carries ended session ids.
 - ``RevocationPoller``: polls ``GET /api/v1/users/revocations/?since=<cursor>`` every few seconds with a
-  service token obtained by client credentials (``service-token/``).
+  service token obtained by client credentials (``service-token/``, ``ClientCredentialsTokenProvider``).
 
 Both run as daemon threads and call ``verifier.deny(...)``; the deny-list is a set, so repeats are harmless.
+No framework needed; the subscriber needs ``redis`` (the package's ``redis`` extra).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from typing import Any
 
 import requests
 
+from clients.exceptions import ServiceClientError
+from clients.service_token import ClientCredentialsTokenProvider, TokenProvider
 from clients.tokens import TokenVerifier
 
 logger = logging.getLogger(__name__)
 
 REVOCATIONS_PATH = "/api/v1/users/revocations/"
-SERVICE_TOKEN_PATH = "/api/v1/users/service-token/"  # noqa: S105 - a URL path
 
 
 class _Feeder:
@@ -53,7 +55,11 @@ class _Feeder:
 
 
 class RevocationPoller(_Feeder):
-    """Poll the revocation feed and deny what it lists; survives outages by retrying at the same cursor."""
+    """Poll the revocation feed and deny what it lists; survives outages by retrying at the same cursor.
+
+    The service token comes from ``token_provider`` (e.g. the ``ClientCredentialsTokenProvider`` the host uses for
+    its other calls), else from ``client_id`` / ``client_secret`` exchanged at ``base_url``.
+    """
 
     _thread_name = "revocation-poller"
 
@@ -62,8 +68,9 @@ class RevocationPoller(_Feeder):
         verifier: TokenVerifier,
         *,
         base_url: str,
-        client_id: str,
-        client_secret: str,
+        client_id: str = "",
+        client_secret: str = "",
+        token_provider: TokenProvider | None = None,
         interval_seconds: float = 2.0,
         timeout: tuple[float, float] = (1.0, 3.0),
         session: requests.Session | None = None,
@@ -72,13 +79,17 @@ class RevocationPoller(_Feeder):
         super().__init__()
         self.verifier = verifier
         self.base_url = base_url.rstrip("/")
-        self._credentials = {"client_id": client_id, "client_secret": client_secret}
         self.interval_seconds = interval_seconds
         self.timeout = timeout
         self.session = session or requests.Session()
-        self._clock = clock
-        self._token: str | None = None
-        self._token_expires_at = 0.0
+        self.token_provider = token_provider or ClientCredentialsTokenProvider(
+            base_url=base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=timeout,
+            session=self.session,
+            clock=clock,
+        )
         self.cursor: float | None = None
 
     def poll_once(self) -> int:
@@ -87,37 +98,23 @@ class RevocationPoller(_Feeder):
         response = self.session.get(
             f"{self.base_url}{REVOCATIONS_PATH}",
             params=params,
-            headers={"Authorization": f"Bearer {self._service_token()}"},
+            headers={"Authorization": f"Bearer {self.token_provider()}"},
             timeout=self.timeout,
             allow_redirects=False,
         )
-        if response.status_code == 401:  # token expired early or the account was rotated: get a new one
-            self._token = None
+        if response.status_code == 401 and isinstance(self.token_provider, ClientCredentialsTokenProvider):
+            self.token_provider.invalidate()  # token expired early or the account was rotated: get a new one
         response.raise_for_status()
         feed: dict[str, Any] = response.json()
         self.verifier.deny(session_ids=feed["session_ids"], user_ids=feed["user_ids"], revoked_at=feed["cursor"])
         self.cursor = float(feed["cursor"])
         return len(feed["session_ids"]) + len(feed["user_ids"])
 
-    def _service_token(self) -> str:
-        if self._token is None or self._clock() > self._token_expires_at - 30:
-            response = self.session.post(
-                f"{self.base_url}{SERVICE_TOKEN_PATH}",
-                json=self._credentials,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            response.raise_for_status()
-            body = response.json()
-            self._token = body["access_token"]
-            self._token_expires_at = self._clock() + float(body["expires_in"])
-        return self._token
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except (requests.RequestException, ValueError, KeyError) as exc:
+            except (requests.RequestException, ServiceClientError, ValueError, KeyError) as exc:
                 logger.warning("revocation poll failed: %s", exc.__class__.__name__)
             self._stop.wait(self.interval_seconds)
 

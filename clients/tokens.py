@@ -1,4 +1,4 @@
-"""Local verification of the user service's tokens for sibling services: cached JWKS, deny-list, DRF auth class.
+"""Local verification of the user service's tokens for sibling services: cached JWKS and a deny-list.
 
 A sibling service verifies our RS256 access tokens without calling us on every request::
 
@@ -9,49 +9,43 @@ A sibling service verifies our RS256 access tokens without calling us on every r
 Keys are fetched once, parsed once and kept as key objects; an unknown ``kid`` (a rotated key) triggers a refetch
 at most once per ``refetch_interval_seconds``. Revocation: ``verifier.deny(session_ids=..., user_ids=...)`` feeds a
 bounded in-memory deny-list that every verification consults (the feed from ``GET revocations/`` or the Redis
-channel calls it). This module needs Django settings only for ``TokenVerifier.from_settings()`` and the DRF class.
+channel calls it). No framework: the DRF class is in ``clients.drf``, the Django, Flask and WSGI adapters in
+``clients.django``, ``clients.flask`` and ``clients.wsgi``.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import jwt
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from jwt.types import Options
-from rest_framework import authentication, exceptions, status
-from rest_framework.request import Request
 
 from clients import claims as contract
 from clients.claims import ACCESS, ALGORITHM
-from clients.conf import client_setting
+from clients.conf import JWKS_PATH, VerifierConfig
 from clients.deny_list import DenyList
 from clients.exceptions import KeySetUnavailable, TokenRejected
 from clients.jwks import JwksKeySet
 
 __all__ = [
+    "JWKS_PATH",
     "DenyList",
     "JwksKeySet",
     "KeySetUnavailable",
     "TokenRejected",
     "TokenUser",
     "TokenVerifier",
-    "VerifiedTokenAuthentication",
-    "default_verifier",
 ]
 
 logger = logging.getLogger(__name__)
 
-JWKS_PATH = "/api/v1/users/.well-known/jwks.json"
 TOKEN_MAX_CHARS = 8192
 
 
@@ -98,29 +92,31 @@ class TokenVerifier:
         self._decode_options: Options = {"require": list(contract.REQUIRED_CLAIMS), "verify_aud": False}
 
     @classmethod
-    def from_settings(cls, **overrides: Any) -> TokenVerifier:
-        """A verifier configured from the USER_SERVICE_* settings (see clients/README.md)."""
-        jwks_url = client_setting("USER_SERVICE_JWKS_URL") or ""
-        issuer = client_setting("USER_SERVICE_JWT_ISSUER") or client_setting("JWT_ISSUER")
-        if not jwks_url or not issuer:
-            raise ImproperlyConfigured(
-                "USER_SERVICE_JWKS_URL (e.g. http://users:8000" + JWKS_PATH + ") and USER_SERVICE_JWT_ISSUER "
-                "must be set to verify the user service's tokens."
-            )
+    def from_config(cls, config: VerifierConfig, **overrides: Any) -> TokenVerifier:
+        """A verifier configured by ``config`` (its ``verification`` must be ``local``); ``overrides`` win."""
+        config = config.checked()
+        if config.verification != "local":
+            raise ValueError("TokenVerifier checks tokens locally; use clients.remote for verification 'remote'.")
         options: dict[str, Any] = {
-            "jwks_url": jwks_url,
-            "issuer": issuer,
-            "leeway_seconds": float(client_setting("USER_SERVICE_JWT_LEEWAY_SECONDS")),
-            "refetch_interval_seconds": float(client_setting("USER_SERVICE_JWKS_REFETCH_SECONDS")),
-            "keys_max_age_seconds": float(client_setting("USER_SERVICE_JWKS_MAX_AGE_SECONDS")),
-            "fetch_timeout": (
-                float(client_setting("SERVICE_HTTP_CONNECT_TIMEOUT_SECONDS")),
-                float(client_setting("SERVICE_HTTP_READ_TIMEOUT_SECONDS")),
-            ),
-            "deny_list": DenyList(max_entries=int(client_setting("USER_SERVICE_DENY_LIST_MAX_ENTRIES"))),
+            "jwks_url": config.resolved_jwks_url,
+            "issuer": config.issuer,
+            "leeway_seconds": config.leeway_seconds,
+            "refetch_interval_seconds": config.refetch_interval_seconds,
+            "keys_max_age_seconds": config.keys_max_age_seconds,
+            "fetch_timeout": (config.connect_timeout, config.read_timeout),
+            "deny_list": DenyList(max_entries=config.deny_list_max_entries),
         }
         options.update(overrides)
         return cls(**options)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> TokenVerifier:
+        """A verifier configured from the USER_SERVICE_* settings of the installed source (see clients/README.md).
+
+        The source is the environment unless the host installed another (``clients.django`` installs Django's
+        settings). A missing URL or issuer raises ClientNotConfigured naming the setting.
+        """
+        return cls.from_config(VerifierConfig.from_source(), **overrides)
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims if it is valid, else TokenRejected with a reason."""
@@ -194,18 +190,6 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-@lru_cache(maxsize=1)
-def default_verifier() -> TokenVerifier:
-    """The process-wide verifier built from settings, used by VerifiedTokenAuthentication by default."""
-    return TokenVerifier.from_settings()
-
-
-@receiver(setting_changed)
-def _reset_default_verifier(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith(("USER_SERVICE_", "SERVICE_HTTP_", "JWT_ISSUER")):
-        default_verifier.cache_clear()
-
-
 @dataclass(frozen=True)
 class TokenUser:
     """The user a verified access token speaks for, built from its claims alone (no database)."""
@@ -244,45 +228,16 @@ class TokenUser:
         return self.username or str(self.id)
 
 
-class AuthenticationUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Token verification is temporarily unavailable."
-    default_code = "authentication_unavailable"
+# The DRF class and the Django default verifier lived here once; settings and imports that name them here keep
+# working. Loaded on first use only, so importing this module never imports Django or DRF.
+_MOVED = {
+    "AuthenticationUnavailable": "clients.drf",
+    "VerifiedTokenAuthentication": "clients.drf",
+    "default_verifier": "clients.django",
+}
 
 
-class VerifiedTokenAuthentication(authentication.BaseAuthentication):
-    """DRF authentication for sibling services: ``Authorization: Bearer <our access token>``, verified locally.
-
-    ``request.user`` is a TokenUser (id, username, user_type, role; no database), ``request.auth`` the claims.
-    Uses ``default_verifier()`` (settings) unless a subclass sets ``verifier``.
-    """
-
-    verifier: TokenVerifier | None = None
-    www_authenticate_realm = "api"
-
-    def get_verifier(self) -> TokenVerifier:
-        """The verifier this class checks tokens with."""
-        return self.verifier or default_verifier()
-
-    def authenticate(self, request: Request) -> tuple[TokenUser, dict[str, Any]] | None:
-        """(TokenUser, claims) for a valid bearer token, None without one; 401 for a bad one, 503 without keys."""
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != b"bearer":
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Token is malformed.", code="token_malformed") from exc
-        try:
-            claims = self.get_verifier().verify(raw)
-        except TokenRejected as exc:
-            raise exceptions.AuthenticationFailed(exc.reason, code=exc.code) from exc
-        except KeySetUnavailable as exc:
-            raise AuthenticationUnavailable() from exc
-        return TokenUser.from_claims(claims), claims
-
-    def authenticate_header(self, request: Request) -> str:
-        """Makes DRF answer 401 (not 403) with a Bearer challenge."""
-        return f'Bearer realm="{self.www_authenticate_realm}"'
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,7 @@ ALLOWED_HOSTS = config("ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1]", cas
 INSTALLED_APPS = [
     "users.apps.HODAdminConfig",
     "users",  # before django.contrib.auth: its createsuperuser command (an HOD through the service) wins
+    "clients.django.ClientsConfig",  # the clients read their settings (SERVICE_HTTP_*, *_SERVICE_URL) from these
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

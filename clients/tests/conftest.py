@@ -1,15 +1,21 @@
-"""Fixtures for the clients' tests: a loopback HTTP server, a fake clock and a port that refuses connections."""
+"""Fixtures for the clients' tests: a loopback HTTP server, a fake clock, a refusing port, our JWKS and a verifier."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pytest_httpserver import HTTPServer
+from werkzeug import Response as WerkzeugResponse
 
 from clients.base import ServiceClient
+from clients.conf import JWKS_PATH
+from clients.tokens import TokenVerifier
+from users import tokens
 
 
 class FakeClock:
@@ -104,3 +110,25 @@ def slow_server() -> Iterator[tuple[HTTPServer, threading.Event, list[str]]]:
     release.set()
     server.clear()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def foreign_key() -> rsa.RSAPrivateKey:
+    """An RSA key the user service does not publish: what a forger signs with."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def jwks(server: HTTPServer) -> dict:
+    """The user service's JWKS, served from the loopback server; mutate the returned dict to rotate keys."""
+    document = {"keys": list(tokens.key_ring().jwks["keys"])}
+    server.expect_request(JWKS_PATH).respond_with_handler(
+        lambda request: WerkzeugResponse(json.dumps(document), 200, mimetype="application/json")
+    )
+    return document
+
+
+@pytest.fixture
+def verifier(server: HTTPServer, jwks: dict, clock: FakeClock, settings) -> TokenVerifier:
+    """A local verifier against ``jwks``, on the fake clock."""
+    return TokenVerifier(jwks_url=server.url_for(JWKS_PATH), issuer=settings.JWT_ISSUER, clock=clock)

@@ -8,11 +8,10 @@ import time
 
 import pytest
 import requests
-from django.core.exceptions import ImproperlyConfigured
 from werkzeug import Response
 
 from clients.base import CircuitState
-from clients.exceptions import CircuitOpen, ServiceError, ServiceUnavailable
+from clients.exceptions import CircuitOpen, ClientNotConfigured, ServiceError, ServiceUnavailable
 from clients.tests.conftest import EchoClient
 from users import tokens
 
@@ -316,12 +315,12 @@ class TestConfigurationAndSafety:
         from clients.academic import AcademicServiceClient
 
         settings.ACADEMIC_SERVICE_URL = ""
-        with pytest.raises(ImproperlyConfigured, match="ACADEMIC_SERVICE_URL"):
+        with pytest.raises(ClientNotConfigured, match="ACADEMIC_SERVICE_URL"):
             AcademicServiceClient()
 
     @pytest.mark.parametrize("base_url", ["ftp://academic", "academic:8000", "http://academic/?x=1"])
     def test_a_base_url_that_is_not_http_is_refused(self, base_url):
-        with pytest.raises(ImproperlyConfigured):
+        with pytest.raises(ClientNotConfigured):
             EchoClient(base_url)
 
     @pytest.mark.parametrize("path", ["api/v1/items/", "//evil.example/steal", "/redirect?to=http://evil.example"])

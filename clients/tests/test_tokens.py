@@ -21,57 +21,23 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
-from werkzeug import Response as WerkzeugResponse
 
+import clients.django
+import clients.drf
+import clients.tokens
 from clients import jwks as jwks_module
-from clients import tokens as verifier_module
+from clients.drf import VerifiedTokenAuthentication
 from clients.exceptions import KeySetUnavailable, TokenRejected
-from clients.tokens import JWKS_PATH, TokenUser, TokenVerifier, VerifiedTokenAuthentication
+from clients.remote import RemoteTokenVerifier
+from clients.tests.token_support import claims_for
+from clients.tokens import JWKS_PATH, TokenUser, TokenVerifier
 from users import tokens
 
 USER = SimpleNamespace(pk=42, user_type=3, role="student", username="alice")
 
 
-@pytest.fixture(scope="module")
-def foreign_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def jwks(server) -> dict:
-    """Our JWKS, served from the loopback server; mutate the returned dict to rotate keys."""
-    document = {"keys": list(tokens.key_ring().jwks["keys"])}
-    server.expect_request(JWKS_PATH).respond_with_handler(
-        lambda request: WerkzeugResponse(json.dumps(document), 200, mimetype="application/json")
-    )
-    return document
-
-
-@pytest.fixture
-def verifier(server, jwks, clock, settings) -> TokenVerifier:
-    return TokenVerifier(jwks_url=server.url_for(JWKS_PATH), issuer=settings.JWT_ISSUER, clock=clock)
-
-
 def jwks_requests(server) -> int:
     return sum(1 for request, _ in server.log if request.path == JWKS_PATH)
-
-
-def claims_for(settings, **overrides) -> dict:
-    now = int(time.time())
-    claims = {
-        "sub": "42",
-        "sid": str(uuid.uuid4()),
-        "iat": now,
-        "exp": now + 300,
-        "iss": settings.JWT_ISSUER,
-        "jti": uuid.uuid4().hex,
-        "token_type": "access",
-        "user_type": 3,
-        "role": "student",
-        "username": "alice",
-    }
-    claims.update(overrides)
-    return claims
 
 
 def _b64(data: bytes) -> str:
@@ -454,7 +420,7 @@ class TestDRFAuthentication:
         settings.USER_SERVICE_JWKS_URL = ""
 
         with pytest.raises(ImproperlyConfigured, match="USER_SERVICE_JWKS_URL"):
-            verifier_module.default_verifier()
+            clients.django.default_verifier()
 
     def test_token_user_reads_like_an_authenticated_user(self, settings):
         user = TokenUser.from_claims(claims_for(settings))
@@ -463,3 +429,21 @@ class TestDRFAuthentication:
         assert user.is_anonymous is False
         assert user.pk == user.id == 42
         assert str(user) == "alice"
+
+    def test_the_default_verifier_asks_validate_token_when_settings_say_remote(self, server, settings):
+        # Given a sibling configured to check tokens remotely
+        settings.USER_SERVICE_TOKEN_CHECK = "remote"
+        settings.USER_SERVICE_URL = server.url_for("/")
+
+        # When the default verifier is built, then it is the remote one, against that URL
+        checker = clients.django.default_verifier()
+        assert isinstance(checker, RemoteTokenVerifier)
+        assert checker.client.base_url == server.url_for("/").rstrip("/")
+
+    def test_the_names_that_moved_out_of_clients_tokens_still_resolve(self):
+        # Settings written before the DRF class moved name it under clients.tokens
+        assert clients.tokens.VerifiedTokenAuthentication is clients.drf.VerifiedTokenAuthentication
+        assert clients.tokens.AuthenticationUnavailable is clients.drf.AuthenticationUnavailable
+        assert clients.tokens.default_verifier is clients.django.default_verifier
+        with pytest.raises(AttributeError):
+            _ = clients.tokens.NoSuchName

@@ -7,12 +7,12 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from clients.academic import AcademicServiceClient
-from clients.exceptions import ServiceError
+from clients.exceptions import ClientNotConfigured, ServiceError
 from clients.exceptions import ServiceUnavailable as AcademicUnavailable
 from user_service.exceptions import ApplicationError
 from users.models import PROFILE_MODELS, CustomUser, ProfileBase
@@ -124,7 +124,7 @@ def academic_unknown_ids(*, course_ids: Iterable[int], session_year_ids: Iterabl
             "course_id": [course for course in courses if client.get_course(course) is None],
             "session_year_id": [year for year in session_years if client.get_session_year(year) is None],
         }
-    except (AcademicUnavailable, ServiceError, ImproperlyConfigured) as exc:
+    except (AcademicUnavailable, ServiceError, ClientNotConfigured) as exc:
         if mode == "strict":
             raise AcademicServiceDown(
                 "The academic service is unavailable, so course_id and session_year_id cannot be checked; "
