@@ -33,7 +33,7 @@ from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.authentication import LEGACY_READ_AUTHENTICATION
-from users.models import UserType
+from users.models import CustomUser, ProfileBase, UserType
 from users.people_schema import USER_FIELDS
 from users.selectors import (
     people_count_estimate,
@@ -141,7 +141,7 @@ class PeoplePagination(PageNumberPagination):
 
 
 @contextmanager
-def _field_errors_nested(user_key: str | None = "user") -> Iterator[None]:
+def field_errors_nested(user_key: str | None = "user") -> Iterator[None]:
     """Service errors name fields flatly; the API nests the user's own fields under ``user_key`` as the input does
     (``None``: a flat body, errors stay flat)."""
     try:
@@ -156,6 +156,18 @@ def _field_errors_nested(user_key: str | None = "user") -> Iterator[None]:
             else:
                 body[name] = messages
         raise exceptions.ValidationError(body) from exc
+
+
+def person_create_from(form: ps.ProfileFieldsSerializer, *, user_type: int, actor: CustomUser) -> ProfileBase:
+    """Validate a create body in any of its forms and create the person; service errors keyed as the body sent them."""
+    form.is_valid(raise_exception=True)
+    fields = dict(form.validated_data)
+    user = dict(fields.pop("user"))
+    password = user.pop("password", None)
+    with field_errors_nested(form.user_key):
+        return people_services.person_create(
+            user_type=user_type, user=user, profile=fields, password=password, actor=actor
+        )
 
 
 class _Role:
@@ -190,15 +202,9 @@ class PeopleListView(_RoleView, generics.ListCreateAPIView):
     pagination_class = PeoplePagination
 
     def create(self, request, *args, **kwargs):
-        data = self.create_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        user = dict(fields.pop("user"))
-        password = user.pop("password", None)
-        with _field_errors_nested(data.user_key):
-            person = people_services.person_create(
-                user_type=self.user_type, user=user, profile=fields, password=password, actor=request.user
-            )
+        person = person_create_from(
+            self.create_serializer(data=request.data), user_type=self.user_type, actor=request.user
+        )
         return Response(self.output_serializer(person).data, status=status.HTTP_201_CREATED)
 
 
@@ -230,7 +236,7 @@ class PersonDetailView(_RoleView, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         user = dict(fields.pop("user", {}))
-        with _field_errors_nested():
+        with field_errors_nested():
             person = people_services.person_update(
                 person=person, user=user, profile=fields, replace=replace, actor=request.user
             )

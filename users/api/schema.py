@@ -10,8 +10,9 @@ from typing import Any
 from django.contrib.auth import password_validation
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.serializers import PolymorphicProxySerializerExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 
 from users.services.people.validation import PHONE_PATTERN
@@ -140,6 +141,36 @@ class PhoneFieldExtension(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         return {"type": "string", "maxLength": self.target.max_length, "pattern": rf"^(?:{PHONE_PATTERN})?$"}
+
+
+class UserTypeFieldExtension(OpenApiSerializerFieldExtension):
+    """``user_type`` of the users collection's create: its numbers, as integers or as strings."""
+
+    target_class = "users.api.directory_serializers.UserTypeField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        values = [choice.value for choice in self.target.choices]
+        return {
+            "oneOf": [
+                {"type": "integer", "enum": values},
+                {"type": "string", "enum": [str(value) for value in values]},
+            ],
+            "description": ", ".join(f"{choice.value} {choice.label}" for choice in self.target.choices),
+        }
+
+
+class AnyOfProxySerializer(PolymorphicProxySerializer):
+    """A body in one of several closed forms that may overlap (a partial change fits every form that has its keys):
+    stated as ``anyOf``, where ``PolymorphicProxySerializer`` states ``oneOf``."""
+
+
+class AnyOfProxyExtension(PolymorphicProxySerializerExtension):
+    target_class = "users.api.schema.AnyOfProxySerializer"
+
+    def map_serializer(self, auto_schema, direction):
+        schema = super().map_serializer(auto_schema, direction)
+        schema["anyOf"] = schema.pop("oneOf")
+        return schema
 
 
 class BoundedFilterExtension(DjangoFilterExtension):

@@ -24,6 +24,20 @@ def text_fields_not_strings(serializer: serializers.Serializer, data: dict) -> d
     }
 
 
+def boolean_fields_not_booleans(serializer: serializers.Serializer, data: dict) -> dict[str, list[str]]:
+    """Errors for true/false fields given anything but true, false or null (DRF would quietly take 0, "yes" or "off";
+    the schema says boolean)."""
+    return {
+        name: ["Must be true or false."]
+        for name, field in serializer.fields.items()
+        if isinstance(field, serializers.BooleanField)
+        and not field.read_only
+        and name in data
+        and data[name] is not None
+        and not isinstance(data[name], bool)
+    }
+
+
 def password_confirmed(attrs: dict) -> dict:
     """``attrs`` without ``confirm_password``, which (when given, as the original service's clients send it) must
     equal ``password``: the password service's rule."""
@@ -44,7 +58,8 @@ def user_max_length(name: str) -> int:
 # an unknown key is reported whatever else is wrong, and nested serializers apply it to their own keys. Its
 # docstring is the schema's description of every body that inherits it.
 class StrictInputSerializer(serializers.Serializer):
-    """Refuses keys it does not know or may not write, and numbers given for text, at any nesting level."""
+    """Refuses keys it does not know or may not write, numbers given for text and non-booleans given for true/false
+    fields, at any nesting level."""
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -52,9 +67,9 @@ class StrictInputSerializer(serializers.Serializer):
             unknown = sorted(set(data) - writable)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-            not_text = text_fields_not_strings(self, data)
-            if not_text:
-                raise serializers.ValidationError(not_text)
+            wrong_type = {**text_fields_not_strings(self, data), **boolean_fields_not_booleans(self, data)}
+            if wrong_type:
+                raise serializers.ValidationError(wrong_type)
         return super().to_internal_value(data)
 
 

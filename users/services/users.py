@@ -39,10 +39,16 @@ def _refuse_fields(data: dict[str, Any], allowed: frozenset[str], *, prefix: str
         raise ValidationError({f"{prefix}{name}": ["This field cannot be changed here."] for name in refused})
 
 
-def profile_update(*, user: CustomUser, user_data: dict[str, Any], profile_data: dict[str, Any]) -> CustomUser:
-    """A user editing their own account: only the fields listed as self-editable for their role."""
+def profile_update(
+    *, user: CustomUser, user_data: dict[str, Any], profile_data: dict[str, Any], profile_prefix: str = "profile."
+) -> CustomUser:
+    """A user editing their own account: only the fields listed as self-editable for their role.
+
+    Errors name a profile field as ``profile_prefix`` + its name: ``profile.address`` for a body nesting the profile
+    (``profile/``), ``address`` for a flat one (``{id}/``).
+    """
     _refuse_fields(user_data, USER_SELF_EDITABLE_FIELDS)
-    _refuse_fields(profile_data, PROFILE_SELF_EDITABLE_FIELDS[user.user_type], prefix="profile.")
+    _refuse_fields(profile_data, PROFILE_SELF_EDITABLE_FIELDS[user.user_type], prefix=profile_prefix)
     try:
         person_change(user=user, user_changes=user_data, profile_changes=profile_data, actor=user)
     except ValidationError as exc:
@@ -50,5 +56,6 @@ def profile_update(*, user: CustomUser, user_data: dict[str, Any], profile_data:
             raise
         profile_names = PROFILE_SELF_EDITABLE_FIELDS[user.user_type]
         errors = exc.message_dict
-        raise ValidationError({(f"profile.{n}" if n in profile_names else n): errors[n] for n in errors}) from exc
+        keyed = {(f"{profile_prefix}{n}" if n in profile_names else n): errors[n] for n in errors}
+        raise ValidationError(keyed) from exc
     return user

@@ -225,6 +225,8 @@ class TestLegacyInternalNetworks:
             ("get", "/profile/"),
             ("get", "/revocations/"),
             ("get", "/user/1/"),
+            ("get", "/"),  # the users collection at the prefix: the list of users/, not its migration mode
+            ("get", "/1/"),
             ("post", "/token/introspect/"),
         ],
     )
