@@ -29,7 +29,7 @@ from users import cache
 from users.api import filters
 from users.api import people_serializers as ps
 from users.api.pagination import PageNumberPagination
-from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
+from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD, recent_authentication_require
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.authentication import LEGACY_READ_AUTHENTICATION
@@ -192,6 +192,8 @@ class PeopleListView(_RoleView, generics.ListCreateAPIView):
     def create(self, request, *args, **kwargs):
         data = self.create_serializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if self.user_type == UserType.HOD:  # a new HOD controls every identity: a recent authentication first
+            recent_authentication_require(request)
         fields = dict(data.validated_data)
         user = dict(fields.pop("user"))
         password = user.pop("password", None)
@@ -276,7 +278,13 @@ def _list_schema(role: type[_Role], plural: str, readers: str):
             summary=f"Create a {role.noun} with its user account (HOD)",
             description="Without user.password the account gets an unusable password and an invitation e-mail. "
             "The user may also be nested as admin, or given flat beside the profile fields (username then defaults "
-            "to the e-mail address); both forms accept confirm_password, which must equal password.",
+            "to the e-mail address); both forms accept confirm_password, which must equal password."
+            + (
+                " Creating an HOD needs a recent authentication (login or reauthenticate/ within REAUTH_SECONDS): "
+                "403 `reauthentication_required` otherwise."
+                if role.user_type == UserType.HOD
+                else ""
+            ),
             request=role.create_serializer.schema(),
             responses={201: role.output_serializer, **errors(400, 401, 403, 415, 503)},
         ),

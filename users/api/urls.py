@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from users.api import account_urls, audit, health, people_urls, service_urls, views, wellknown
+from users.api import account_urls, audit, health, mfa_urls, people_urls, service_urls, views, wellknown
 
 app_name = "users"
 
@@ -23,4 +23,5 @@ urlpatterns = [
     *people_urls.urlpatterns,
     *account_urls.urlpatterns,
     *service_urls.urlpatterns,
+    *mfa_urls.urlpatterns,
 ]
