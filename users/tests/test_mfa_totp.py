@@ -263,3 +263,22 @@ class TestRecoveryCodes:
 
         assert mfa.factors_confirmed(staff) == []
         assert mfa.methods_for(staff) == []
+
+
+def test_rotating_the_key_with_the_command(staff, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.MFA_ENCRYPTION_KEYS = (old,)
+    enrolled = enrol_totp(staff)
+    settings.MFA_ENCRYPTION_KEYS = (new, old)
+    output = StringIO()
+
+    call_command("mfa_reencrypt", stdout=output)
+    settings.MFA_ENCRYPTION_KEYS = (new,)  # the old key is gone
+
+    assert "1 TOTP secret(s)" in output.getvalue()
+    assert secret_of(staff) == enrolled.secret
+    assert mfa.TOTP.verify(user=staff, proof=enrolled.code(), context=CONTEXT) is True

@@ -28,7 +28,14 @@ from users.services.mfa.factors import (
     proof_fields,
 )
 from users.services.mfa.recovery import RECOVERY_CODES, recovery_codes_regenerate
-from users.services.mfa.totp import TOTP, TOTPEnrolment, totp_enrol_begin, totp_enrol_confirm, totp_remove
+from users.services.mfa.totp import (
+    TOTP,
+    TOTPEnrolment,
+    totp_enrol_begin,
+    totp_enrol_confirm,
+    totp_remove,
+    totp_secrets_reencrypt,
+)
 from users.services.mfa.usage import factor_used, mfa_reset
 
 __all__ = [
@@ -59,4 +66,5 @@ __all__ = [
     "totp_enrol_begin",
     "totp_enrol_confirm",
     "totp_remove",
+    "totp_secrets_reencrypt",
 ]

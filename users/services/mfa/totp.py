@@ -175,3 +175,20 @@ def totp_remove(*, user: CustomUser, ip: str | None = None, user_agent: str = ""
         data=data,
         email=FACTORS_CHANGED_TEMPLATE,
     )
+
+
+def totp_secrets_reencrypt(*, batch_size: int = 500) -> int:
+    """Encrypt every stored TOTP secret again under the first of ``MFA_ENCRYPTION_KEYS`` (after adding a new key
+    first); afterwards the older keys can be dropped. Returns how many were rewritten."""
+    done, last_pk = 0, 0
+    while True:
+        rows = TOTPDevice.objects.filter(pk__gt=last_pk).order_by("pk").only("pk", "secret_encrypted")
+        batch = list(rows[:batch_size])
+        if not batch:
+            return done
+        for device in batch:
+            # one row at a time, conditional on the text read: a secret replaced meanwhile is left to its writer
+            done += TOTPDevice.objects.filter(pk=device.pk, secret_encrypted=device.secret_encrypted).update(
+                secret_encrypted=crypto.secret_reencrypt(device.secret_encrypted)
+            )
+        last_pk = batch[-1].pk
