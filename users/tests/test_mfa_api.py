@@ -339,6 +339,7 @@ class TestReset:
         assert record.actor == hod
         assert record.data["removed"] == ["recovery_code", "totp"]
         assert record.data["sessions_ended"] == 1
+        assert record.data["via"] == "api"
         event = OutboxMessage.objects.get(topic=EventType.USER_MFA_CHANGED, payload__data__change="reset")
         assert event.payload["user_id"] == staff.pk
         email_deliver(OutboxMessage.objects.get(topic="mfa_reset", payload__user_id=staff.pk))
@@ -503,3 +504,19 @@ def test_the_code_of_the_login_step_drifts_like_every_code(staff):
     body = _mfa_login(staff, code_at(enrolled.secret, time.time() + STEP))
 
     assert "access_token" in body
+
+
+def test_an_operator_resets_the_last_hod_with_the_command(hod):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    enrol_totp(hod)
+    output = StringIO()
+
+    call_command("mfa_reset", hod.email.upper(), stdout=output)
+
+    assert "Removed from hod: recovery_code, totp" in output.getvalue()
+    assert mfa.methods_for(hod) == []
+    record = SecurityEvent.objects.get(user=hod, type=SecurityEvent.Type.MFA_RESET)
+    assert (record.actor, record.data["via"]) == (None, "command")

@@ -27,13 +27,16 @@ def factor_used(
 
 
 @transaction.atomic
-def mfa_reset(*, user: CustomUser, actor: CustomUser, ip: str | None = None, user_agent: str = "") -> list[str]:
+def mfa_reset(
+    *, user: CustomUser, actor: CustomUser | None, ip: str | None = None, user_agent: str = "", via: str = "api"
+) -> list[str]:
     """An HOD removes every factor of another person (a lost phone): their sessions and pending logins end too.
 
     The person logs in again with their password and, if their role needs one, sets up a factor then. Audited with
-    the acting HOD, a ``user.mfa_changed`` event, and an e-mail to the person. Returns the methods removed.
+    the acting HOD (``actor``; None: an operator's command, ``via`` says which), a ``user.mfa_changed`` event, and
+    an e-mail to the person. Returns the methods removed.
     """
-    if user.pk == actor.pk:
+    if actor is not None and user.pk == actor.pk:
         raise FactorConflict(
             "You cannot reset your own factors; remove them yourself (DELETE mfa/totp/) or ask another HOD.",
             code="mfa_reset_self",
@@ -49,7 +52,7 @@ def mfa_reset(*, user: CustomUser, actor: CustomUser, ip: str | None = None, use
         actor=actor,
         ip=ip,
         user_agent=user_agent,
-        data={"removed": removed, "sessions_ended": len(sessions)},
+        data={"removed": removed, "sessions_ended": len(sessions), "via": via},
         email=RESET_TEMPLATE,
     )
     return removed
