@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.test import APIClient
@@ -411,9 +411,10 @@ ENROLMENT_ROUTES = {("mfa/", "get"), ("mfa/totp/", "post"), ("mfa/totp/confirm/"
 def _api_routes() -> list[tuple[str, str, bool]]:
     """(route, method, public) for every route of the users API."""
     api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/v1/users/")
+    assert isinstance(api, URLResolver)
     routes = []
     for pattern in api.url_patterns:
-        view = pattern.callback.view_class
+        view = getattr(pattern.callback, "view_class", None)
         public = getattr(view, "authentication_classes", None) == []
         for method in ("get", "post", "put", "patch", "delete"):
             if hasattr(view, method) and method in getattr(view, "http_method_names", ()):
