@@ -465,3 +465,14 @@ def test_an_mfa_token_is_refused_by_validate_token_and_introspection(settings, h
     assert validate.status_code == status.HTTP_401_UNAUTHORIZED
     assert validate.json()["valid"] is False
     assert introspect.json() == {"active": False}
+
+
+def test_a_new_password_voids_logins_waiting_for_their_second_step(settings, hod, make_user):
+    from users.services.people import password_set_by_admin
+
+    settings.MFA_REQUIRED_ROLES = frozenset({"hod"})
+    token = password_step(hod)["mfa_token"]  # someone who had the old password
+
+    password_set_by_admin(user=hod, password="a-Brand-new-passphrase-31", actor=make_user(user_type=UserType.HOD))
+
+    assert bearer(token).post(f"{API}/mfa/totp/").status_code == status.HTTP_401_UNAUTHORIZED
