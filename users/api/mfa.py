@@ -84,7 +84,7 @@ class CodeInputSerializer(StrictInputSerializer):
 
 
 class LoginMfaInputSerializer(StrictInputSerializer):
-    """The second step of a login: the ``mfa_token`` and exactly one proof."""
+    """The second step of a login: the mfa_token and exactly one proof."""
 
     schema_one_of = (("mfa_token", "code"), ("mfa_token", "recovery_code"))
 

@@ -476,3 +476,27 @@ def test_a_new_password_voids_logins_waiting_for_their_second_step(settings, hod
     password_set_by_admin(user=hod, password="a-Brand-new-passphrase-31", actor=make_user(user_type=UserType.HOD))
 
     assert bearer(token).post(f"{API}/mfa/totp/").status_code == status.HTTP_401_UNAUTHORIZED
+
+
+def test_the_second_step_holds_while_redis_is_down(cache_unreachable, student):
+    enrolled = enrol_totp(student)
+
+    token = password_step(student)["mfa_token"]
+    response = APIClient().post(f"{API}/login/mfa/", {"mfa_token": token, "code": enrolled.code()}, format="json")
+
+    assert response.status_code == status.HTTP_200_OK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_mfa_token_completes_one_login_even_when_raced(student, in_parallel):
+    codes = enrol_totp(student).recovery_codes
+    token = password_step(student)["mfa_token"]
+
+    def second_step(i: int) -> int:
+        body = {"mfa_token": token, "recovery_code": codes[i]}
+        return APIClient().post(f"{API}/login/mfa/", body, format="json").status_code
+
+    statuses = in_parallel(4, second_step)
+
+    assert sorted(statuses) == [status.HTTP_200_OK] + [status.HTTP_401_UNAUTHORIZED] * 3
+    assert UserSession.objects.filter(user=student).count() == 1
