@@ -23,7 +23,7 @@ from users.http import client_ip, user_agent
 from users.models import CustomUser
 from users.services import mfa
 from users.services.credentials import Channel
-from users.services.login import second_factor_login
+from users.services.login import mfa_required_for, second_factor_login
 from users.services.reauth import PASSWORD_FIELD, reauthenticate
 
 ENROLMENT_PERMISSIONS = [IsPerson, MfaTokenScope]
@@ -149,7 +149,7 @@ class MfaStatusView(APIView):
         user = request.user
         body = {
             "methods": mfa.methods_for(user),
-            "required": user.role in settings.MFA_REQUIRED_ROLES,
+            "required": mfa_required_for(user),
             **mfa.factors_summary(user),
         }
         return Response(MfaStatusSerializer(body).data, headers=NO_STORE)

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 
 from users.models import CustomUser, OutboxMessage
 from users.services import account
+from users.services.login import mfa_required_for
 from users.services.outbox import PermanentDeliveryError
 
 
@@ -120,7 +121,7 @@ def _mfa_notice(message: OutboxMessage, user: CustomUser) -> Prepared:
             "changed_at": message.created_at,
             "login_url": f"{settings.FRONTEND_URL}/login",
             "what": what,
-            "required": user.role in settings.MFA_REQUIRED_ROLES,
+            "required": mfa_required_for(user),
         },
     )
 

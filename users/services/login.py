@@ -68,13 +68,18 @@ class LoginPending:
 LoginOutcome = LoginCompleted | LoginPending
 
 
+def mfa_required_for(user: CustomUser) -> bool:
+    """Whether ``user``'s role must have a second factor (``MFA_REQUIRED_ROLES``)."""
+    return user.role in settings.MFA_REQUIRED_ROLES
+
+
 def login_step_needed(user: CustomUser, *, amr: tuple[str, ...] | list[str]) -> Step:
     """The policy: what a login of ``user`` that has proved ``amr`` still needs."""
     if mfa.MFA in amr:
         return Step.NONE
     if mfa.factors_confirmed(user):
         return Step.FACTOR
-    if user.role in settings.MFA_REQUIRED_ROLES:
+    if mfa_required_for(user):
         return Step.ENROLMENT
     return Step.NONE
 
