@@ -11,7 +11,8 @@ TEST_ENV := DB_HOST=$${DB_HOST:-127.0.0.1} DB_PORT=$${DB_PORT:-5432} DB_NAME=$${
 	DB_USER=$${DB_USER:-postgres} DB_PASSWORD=$${DB_PASSWORD:-} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} \
 	DEBUG=False SECURE_SSL_REDIRECT=False JWT_PRIVATE_KEY_FILE=$(TEST_KEY) CACHE_KEY_PREFIX=ums-test-$$$$ CELERY_BROKER_KEY_PREFIX=ums-test-$$$$: \
 	EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
-	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop
+	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefghijklmnop \
+	MFA_ENCRYPTION_KEYS=dGVzdC1vbmx5LW1mYS1rZXktbm90LWZvci1wcm9kISE=
 
 .PHONY: help venv install install-dev system-deps run migrate superuser lint typecheck test test-only bench fuzz clean
 

@@ -17,6 +17,9 @@ __all__ = [
     "ACCESS",
     "ACCESS_CLAIMS",
     "ALGORITHM",
+    "AMR",
+    "AUTH_TIME",
+    "DEFAULT_AMR",
     "REFRESH",
     "REFRESH_CLAIMS",
     "REQUIRED_CLAIMS",
@@ -26,6 +29,7 @@ __all__ = [
     "TOKEN_TYPES",
     "ClaimsInvalid",
     "WrongTokenType",
+    "claims_amr",
     "claims_check",
     "token_type_check",
 ]
@@ -50,6 +54,10 @@ USER_TYPE = "user_type"
 ROLE = "role"
 USERNAME = "username"
 SCOPE = "scope"  # service tokens: a list of scope strings
+# Optional in access tokens (tokens minted before they existed lack them): how and when the person authenticated.
+AMR = "amr"  # RFC 8176 method names, e.g. ["pwd"], ["pwd", "otp", "mfa"], ["hwk", "user", "mfa"]
+AUTH_TIME = "auth_time"  # epoch seconds of the login the token belongs to
+DEFAULT_AMR = ("pwd",)  # what a token without ``amr`` was authenticated with: a password alone
 
 # Every token must carry these (PyJWT's ``require`` option checks them while decoding).
 REQUIRED_CLAIMS = (EXP, IAT, ISS, SUB, JTI, TOKEN_TYPE)
@@ -60,7 +68,7 @@ REQUIRED_CLAIMS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 # What the issuer puts in each type of token.
-ACCESS_CLAIMS = frozenset({SUB, SID, JTI, USER_TYPE, ROLE, USERNAME, IAT, EXP, ISS, TOKEN_TYPE})
+ACCESS_CLAIMS = frozenset({SUB, SID, JTI, USER_TYPE, ROLE, USERNAME, IAT, EXP, ISS, TOKEN_TYPE, AMR, AUTH_TIME})
 REFRESH_CLAIMS = frozenset({SUB, SID, JTI, IAT, EXP, ISS, TOKEN_TYPE})
 SERVICE_CLAIMS = frozenset({SUB, SCOPE, JTI, IAT, EXP, ISS, TOKEN_TYPE})
 
@@ -105,10 +113,22 @@ def claims_check(claims: Mapping[str, Any], *, token_types: Collection[str]) -> 
         raise ClaimsInvalid()
 
 
+def claims_amr(claims: Mapping[str, Any]) -> list[str]:
+    """The token's authentication methods (``amr``); a token minted without the claim counts as a password alone."""
+    amr = claims.get(AMR)
+    return list(amr) if isinstance(amr, list) else list(DEFAULT_AMR)
+
+
 def _user_claims_well_formed(claims: Mapping[str, Any]) -> bool:
-    """``sub`` is a user id in ASCII digits and ``sid`` a UUID."""
+    """``sub`` is a user id in ASCII digits and ``sid`` a UUID; ``amr`` and ``auth_time``, when present, are a list of
+    strings and whole epoch seconds."""
     sub, sid = claims.get(SUB), claims.get(SID)
     if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and isinstance(sid, str)):
+        return False
+    amr, auth_time = claims.get(AMR, []), claims.get(AUTH_TIME, 0)
+    if not (isinstance(amr, list) and all(isinstance(method, str) for method in amr)):
+        return False
+    if not isinstance(auth_time, int) or isinstance(auth_time, bool):
         return False
     try:
         uuid.UUID(sid)

@@ -40,6 +40,8 @@ SERVER_ENV = {
     "THROTTLE_VERIFICATION_EMAIL_RATE": UNLIMITED,
     "LOGIN_LOCKOUT_THRESHOLD": "1000000",
     "LOGIN_IP_THRESHOLD": "1000000",
+    # The seeded HOD logs in with a password alone (MFA has its own tests, users/tests/test_mfa_*.py).
+    "MFA_REQUIRED_ROLES": "",
     "JWT_ACCESS_MINUTES": "60",
     "WEB_CONCURRENCY": "2",
     "GUNICORN_THREADS": "4",

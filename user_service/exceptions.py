@@ -47,6 +47,12 @@ ERROR_STATUSES: dict[str, int] = {
     "users.services.people.roster.RosterRejected": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     "users.services.people.persons.PersonChangeRefused": status.HTTP_400_BAD_REQUEST,
     "users.services.people.validation.AcademicServiceDown": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "users.exceptions.MfaRequired": status.HTTP_401_UNAUTHORIZED,
+    "users.exceptions.MfaTokenInvalid": status.HTTP_401_UNAUTHORIZED,
+    "users.exceptions.FactorInvalid": status.HTTP_401_UNAUTHORIZED,
+    "users.exceptions.ProofRejected": status.HTTP_400_BAD_REQUEST,
+    "users.exceptions.FactorConflict": status.HTTP_409_CONFLICT,
+    "users.exceptions.ReauthenticationRequired": status.HTTP_403_FORBIDDEN,
 }
 
 

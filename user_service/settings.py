@@ -2,9 +2,10 @@
 
 Two run modes: the embedded default (no ``DB_HOST``: SQLite, local-memory cache, eager Celery,
 file e-mail under ``var/``) and the full mode (PostgreSQL, Redis, a real Celery worker, SMTP).
-With ``DEBUG=False`` start-up refuses the default secret key and a missing signing key.
+With ``DEBUG=False`` start-up refuses the default secret key, a missing signing key and a missing MFA key.
 """
 
+import base64
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -192,6 +193,22 @@ def _networks(name: str, default: str = "") -> tuple[ipaddress.IPv4Network | ipa
     return tuple(networks)
 
 
+def _fernet_keys(name: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys (32 bytes, URL-safe base64) from the environment; a malformed one stops start-up."""
+    keys = tuple(config(name, default="", cast=Csv()))
+    for key in keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (ValueError, UnicodeEncodeError):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"{name}: every key must be a Fernet key, 32 bytes in URL-safe base64 "
+                '(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
+            )
+    return keys
+
+
 # Trusted callers (a frontend posting every person's login from its own address): requests from these
 # networks (the client address as users.http.client_ip sees it) skip the per-IP throttles and the per-IP
 # lockout; the per-account lockout still applies.
@@ -268,6 +285,26 @@ LOGIN_IP_LOCKOUT_SECONDS = config("LOGIN_IP_LOCKOUT_SECONDS", default=900, cast=
 AUDIT_RETENTION_DAYS = config("AUDIT_RETENTION_DAYS", default=365, cast=int)
 SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
 SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
+
+# --- Multi-factor authentication (users/services/mfa/, users/services/login.py) ---------------------
+# Roles whose people must have a second factor to log in (comma-separated role names; empty: nobody must).
+MFA_REQUIRED_ROLES = frozenset(name.lower() for name in config("MFA_REQUIRED_ROLES", default="hod", cast=Csv()))
+_ROLE_NAMES = frozenset({"hod", "staff", "student"})  # users.models.ROLE_NAMES (a test keeps the two equal)
+if MFA_REQUIRED_ROLES - _ROLE_NAMES:
+    raise ImproperlyConfigured(
+        f"MFA_REQUIRED_ROLES: unknown role(s) {sorted(MFA_REQUIRED_ROLES - _ROLE_NAMES)}; "
+        f"use {', '.join(sorted(_ROLE_NAMES))} or leave it empty."
+    )
+# Seconds an mfa_token (the answer to a correct password when a second step follows) stays usable.
+MFA_TOKEN_SECONDS = config("MFA_TOKEN_SECONDS", default=300, cast=int)
+# The issuer authenticator apps show next to the account name of a TOTP entry.
+MFA_TOTP_ISSUER = config("MFA_TOTP_ISSUER", default="School account")
+# Fernet keys that encrypt TOTP secrets at rest, comma-separated: the first encrypts, every one decrypts (rotation).
+# Empty: with DEBUG a key derived from SECRET_KEY; without DEBUG start-up stops (see the refusals below).
+MFA_ENCRYPTION_KEYS = _fernet_keys("MFA_ENCRYPTION_KEYS")
+# Seconds after a login or a reauthenticate/ during which sensitive changes (e-mail, password, factors, new HODs)
+# are allowed without authenticating again.
+REAUTH_SECONDS = config("REAUTH_SECONDS", default=300, cast=int)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = config("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
@@ -432,4 +469,9 @@ if not DEBUG:
         raise ImproperlyConfigured(
             "EMAIL_HOST must be set when DEBUG=False (or EMAIL_BACKEND to an explicit backend): "
             "e-mails are never silently written to the container's filesystem in production."
+        )
+    if not MFA_ENCRYPTION_KEYS:
+        raise ImproperlyConfigured(
+            "MFA_ENCRYPTION_KEYS must be set when DEBUG=False: the key that encrypts TOTP secrets at rest "
+            '(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
         )

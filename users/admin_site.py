@@ -1,4 +1,4 @@
-"""The Django admin as HODs use it: only active HOD accounts may enter, through the one credential check."""
+"""The Django admin as HODs use it: only active HOD accounts may enter, through the one owner of logging in."""
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -10,8 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from users.exceptions import EmailNotVerified, InvalidCredentials
 from users.http import client_ip, user_agent
 from users.models import UserType
-from users.services.credentials import Channel, credentials_check, login_succeeded
+from users.services.credentials import Channel
 from users.services.lockout import AccountLocked
+from users.services.login import LoginPending, password_login
 
 
 def hod_may_enter(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -22,11 +23,13 @@ def hod_may_enter(user: AbstractBaseUser | AnonymousUser) -> bool:
 
 
 class HODLoginForm(AdminAuthenticationForm):
-    """The admin's login form: ``credentials_check`` with the admin's rule, so lockouts and audit are shared."""
+    """The admin's login form: ``users.services.login`` with the admin's rule, so the lockout, the second-factor
+    policy and the audit are the API's. An account that needs a second step is refused until this page can take it."""
 
     error_messages = {
         **AdminAuthenticationForm.error_messages,
         "locked": "Too many failed sign-in attempts. Try again in %(seconds)s seconds.",
+        "second_factor": "This account signs in with a second factor, which this page cannot ask for yet.",
     }
     retry_after: int | None = None
 
@@ -37,13 +40,14 @@ class HODLoginForm(AdminAuthenticationForm):
         ip = client_ip(self.request) if self.request is not None else None
         agent = user_agent(self.request) if self.request is not None else ""
         try:
-            user = credentials_check(
+            outcome = password_login(
                 identifier=username,
                 password=password,
+                channel=Channel.ADMIN,
                 ip=ip,
                 user_agent=agent,
-                channel=Channel.ADMIN,
                 admit=hod_may_enter,
+                start_session=False,  # Django's login() opens the admin's session
             )
         except InvalidCredentials as exc:
             raise self.get_invalid_login_error() from exc
@@ -54,8 +58,9 @@ class HODLoginForm(AdminAuthenticationForm):
             ) from exc
         except EmailNotVerified as exc:
             raise ValidationError(exc.message, code=exc.code) from exc
-        self.user_cache = user
-        login_succeeded(user=user, channel=Channel.ADMIN, ip=ip, user_agent=agent)
+        if isinstance(outcome, LoginPending):
+            raise ValidationError(self.error_messages["second_factor"], code=outcome.step.value)
+        self.user_cache = outcome.user
         return self.cleaned_data
 
 

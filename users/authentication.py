@@ -1,5 +1,7 @@
 """DRF authentication: a person's access token of a live session, or a sibling service's token.
 
+On the enrolment endpoints only, also an enrolment ``mfa_token`` (a person who must set up a second factor).
+
 Plus a migration mode that is meant to be switched off: anonymous reads from ``LEGACY_INTERNAL_NETWORKS``.
 """
 
@@ -13,12 +15,15 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from users import metrics, tokens
-from users.exceptions import TokenInvalid
+from users.exceptions import MfaTokenInvalid, TokenInvalid
 from users.http import address_in_networks, client_ip
-from users.models import CustomUser
+from users.models import CustomUser, MfaChallenge
 from users.principal import ServicePrincipal, principal_resolve
+from users.services.credentials import Channel
+from users.services.mfa import enrolment_grant_resolve, looks_like_mfa_token
 
 logger = logging.getLogger(__name__)
+MFA_TOKEN_REFUSED = "An mfa_token is not an access token: it works only on the enrolment endpoints and login/mfa/."  # noqa: S105 - a message
 
 
 def bearer_token_from(request: Request) -> str | None:
@@ -48,6 +53,8 @@ class SessionJWTAuthentication(authentication.BaseAuthentication):
         raw = bearer_token_from(request)
         if raw is None:
             return None
+        if looks_like_mfa_token(raw):
+            raise exceptions.AuthenticationFailed(MFA_TOKEN_REFUSED, code="mfa_token_not_allowed")
         try:
             principal = principal_resolve(raw, token_types=(tokens.ACCESS, tokens.SERVICE), load_user="model")
         except TokenInvalid as exc:
@@ -59,6 +66,28 @@ class SessionJWTAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class MfaEnrolmentAuthentication(authentication.BaseAuthentication):
+    """An enrolment ``mfa_token`` as the bearer token, on the enrolment endpoints only (placed first there).
+
+    Anything else (no header, an access token) is left to the next class. The token speaks for its person only
+    while they have no factor confirmed (``users.services.mfa.enrolment_grant_resolve``); request.auth is its
+    ``MfaChallenge``, which ``users.api.permissions.MfaTokenScope`` limits to the methods a view lists.
+    """
+
+    def authenticate(self, request: Request) -> tuple[CustomUser, MfaChallenge] | None:
+        raw = bearer_token_from(request)
+        if raw is None or not looks_like_mfa_token(raw):
+            return None
+        try:
+            challenge = enrolment_grant_resolve(raw, channel=Channel.API.value)
+        except MfaTokenInvalid as exc:
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from exc
+        return challenge.user, challenge
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
 
 
 class LegacyInternalNetworkAuthentication(authentication.BaseAuthentication):
@@ -96,12 +125,28 @@ class LegacyInternalNetworkAuthentication(authentication.BaseAuthentication):
 LEGACY_READ_AUTHENTICATION = [SessionJWTAuthentication, LegacyInternalNetworkAuthentication]
 
 
+# The authentication of the endpoints that also take an enrolment mfa_token (users/api/mfa.py).
+ENROLMENT_AUTHENTICATION = [MfaEnrolmentAuthentication, SessionJWTAuthentication]
+
+
 class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = SessionJWTAuthentication
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+class MfaEnrolmentAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = MfaEnrolmentAuthentication
+    name = "mfaEnrolmentToken"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The mfa_token of an mfa_enrolment_required login answer, until a factor is confirmed.",
+        }
 
 
 class LegacyInternalNetworkAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -4,18 +4,20 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from users.exceptions import EmailNotVerified, InvalidCredentials
+from users.exceptions import EmailNotVerified, InvalidCredentials, MfaRequired
 from users.http import client_ip, user_agent
 from users.models import CustomUser
-from users.services.credentials import Channel, credentials_check
+from users.services.credentials import Channel
 from users.services.lockout import AccountLocked
+from users.services.login import password_alone_check
 
 
 class UsernameOrEmailBackend(ModelBackend):
     """``django.contrib.auth.authenticate()`` (the test client, anything built on it) through ``credentials_check``.
 
     The admin's login form calls ``credentials_check`` itself (users/admin_site.py); the API's login is
-    ``users.services.auth.user_login``. A lockout or an unverified address stops authentication (PermissionDenied).
+    ``users.services.login.password_login``. A lockout, an unverified address or an account that needs a second
+    factor (this way in cannot ask for one) stops authentication (PermissionDenied).
     """
 
     def authenticate(
@@ -30,7 +32,7 @@ class UsernameOrEmailBackend(ModelBackend):
         if not username or password is None:
             return None
         try:
-            return credentials_check(
+            return password_alone_check(
                 identifier=username,
                 password=password,
                 ip=client_ip(request) if request is not None else None,
@@ -39,5 +41,5 @@ class UsernameOrEmailBackend(ModelBackend):
             )
         except InvalidCredentials:
             return None
-        except (AccountLocked, EmailNotVerified) as exc:
+        except (AccountLocked, EmailNotVerified, MfaRequired) as exc:
             raise PermissionDenied(exc.message) from exc

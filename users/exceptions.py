@@ -49,3 +49,45 @@ class RevocationUnavailable(ApplicationError):
     """Sessions could not be ended because the revocation store (Redis) did not take the change."""
 
     default_code = "revocation_unavailable"
+
+
+class MfaRequired(ApplicationError):
+    """The first factor checked out and a second step follows; ``extra`` carries the ``mfa_token`` and ``methods``."""
+
+    default_code = "mfa_required"
+
+
+class MfaEnrolmentRequired(MfaRequired):
+    """The first factor checked out, the person's role needs a second factor and they have none yet."""
+
+    default_code = "mfa_enrolment_required"
+
+
+class MfaTokenInvalid(ApplicationError):
+    """An ``mfa_token`` that is unknown, expired, already used, or not good for this step."""
+
+    default_code = "mfa_token_invalid"
+
+
+class FactorInvalid(ApplicationError):
+    """The second step of a login whose code (or assertion) does not check out: wrong, expired or replayed."""
+
+    default_code = "invalid_code"
+
+
+class ProofRejected(ApplicationError):
+    """A signed-in person's password or code that does not check out (confirming an enrolment, reauthenticating)."""
+
+    default_code = "invalid_code"
+
+
+class FactorConflict(ApplicationError):
+    """The factors are not in the state the request needs (already enrolled, nothing pending, none enabled)."""
+
+    default_code = "mfa_conflict"
+
+
+class ReauthenticationRequired(ApplicationError):
+    """A sensitive change without a recent authentication: ``reauthenticate/`` first."""
+
+    default_code = "reauthentication_required"

@@ -206,6 +206,7 @@ class SessionEndReason(models.TextChoices):
     REFRESH_REUSE = "refresh_reuse", "Refresh token reused"
     DEACTIVATED = "deactivated", "User deactivated"
     EXPIRED = "expired", "Expired"
+    MFA_RESET = "mfa_reset", "Second factors reset"
 
 
 class UserSessionQuerySet(models.QuerySet):
@@ -225,6 +226,13 @@ class UserSession(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, choices=SessionEndReason.choices, blank=True)
+    amr = models.JSONField(
+        default=list, blank=True, help_text="How the person authenticated for this login (RFC 8176 values)."
+    )
+    auth_time = models.DateTimeField(null=True, blank=True, help_text="When the person authenticated for this login.")
+    reauthenticated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The latest reauthenticate/ of this session (step-up)."
+    )
 
     objects = UserSessionQuerySet.as_manager()
 
@@ -283,6 +291,13 @@ class SecurityEvent(models.Model):
         USER_UPDATED = "user_updated"
         EMAIL_CHANGED = "email_changed"
         SERVICE_TOKEN_ISSUED = "service_token_issued"  # noqa: S105 - an event name
+        MFA_ENROLLED = "mfa_enrolled"
+        MFA_REMOVED = "mfa_removed"
+        MFA_USED = "mfa_used"
+        MFA_FAILED = "mfa_failed"
+        MFA_RESET = "mfa_reset"
+        RECOVERY_CODES_GENERATED = "recovery_codes_generated"
+        REAUTHENTICATED = "reauthenticated"
 
     type = models.CharField(max_length=40, choices=Type.choices)
     user = models.ForeignKey(CustomUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -311,6 +326,7 @@ class EventType(models.TextChoices):
     USER_REACTIVATED = "user.reactivated"
     USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
     SESSION_REVOKED = "session.revoked"
+    USER_MFA_CHANGED = "user.mfa_changed"
 
 
 class LockoutCounter(models.Model):
@@ -367,3 +383,69 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.topic} {self.status}"
+
+
+class TOTPDevice(models.Model):
+    """A person's authenticator-app factor (RFC 6238): pending until confirmed with a code.
+
+    The secret is stored encrypted (``users.services.mfa.crypto``); ``last_used_step`` refuses replays.
+    """
+
+    user = models.OneToOneField(CustomUser, on_delete=models.CASCADE, related_name="totp_device")
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(
+        default=0, help_text="The latest time step accepted; codes of it and of earlier steps are refused."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "TOTP authenticator"
+
+    def __str__(self) -> str:
+        state = "confirmed" if self.confirmed_at else "pending"
+        return f"TOTP of user {self.user_id} ({state})"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code, stored as a salted hash; the code itself is shown once."""
+
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, related_name="recovery_codes")
+    salt = models.CharField(max_length=32)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user"], name="users_recovery_unused_idx", condition=models.Q(used_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of user {self.user_id}"
+
+
+class MfaChallenge(models.Model):
+    """The second step of a login that a first factor opened: its ``mfa_token``, stored as a hash.
+
+    Lives in the database (not Redis), so it holds through cache faults; used once, then spent.
+    """
+
+    class Purpose(models.TextChoices):
+        FACTOR = "factor", "Second factor"
+        ENROLMENT = "enrolment", "Enrol a factor, then the second factor"
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    amr = models.JSONField(default=list, help_text="The factors the first step proved (RFC 8176 values).")
+    channel = models.CharField(max_length=32)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.purpose} challenge {self.pk} of user {self.user_id}"

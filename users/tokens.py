@@ -252,8 +252,14 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def token_pair_issue(*, user: Any, session_id: str) -> TokenPair:
-    """Mint an access and a refresh token for one session of ``user``."""
+def token_pair_issue(
+    *, user: Any, session_id: str, amr: Sequence[str] = contract.DEFAULT_AMR, auth_time: datetime | None = None
+) -> TokenPair:
+    """Mint an access and a refresh token for one session of ``user``.
+
+    ``amr`` and ``auth_time`` (default: now) say how and when the person authenticated for the session; the
+    access token carries them, so a refreshed token keeps the login's.
+    """
     now = timezone.now().replace(microsecond=0)
     access_exp = now + settings.JWT_ACCESS_LIFETIME
     refresh_exp = now + settings.JWT_REFRESH_LIFETIME
@@ -267,6 +273,8 @@ def token_pair_issue(*, user: Any, session_id: str) -> TokenPair:
             "user_type": user.user_type,
             "role": user.role,
             "username": user.username,
+            "amr": list(amr) or list(contract.DEFAULT_AMR),
+            "auth_time": _epoch(auth_time or now),
         }
     )
     refresh_jti = uuid.uuid4().hex

@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
@@ -29,11 +30,11 @@ from users import cache
 from users.api import filters
 from users.api import people_serializers as ps
 from users.api.pagination import PageNumberPagination
-from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
+from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD, recent_authentication_require
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.authentication import LEGACY_READ_AUTHENTICATION
-from users.models import CustomUser, ProfileBase, UserType
+from users.models import ProfileBase, UserType
 from users.people_schema import USER_FIELDS
 from users.selectors import (
     people_count_estimate,
@@ -158,9 +159,16 @@ def field_errors_nested(user_key: str | None = "user") -> Iterator[None]:
         raise exceptions.ValidationError(body) from exc
 
 
-def person_create_from(form: ps.ProfileFieldsSerializer, *, user_type: int, actor: CustomUser) -> ProfileBase:
-    """Validate a create body in any of its forms and create the person; service errors keyed as the body sent them."""
+def person_create_from(form: ps.ProfileFieldsSerializer, *, user_type: int, request: Request) -> ProfileBase:
+    """Validate a create body in any of its forms and create the person; service errors keyed as the body sent them.
+
+    Every API create of a person goes through here, so a new HOD (who controls every identity) always needs the
+    caller's recent authentication first.
+    """
     form.is_valid(raise_exception=True)
+    if user_type == UserType.HOD:
+        recent_authentication_require(request)
+    actor = request.user
     fields = dict(form.validated_data)
     user = dict(fields.pop("user"))
     password = user.pop("password", None)
@@ -202,9 +210,8 @@ class PeopleListView(_RoleView, generics.ListCreateAPIView):
     pagination_class = PeoplePagination
 
     def create(self, request, *args, **kwargs):
-        person = person_create_from(
-            self.create_serializer(data=request.data), user_type=self.user_type, actor=request.user
-        )
+        form = self.create_serializer(data=request.data)
+        person = person_create_from(form, user_type=self.user_type, request=request)
         return Response(self.output_serializer(person).data, status=status.HTTP_201_CREATED)
 
 
@@ -282,7 +289,13 @@ def _list_schema(role: type[_Role], plural: str, readers: str):
             summary=f"Create a {role.noun} with its user account (HOD)",
             description="Without user.password the account gets an unusable password and an invitation e-mail. "
             "The user may also be nested as admin, or given flat beside the profile fields (username then defaults "
-            "to the e-mail address); both forms accept confirm_password, which must equal password.",
+            "to the e-mail address); both forms accept confirm_password, which must equal password."
+            + (
+                " Creating an HOD needs a recent authentication (login or reauthenticate/ within REAUTH_SECONDS): "
+                "403 `reauthentication_required` otherwise."
+                if role.user_type == UserType.HOD
+                else ""
+            ),
             request=role.create_serializer.schema(),
             responses={201: role.output_serializer, **errors(400, 401, 403, 415, 503)},
         ),

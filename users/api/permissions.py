@@ -1,8 +1,13 @@
-"""Role predicates composed on the views (DESIGN §6 permission matrix)."""
+"""Role predicates composed on the views (DESIGN §6 permission matrix), and the step-up check of API requests."""
 
+from typing import Any
+
+from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
-from users.models import UserType
+from users.models import MfaChallenge, UserType
+from users.services.reauth import session_recent_authentication_require
 
 
 class IsPerson(BasePermission):
@@ -52,3 +57,32 @@ class IsStaffOrHOD(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.user_type in (UserType.HOD, UserType.STAFF))
+
+
+class MfaTokenScope(BasePermission):
+    """An enrolment ``mfa_token`` reaches only the methods a view lists in ``mfa_token_methods``; elsewhere 401.
+
+    Composed on the views that accept the token (``ENROLMENT_AUTHENTICATION``); an access token passes.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, MfaChallenge) and request.method not in getattr(view, "mfa_token_methods", ()):
+            raise exceptions.AuthenticationFailed(
+                "An mfa_token cannot do this; complete the login with POST login/mfa/ first.",
+                code="mfa_token_not_allowed",
+            )
+        return True
+
+
+def recent_authentication_require(request: Request) -> None:
+    """The step-up check of a sensitive change made through the API: the bearer's session authenticated within
+    ``REAUTH_SECONDS`` (``users.services.reauth``), else 403 ``reauthentication_required``."""
+    claims: Any = request.auth  # an access token's claims: the views that call this take no other credential
+    session_recent_authentication_require(session_id=claims["sid"])
+
+
+def own_email_change_step_up(request: Request, *, user: Any, email: str | None) -> None:
+    """A person giving their own account a new e-mail address needs a recent authentication: the address is where
+    password-reset links go. One rule for every API way to change it (``profile/`` and ``{id}/``)."""
+    if email is not None and user.pk == request.user.pk and email.strip().lower() != user.email.lower():
+        recent_authentication_require(request)

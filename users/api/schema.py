@@ -28,6 +28,7 @@ _DESCRIPTIONS = {
     403: "Authenticated but not allowed.",
     404: "No such object (or not yours).",
     405: "Method not allowed.",
+    409: "The current state does not allow this (e.g. a factor already set up, or none to act on).",
     413: "Request body over REQUEST_MAX_BYTES (UPLOAD_MAX_BYTES for multipart uploads).",
     415: "Unsupported media type (send JSON).",
     429: "Too many requests; see Retry-After.",
@@ -85,10 +86,12 @@ class PasswordField(serializers.CharField):
 
 
 class ClosedObjectExtension(OpenApiSerializerExtension):
-    """Serializers that refuse keys they do not declare: ``additionalProperties: false``, plus ``schema_any_of``.
+    """Serializers that refuse keys they do not declare: ``additionalProperties: false``, plus ``schema_any_of``
+    and ``schema_one_of``.
 
     ``schema_any_of`` (a class attribute: lists of field names) says which fields must be given together, one
-    list of which is required, e.g. ``refresh_token`` or its alias ``refresh``.
+    list of which is required, e.g. ``refresh_token`` or its alias ``refresh``; ``schema_one_of`` the same, with
+    exactly one list matching (one proof of several: a password, a code or a recovery code).
     """
 
     target_class = "users.api.serializers.StrictInputSerializer"
@@ -118,6 +121,9 @@ class ClosedObjectExtension(OpenApiSerializerExtension):
         any_of = getattr(self.target, "schema_any_of", None)
         if any_of:
             schema["anyOf"] = [{"required": list(names)} for names in any_of]
+        one_of = getattr(self.target, "schema_one_of", None)
+        if one_of:
+            schema["oneOf"] = [{"required": list(names)} for names in one_of]
         return schema
 
 

@@ -192,6 +192,20 @@ class LoginInputSerializer(StrictInputSerializer):
     password = serializers.CharField(max_length=4096, write_only=True, trim_whitespace=False)
 
 
+class LoginRefusedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="invalid_credentials, mfa_required or mfa_enrolment_required.")
+    mfa_token = serializers.CharField(
+        required=False, help_text="mfa_required/mfa_enrolment_required: carries the login to login/mfa/."
+    )
+    methods = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="mfa_required: the methods that can finish the login; mfa_enrolment_required: those to set up.",
+    )
+    expires_in = serializers.IntegerField(required=False, help_text="Seconds the mfa_token stays usable.")
+
+
 class TokenResponseSerializer(serializers.Serializer):
     access_token = serializers.CharField()
     refresh_token = serializers.CharField()
@@ -263,6 +277,14 @@ class ValidateTokenResponseSerializer(serializers.Serializer):
     user = UserSerializer()
     session_id = serializers.UUIDField()
     expires_at = serializers.DateTimeField()
+    amr = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='How the person authenticated (RFC 8176): ["pwd"], ["pwd", "otp", "mfa"], ... '
+        '(["pwd"] for tokens minted before the claim existed).',
+    )
+    auth_time = serializers.IntegerField(
+        allow_null=True, help_text="Epoch seconds of the login (null for tokens minted before the claim existed)."
+    )
 
 
 class InvalidTokenResponseSerializer(serializers.Serializer):

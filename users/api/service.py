@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clients.claims import AMR, claims_amr
 from users import cache, metrics, tokens
 from users.api import parsers
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
@@ -106,7 +107,10 @@ class IntrospectView(APIView):
     @extend_schema(
         tags=["services"],
         summary="Token introspection (RFC 7662)",
-        description='`{"active": false}` for anything invalid, expired or revoked; otherwise the claims.',
+        description=(
+            '`{"active": false}` for anything invalid, expired or revoked; otherwise the claims. A person\'s token '
+            'reports `amr` (RFC 8176; `["pwd"]` for a token minted before the claim existed) and `auth_time`.'
+        ),
         request=IntrospectInputSerializer,
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 415)},
     )
@@ -122,6 +126,8 @@ class IntrospectView(APIView):
         if isinstance(principal, ServicePrincipal):
             claims["client_id"] = principal.client_id
             claims["scope"] = " ".join(claims["scope"])  # RFC 7662: space-separated, in the token's order
+        else:
+            claims[AMR] = claims_amr(claims)  # a token minted before the claim existed: a password alone
         return Response({"active": True, **claims})
 
 

@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from users.api import account_urls, audit, health, people_directory, people_urls, service_urls, views, wellknown
+from users.api import (
+    account_urls,
+    audit,
+    health,
+    mfa_urls,
+    people_directory,
+    people_urls,
+    service_urls,
+    views,
+    wellknown,
+)
 
 app_name = "users"
 
@@ -23,6 +33,7 @@ urlpatterns = [
     *people_urls.urlpatterns,
     *account_urls.urlpatterns,
     *service_urls.urlpatterns,
+    *mfa_urls.urlpatterns,
     # The prefix itself: the users collection and a user by id, for the original system's frontend.
     path("", people_directory.UserCollectionView.as_view(), name="users"),
     path("<int:pk>/", people_directory.UserItemView.as_view(), name="user-item"),

@@ -9,21 +9,50 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clients.claims import AUTH_TIME, claims_amr
 from users import metrics
 from users.api import serializers as s
+from users.api.permissions import own_email_change_step_up, recent_authentication_require
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
-from users.exceptions import TokenInvalid
+from users.exceptions import MfaEnrolmentRequired, MfaRequired, TokenInvalid
 from users.http import client_ip, user_agent
 from users.principal import principal_resolve
 from users.selectors import sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
+from users.services import login as login_services
 from users.services import people as people_services
 from users.services import users as user_services
 from users.services.auth import Login
+from users.services.credentials import Channel
+from users.services.login import LoginOutcome, LoginPending, Step
 
 NO_STORE = {"Cache-Control": "no-store"}
+LOGIN_REFUSED = OpenApiResponse(
+    s.LoginRefusedSerializer,
+    description="Wrong credentials (`invalid_credentials`), or a second step is needed (`mfa_required`, "
+    "`mfa_enrolment_required`: with `mfa_token`, `methods`, `expires_in`).",
+)
+
+
+def login_answer(outcome: LoginOutcome) -> Response:
+    """The API's answer to a login: the tokens, or 401 ``mfa_required``/``mfa_enrolment_required`` with the
+    ``mfa_token`` that carries the login to its second step."""
+    if isinstance(outcome, LoginPending):
+        error = MfaEnrolmentRequired if outcome.step is Step.ENROLMENT else MfaRequired
+        detail = (
+            "Your role needs a second factor: set one up with the mfa_token as bearer token (POST mfa/totp/), "
+            "then complete the login with POST login/mfa/."
+            if outcome.step is Step.ENROLMENT
+            else "Enter a code from your authenticator app (or a recovery code) with POST login/mfa/."
+        )
+        raise error(
+            detail,
+            extra={"mfa_token": outcome.mfa_token, "methods": outcome.methods, "expires_in": outcome.expires_in},
+        )
+    assert outcome.session is not None  # noqa: S101 - the API's logins always open a session
+    return Response(_token_response(outcome.session), headers=NO_STORE)
 
 
 def _token_response(login: Login) -> dict:
@@ -72,14 +101,26 @@ class LoginView(PublicAPIView):
     @extend_schema(
         tags=["auth"],
         summary="Log in with username or e-mail and password",
+        description=(
+            "A wrong password (or anything else wrong) is 401 `invalid_credentials`. A right password for an "
+            "account that needs a second factor is 401 `mfa_required` (or `mfa_enrolment_required`: the role needs "
+            "one and none is set up yet) with an `mfa_token` and the `methods` that can finish the login at "
+            "`login/mfa/`; no tokens."
+        ),
         request=s.LoginInputSerializer,
-        responses={200: s.TokenResponseSerializer, **errors(400, 401, 403, 415, 429)},
+        responses={200: s.TokenResponseSerializer, 401: LOGIN_REFUSED, **errors(400, 403, 415, 429)},
     )
     def post(self, request):
         data = s.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        login = auth_services.user_login(**data.validated_data, ip=client_ip(request), user_agent=user_agent(request))
-        return Response(_token_response(login))
+        outcome = login_services.password_login(
+            identifier=data.validated_data["username"],
+            password=data.validated_data["password"],
+            channel=Channel.API,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+        )
+        return login_answer(outcome)
 
 
 class TokenRefreshView(PublicAPIView):
@@ -136,7 +177,9 @@ class ProfileView(APIView):
     @extend_schema(
         tags=["profile"],
         summary="Update the caller's own names, e-mail and editable profile fields",
-        description="Fields the caller may not change (user_type, username, is_active, student_id, ...) give 400.",
+        description="Fields the caller may not change (user_type, username, is_active, student_id, ...) give 400. "
+        "A new e-mail address needs a recent authentication (login or reauthenticate/ within REAUTH_SECONDS): "
+        "403 `reauthentication_required` otherwise.",
         request=s.ProfileUpdateInputSerializer,
         responses={200: s.UserWithProfileSerializer, **errors(400, 401, 403, 415)},
     )
@@ -145,6 +188,7 @@ class ProfileView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         profile_data = fields.pop("profile", {})
+        own_email_change_step_up(request, user=request.user, email=fields.get("email"))
         user_services.profile_update(user=request.user, user_data=fields, profile_data=profile_data)
         user = users_with_profiles().get(pk=request.user.pk)
         return Response(s.UserWithProfileSerializer(user).data)
@@ -154,12 +198,15 @@ class ChangePasswordView(APIView):
     @extend_schema(
         tags=["auth"],
         summary="Change the password; every other session ends",
+        description="Needs a recent authentication (login or reauthenticate/ within REAUTH_SECONDS): "
+        "403 `reauthentication_required` otherwise.",
         request=s.ChangePasswordInputSerializer,
         responses={200: s.DetailSerializer, **errors(400, 401, 403, 415, 503)},
     )
     def post(self, request):
         data = s.ChangePasswordInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        recent_authentication_require(request)
         people_services.password_change(
             user=request.user, **data.validated_data, current_session_id=request.auth["sid"]
         )
@@ -233,6 +280,8 @@ class ValidateTokenView(PublicAPIView):
             "user": principal.user_data,
             "session_id": principal.session_id,
             "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+            "amr": claims_amr(principal.claims),
+            "auth_time": principal.claims.get(AUTH_TIME),
         }
         return JsonResponse(body, headers=NO_STORE)
 

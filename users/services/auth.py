@@ -1,9 +1,11 @@
-"""Logins, token refresh with rotation and reuse detection, logout, session revocation.
+"""Login sessions: opening one, token refresh with rotation and reuse detection, logout, session revocation.
 
-A password change (which ends sessions too) is owned by ``users.services.people.passwords``.
+Whether a login may be completed (and so a session opened) is ``users.services.login``'s decision; a password
+change (which ends sessions too) is owned by ``users.services.people.passwords``.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -11,11 +13,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from clients.claims import DEFAULT_AMR
 from users import tokens
 from users.exceptions import NotFound, SessionEnded, TokenInvalid
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services.audit import security_event_record
-from users.services.credentials import Channel, credentials_check, login_succeeded
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
@@ -38,29 +40,28 @@ def _outstanding_record(*, user: CustomUser, pair: TokenPair) -> None:
 
 
 @transaction.atomic
-def session_start(*, user: CustomUser, ip: str | None, user_agent: str) -> Login:
-    """Open a login session for ``user`` and mint its first token pair."""
+def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Sequence[str] = DEFAULT_AMR) -> Login:
+    """Open a login session for ``user`` and mint its first token pair.
+
+    ``amr``: how the person authenticated (RFC 8176); the session keeps it and the time, for every token of it.
+    Whether the login may be completed is ``users.services.login``'s decision, which calls this.
+    """
     now = timezone.now()
-    session = UserSession(user=user, ip=ip, user_agent=user_agent[:512], created_at=now, last_used_at=now)
-    pair = tokens.token_pair_issue(user=user, session_id=str(session.id))
+    session = UserSession(
+        user=user,
+        ip=ip,
+        user_agent=user_agent[:512],
+        created_at=now,
+        last_used_at=now,
+        amr=list(amr),
+        auth_time=now.replace(microsecond=0),
+    )
+    pair = tokens.token_pair_issue(user=user, session_id=str(session.id), amr=session.amr, auth_time=session.auth_time)
     session.expires_at = pair.refresh_expires_at
     session.save(force_insert=True)
     _outstanding_record(user=user, pair=pair)
     CustomUser.objects.filter(pk=user.pk).update(last_login=now)
     return Login(user=user, session=session, tokens=pair)
-
-
-def user_login(*, username: str, password: str, ip: str | None, user_agent: str) -> Login:
-    """Check the credentials (username or e-mail) and start a session; one answer for every failure.
-
-    The check, lockout included, is ``users.services.credentials.credentials_check``.
-    """
-    user = credentials_check(identifier=username, password=password, ip=ip, user_agent=user_agent, channel=Channel.API)
-    login = session_start(user=user, ip=ip, user_agent=user_agent)
-    login_succeeded(
-        user=user, channel=Channel.API, ip=ip, user_agent=user_agent, data={"session_id": str(login.session.id)}
-    )
-    return login
 
 
 def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
@@ -97,7 +98,12 @@ def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
             )
             if session is None or not session.is_active or not session.user.is_active:
                 raise SessionEnded("Session has ended; log in again.")
-            pair = tokens.token_pair_issue(user=session.user, session_id=str(session.id))
+            pair = tokens.token_pair_issue(
+                user=session.user,
+                session_id=str(session.id),
+                amr=session.amr,
+                auth_time=session.auth_time or session.created_at,
+            )
             session.last_used_at = timezone.now()
             session.expires_at = pair.refresh_expires_at
             session.save(update_fields=["last_used_at", "expires_at"])

@@ -1,5 +1,5 @@
 """Periodic housekeeping: close expired sessions, flush expired refresh-token records, prune sent outbox rows,
-old audit records and lockout counters with nothing left to remember.
+old audit records, lockout counters with nothing left to remember, and spent or expired ``mfa_token`` rows.
 
 Each step touches at most ``CLEANUP_BATCH_SIZE`` rows per run (selected by primary key first, then
 updated or deleted by key), so one run never holds locks on a large table for long; a backlog is
@@ -16,6 +16,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from users.models import OutboxMessage, SessionEndReason, UserSession
 from users.services.audit import security_events_prune
 from users.services.lockout import lockout_counters_prune
+from users.services.mfa import challenges_prune
 
 
 def _batch_size(batch_size: int | None) -> int:
@@ -73,4 +74,5 @@ def cleanup_run(*, batch_size: int | None = None) -> dict[str, int]:
         "outbox_pruned": outbox_prune(batch_size=batch_size),
         "audit_pruned": security_events_prune(batch_size=_batch_size(batch_size)),
         "lockouts_pruned": lockout_counters_prune(batch_size=_batch_size(batch_size)),
+        "mfa_challenges_pruned": challenges_prune(batch_size=_batch_size(batch_size)),
     }

@@ -2,10 +2,11 @@
 
 The one owner of "are these credentials good": the lockout (``users.services.lockout``), the verify (the same
 hashing work for unknown accounts), failure and success accounting, the audit records and the login metrics.
-It checks credentials and nothing more: opening the session stays with whoever logs the person in
-(``session_start`` for the API, Django's ``login()`` for the admin). A later step (a second factor) or another
-login page (single sign-on) calls ``credentials_check`` first and ``login_succeeded`` once the whole login is
-complete, so a password accepted while a second factor is still pending is not recorded as a login.
+It checks credentials and nothing more: whether the login needs a second step, and opening the session, are
+``users.services.login``'s (the one owner of completing a login), which calls ``credentials_check`` first and
+``login_succeeded`` once the whole login is complete, so a password accepted while a second factor is still
+pending is not recorded as a login. Second-factor codes are checked by ``factor_check`` against the same lockout:
+a guessed code counts like a guessed password.
 """
 
 import hashlib
@@ -16,7 +17,7 @@ from enum import StrEnum
 from django.conf import settings
 
 from users import metrics
-from users.exceptions import EmailNotVerified, InvalidClient, InvalidCredentials
+from users.exceptions import EmailNotVerified, FactorInvalid, InvalidClient, InvalidCredentials
 from users.models import CustomUser, SecurityEvent, ServiceAccount
 from users.selectors import user_for_login
 from users.services import lockout
@@ -32,6 +33,7 @@ class Channel(StrEnum):
     ADMIN = "admin"
     DJANGO_AUTH = "django-auth"  # django.contrib.auth.authenticate(): the test client, anything built on it
     SERVICE_TOKEN = "service-token"  # noqa: S105 - a channel name
+    REAUTHENTICATE = "reauthenticate"  # a signed-in person confirming it is them (step-up)
 
 
 def secret_hash(secret: str) -> str:
@@ -55,6 +57,7 @@ def credentials_check(
     user_agent: str,
     channel: Channel,
     admit: Callable[[CustomUser], bool] | None = None,
+    factor_pending: Callable[[CustomUser], bool] | None = None,
 ) -> CustomUser:
     """The active account that ``identifier`` (username or e-mail) and ``password`` open; one answer for every failure.
 
@@ -62,6 +65,8 @@ def credentials_check(
     ``InvalidCredentials`` for anything wrong, and ``EmailNotVerified`` (only to someone who had the password).
     ``admit`` is the entry point's own rule of who may come in (the admin: active HODs): an account it refuses
     fails exactly like a wrong password, counted and audited, so the rule reveals nothing about the password.
+    ``factor_pending`` says whether a second step follows for the account: then the right password leaves the
+    failure count as it is (``lockout.attempt_step_passed``) and only ``factor_check``'s success clears it.
     Must not run inside a transaction that the refusal rolls back (the failure must stay counted).
     """
     user = user_for_login(identifier)
@@ -89,7 +94,10 @@ def credentials_check(
         )
         metrics.LOGINS.labels(outcome="failed").inc()
         raise InvalidCredentials("Invalid username/e-mail or password.")
-    lockout.attempt_succeeded(attempt)
+    if factor_pending is not None and factor_pending(user):
+        lockout.attempt_step_passed(attempt)
+    else:
+        lockout.attempt_succeeded(attempt)
     # checked only after the password, so it tells nothing to someone without it
     if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
         raise EmailNotVerified(
@@ -97,6 +105,41 @@ def credentials_check(
             "or ask for a new one at verify-email/resend/."
         )
     return user
+
+
+def factor_check(
+    *, user: CustomUser, method: str, verify: Callable[[], bool], channel: Channel, ip: str | None, user_agent: str
+) -> None:
+    """Check a second factor of ``user`` (``verify`` does the factor's own check) under the account's lockout.
+
+    A wrong code counts toward the same lockout as a wrong password (the account and the client IP), and a burst
+    of guesses evaluates at most ``LOGIN_LOCKOUT_THRESHOLD`` at once. Raises ``AccountLocked`` while locked and
+    ``FactorInvalid`` (audited as ``mfa_failed``) when ``verify`` says no; a success clears the failure count.
+    Must not run inside a transaction that the refusal rolls back.
+    """
+    subject = lockout.Subject.for_login(user_id=user.pk, identifier=user.get_username(), ip=ip)
+    try:
+        attempt = lockout.attempt_begin(subject)
+    except lockout.AccountLocked:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        raise
+    try:
+        valid = user.is_active and verify()
+    except BaseException:
+        lockout.attempt_abandoned(attempt)
+        raise
+    if not valid:
+        lockout.attempt_failed(attempt)
+        security_event_record(
+            event_type=SecurityEvent.Type.MFA_FAILED,
+            user=user,
+            ip=ip,
+            user_agent=user_agent,
+            data={"channel": channel.value, "method": method},
+        )
+        metrics.LOGINS.labels(outcome="mfa_failed").inc()
+        raise FactorInvalid("The code is wrong, expired or already used.")
+    lockout.attempt_succeeded(attempt)
 
 
 def login_succeeded(

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 
 from users.models import CustomUser, OutboxMessage
 from users.services import account
+from users.services.login import mfa_required_for
 from users.services.outbox import PermanentDeliveryError
 
 
@@ -99,6 +100,32 @@ def _account_migrated(message: OutboxMessage, user: CustomUser) -> Prepared:
     )
 
 
+# What a ``mfa_changed`` notice says happened, by (change, method); a factor not listed gets the change's wording.
+MFA_CHANGE_WORDING = {
+    ("enrolled", "totp"): "An authenticator app was set up as a second factor",
+    ("removed", "totp"): "The authenticator app was removed from the second factors",
+    ("recovery_codes_generated", "recovery_code"): "New recovery codes were created (the earlier ones no longer work)",
+    ("enrolled", ""): "A second factor was added",
+    ("removed", ""): "A second factor was removed",
+}
+
+
+def _mfa_notice(message: OutboxMessage, user: CustomUser) -> Prepared:
+    """The notices of second-factor changes: what happened (``what``) and whether the role needs a factor."""
+    sent = message.payload.get("context", {})
+    change, method = sent.get("change", ""), sent.get("method", "")
+    what = MFA_CHANGE_WORDING.get((change, method)) or MFA_CHANGE_WORDING.get((change, ""), "A second factor changed")
+    return Prepared(
+        to=message.payload.get("to") or user.email,
+        context={
+            "changed_at": message.created_at,
+            "login_url": f"{settings.FRONTEND_URL}/login",
+            "what": what,
+            "required": mfa_required_for(user),
+        },
+    )
+
+
 TEMPLATES: dict[str, Callable[[OutboxMessage, CustomUser], Prepared]] = {
     "welcome": _welcome,
     "verify_email": _verify_email,
@@ -106,6 +133,9 @@ TEMPLATES: dict[str, Callable[[OutboxMessage, CustomUser], Prepared]] = {
     "invitation": _invitation,
     "password_changed": _password_changed,
     "account_migrated": _account_migrated,
+    "mfa_changed": _mfa_notice,
+    "mfa_recovery_code_used": _mfa_notice,
+    "mfa_reset": _mfa_notice,
 }
 
 

@@ -283,6 +283,15 @@ def attempt_succeeded(attempt: Attempt) -> None:
         _execute(_FORGET, {**params, "mine": 0})
 
 
+def attempt_step_passed(attempt: Attempt) -> None:
+    """The password was right but a second factor follows: give the slot back and keep the failure count.
+
+    Only the whole login's success (the factor's own attempt) clears the count, so knowing the password does
+    not reset the count of guessed codes.
+    """
+    attempt_abandoned(attempt)
+
+
 def attempt_abandoned(attempt: Attempt) -> None:
     """The check itself broke (not a wrong password): give the slot back without counting anything."""
     if attempt.holds_slot:

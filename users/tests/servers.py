@@ -23,7 +23,7 @@ def closed_port() -> int:
 
 def clean_env(**extra: str) -> dict:
     """The environment without any of the service's settings, plus ``extra``."""
-    prefixes = ("DB_", "REDIS_", "JWT_", "SECRET_", "SECURE_", "DEBUG", "EMAIL_", "CACHE_")
+    prefixes = ("DB_", "REDIS_", "JWT_", "SECRET_", "SECURE_", "DEBUG", "EMAIL_", "CACHE_", "MFA_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(extra)

@@ -231,6 +231,19 @@ class TestProductionSettings:
         assert result.returncode != 0
         assert "EMAIL_HOST" in result.stderr
 
+    def test_refuses_to_run_without_a_key_for_second_factors(self, settings):
+        env = {"DEBUG": "False", "SECRET_KEY": "s" * 64, "JWT_PRIVATE_KEY_FILE": str(settings.JWT_PRIVATE_KEY_FILE)}
+        result = self._django_setup(**env, EMAIL_HOST="smtp.school.example")
+
+        assert result.returncode != 0
+        assert "MFA_ENCRYPTION_KEYS must be set" in result.stderr
+
+    def test_refuses_a_malformed_key_for_second_factors(self):
+        result = self._django_setup(DEBUG="True", MFA_ENCRYPTION_KEYS="not-a-fernet-key")
+
+        assert result.returncode != 0
+        assert "MFA_ENCRYPTION_KEYS: every key must be a Fernet key" in result.stderr
+
     def test_check_deploy_is_clean(self, tmp_path, settings):
         env = clean_env(
             DEBUG="False",
@@ -239,6 +252,7 @@ class TestProductionSettings:
             DB_HOST="127.0.0.1",
             VAR_DIR=str(tmp_path),
             EMAIL_HOST="smtp.school.example",
+            MFA_ENCRYPTION_KEYS="dGVzdC1vbmx5LW1mYS1rZXktbm90LWZvci1wcm9kISE=",
         )
 
         result = subprocess.run(

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from users.models import LockoutCounter, OutboxMessage, SecurityEvent, SessionEndReason, UserSession
+from users.models import LockoutCounter, MfaChallenge, OutboxMessage, SecurityEvent, SessionEndReason, UserSession
 from users.services.cleanup import cleanup_run, outbox_prune, sessions_expire, tokens_flush_expired
 from users.tasks import cleanup_task
 
@@ -90,7 +90,13 @@ def test_the_cleanup_task_runs_every_step(student, settings):
     old_event = SecurityEvent.objects.create(type="logout", user=student)
     SecurityEvent.objects.filter(pk=old_event.pk).update(created_at=timezone.now() - timedelta(days=400))
     LockoutCounter.objects.create(subject="login:account:forgotten", failures=2, window_started=1.0)
+    MfaChallenge.objects.create(
+        token_hash="0" * 64, user=student, purpose="factor", channel="api", expires_at=timezone.now()
+    )
 
-    expected = {"sessions_expired": 1, "tokens_flushed": 1, "outbox_pruned": 1, "audit_pruned": 1, "lockouts_pruned": 1}
+    expected = {
+        **{"sessions_expired": 1, "tokens_flushed": 1, "outbox_pruned": 1, "audit_pruned": 1, "lockouts_pruned": 1},
+        "mfa_challenges_pruned": 1,
+    }
     assert cleanup_task.apply().get() == expected
     assert cleanup_run() == dict.fromkeys(expected, 0)

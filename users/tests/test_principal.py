@@ -13,6 +13,8 @@ from users.exceptions import ServiceAccountInactive, SessionEnded, TokenInvalid,
 from users.models import CustomUser, ServiceAccount
 from users.principal import PersonPrincipal, ServicePrincipal, principal_resolve
 from users.services import auth as auth_services
+from users.services.credentials import Channel
+from users.services.login import LoginCompleted, password_login
 from users.services.people.activation import user_deactivate
 from users.services.service_accounts import service_account_create, service_account_save, service_token_issue
 from users.tests.principals import access_claims
@@ -22,7 +24,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _login(user) -> auth_services.Login:
-    return auth_services.user_login(username=user.username, password=TEST_PASSWORD, ip="127.0.0.1", user_agent="t")
+    outcome = password_login(
+        identifier=user.username, password=TEST_PASSWORD, channel=Channel.API, ip="127.0.0.1", user_agent="t"
+    )
+    assert isinstance(outcome, LoginCompleted)
+    assert outcome.session is not None
+    return outcome.session
 
 
 def _service_token(*scopes: str, name: str = "attendance") -> tuple[str, str]:

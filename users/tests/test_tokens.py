@@ -43,7 +43,12 @@ class TestClaims:
         claims = jwt.decode(body["access_token"], options={"verify_signature": False})
         assert header["alg"] == "RS256"
         assert header["kid"] == tokens.key_ring().kid
-        assert set(claims) == {"sub", "user_type", "role", "username", "sid", "jti", "iat", "exp", "iss", "token_type"}
+        assert set(claims) == {
+            *("sub", "user_type", "role", "username", "sid", "jti", "iat", "exp", "iss", "token_type"),
+            *("amr", "auth_time"),
+        }
+        assert claims["amr"] == ["pwd"]
+        assert claims["iat"] - 1 <= claims["auth_time"] <= claims["iat"]
         assert claims["sub"] == str(student.pk)
         assert claims["user_type"] == UserType.STUDENT
         assert claims["role"] == "student"

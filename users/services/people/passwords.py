@@ -1,9 +1,9 @@
 """Setting a password, by every route: the owner's change, a reset link, an HOD in the admin, the monolith import.
 
 The password policy (``AUTH_PASSWORD_VALIDATORS``) is checked here and nowhere else. Whoever sets it, a new
-password ends the user's sessions (all of them, or all but the owner's current one), writes the audit record,
-queues the ``user.password_changed`` event and the password-changed e-mail, and drops the cached views of the
-user, in the transaction of the change.
+password ends the user's sessions (all of them, or all but the owner's current one) and their logins waiting for a
+second step, writes the audit record, queues the ``user.password_changed`` event and the password-changed e-mail,
+and drops the cached views of the user, in the transaction of the change.
 """
 
 from django.contrib.auth import password_validation
@@ -14,6 +14,7 @@ from users.cache import user_invalidate
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason
 from users.services.audit import security_event_record, security_event_row, security_events_record_many
 from users.services.auth import sessions_end_for_user
+from users.services.mfa.challenges import challenges_end_for_user
 from users.services.outbox import email_enqueue, event_enqueue
 
 PASSWORD_CHANGED_TEMPLATE = "password_changed"  # noqa: S105 - an e-mail template name
@@ -54,6 +55,7 @@ def _password_set(
         user.set_password(password)
     user.save(update_fields=["password", *extra_fields, "updated_at"])
     sessions_end_for_user(user=user, reason=SessionEndReason.PASSWORD_CHANGED, keep_session_id=keep_session_id)
+    challenges_end_for_user(user=user)  # a login waiting for its second step began with the old password
     email_enqueue(user=user, template=PASSWORD_CHANGED_TEMPLATE)
     event_enqueue(event_type=EventType.USER_PASSWORD_CHANGED, user=user, data={"via": via})
     security_event_record(event_type=audit_type, user=user, actor=actor, ip=ip, data={"via": via})
