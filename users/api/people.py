@@ -34,7 +34,7 @@ from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.authentication import LEGACY_READ_AUTHENTICATION
-from users.models import ProfileBase, UserType
+from users.models import CustomUser, ProfileBase, UserType
 from users.people_schema import USER_FIELDS
 from users.selectors import (
     people_count_estimate,
@@ -168,7 +168,7 @@ def person_create_from(form: ps.ProfileFieldsSerializer, *, user_type: int, requ
     form.is_valid(raise_exception=True)
     if user_type == UserType.HOD:
         recent_authentication_require(request)
-    actor = request.user
+    actor: CustomUser = request.user  # type: ignore[assignment]  # IsHOD admitted only a signed-in person
     fields = dict(form.validated_data)
     user = dict(fields.pop("user"))
     password = user.pop("password", None)
