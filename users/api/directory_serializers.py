@@ -59,23 +59,27 @@ class UserTypeFormMixin(ps.ProfileFieldsSerializer):
         return super().validate(attrs)
 
 
-class StudentUserCreateInputSerializer(UserTypeFormMixin, ps.StudentCreateFlatInputSerializer):
-    pass
+def role_forms(
+    mixin: type[serializers.Serializer], forms: dict[UserType, type[ps.ProfileFieldsSerializer]], *, kind: str
+) -> dict[int, type[ps.ProfileFieldsSerializer]]:
+    """One form per role: ``mixin`` over that role's form, named ``{Role}User{kind}InputSerializer`` (the name is
+    the OpenAPI component's)."""
+    roles = {UserType.HOD: "AdminHOD", UserType.STAFF: "Staff", UserType.STUDENT: "Student"}
+    return {
+        user_type: type(f"{roles[user_type]}User{kind}InputSerializer", (mixin, form), {"__module__": __name__})
+        for user_type, form in forms.items()
+    }
 
 
-class StaffUserCreateInputSerializer(UserTypeFormMixin, ps.StaffCreateFlatInputSerializer):
-    pass
-
-
-class AdminHODUserCreateInputSerializer(UserTypeFormMixin, ps.AdminHODCreateFlatInputSerializer):
-    pass
-
-
-USER_CREATE_FORMS: dict[int, type[ps.ProfileFieldsSerializer]] = {
-    UserType.HOD: AdminHODUserCreateInputSerializer,
-    UserType.STAFF: StaffUserCreateInputSerializer,
-    UserType.STUDENT: StudentUserCreateInputSerializer,
-}
+USER_CREATE_FORMS = role_forms(
+    UserTypeFormMixin,
+    {
+        UserType.HOD: ps.AdminHODCreateFlatInputSerializer,
+        UserType.STAFF: ps.StaffCreateFlatInputSerializer,
+        UserType.STUDENT: ps.StudentCreateFlatInputSerializer,
+    },
+    kind="Create",
+)
 # user_type tells the forms apart, so exactly one fits a body.
 USER_CREATE_SCHEMA = PolymorphicProxySerializer(
     component_name="UserCreate", serializers=list(USER_CREATE_FORMS.values()), resource_type_field_name=None
@@ -114,23 +118,15 @@ class FlatChangeMixin(serializers.Serializer):
         return {**attrs, "user": user}
 
 
-class StudentUserChangeInputSerializer(FlatChangeMixin, ps.StudentFieldsSerializer):
-    pass
-
-
-class StaffUserChangeInputSerializer(FlatChangeMixin, ps.StaffFieldsSerializer):
-    pass
-
-
-class AdminHODUserChangeInputSerializer(FlatChangeMixin, ps.AdminHODFieldsSerializer):
-    pass
-
-
-USER_CHANGE_FORMS: dict[int, type[ps.ProfileFieldsSerializer]] = {
-    UserType.HOD: AdminHODUserChangeInputSerializer,
-    UserType.STAFF: StaffUserChangeInputSerializer,
-    UserType.STUDENT: StudentUserChangeInputSerializer,
-}
+USER_CHANGE_FORMS = role_forms(
+    FlatChangeMixin,
+    {
+        UserType.HOD: ps.AdminHODFieldsSerializer,
+        UserType.STAFF: ps.StaffFieldsSerializer,
+        UserType.STUDENT: ps.StudentFieldsSerializer,
+    },
+    kind="Change",
+)
 # The target's role picks the form; a body of shared keys ({"first_name": ...}) fits every form, hence anyOf.
 USER_CHANGE_SCHEMA = AnyOfProxySerializer(
     component_name="UserChange", serializers=list(USER_CHANGE_FORMS.values()), resource_type_field_name=None

@@ -36,6 +36,15 @@ CHANGE_DESCRIPTION = (
     "Student naming someone else: 404, as for an id that does not exist."
 )
 
+# PUT and PATCH are one operation (only the fields given change), so they share one description.
+change_schema = extend_schema(
+    tags=["people"],
+    summary="Change a user's fields, by user id (self: self-editable fields; HOD: any editable field)",
+    description=CHANGE_DESCRIPTION,
+    request=USER_CHANGE_SCHEMA,
+    responses={200: UserWithProfileSerializer, **errors(400, 401, 403, 404, 415, 503)},
+)
+
 
 @extend_schema_view(
     get=extend_schema(
@@ -90,23 +99,11 @@ class UserItemView(UserDetailView):
     def get(self, request, pk: int):
         return super().get(request, pk)
 
-    @extend_schema(
-        tags=["people"],
-        summary="Change a user's fields, by user id (self: self-editable fields; HOD: any editable field)",
-        description=CHANGE_DESCRIPTION,
-        request=USER_CHANGE_SCHEMA,
-        responses={200: UserWithProfileSerializer, **errors(400, 401, 403, 404, 415, 503)},
-    )
+    @change_schema
     def put(self, request, pk: int):
         return self._change(request, pk)
 
-    @extend_schema(
-        tags=["people"],
-        summary="Change a user's fields, by user id (self: self-editable fields; HOD: any editable field)",
-        description=CHANGE_DESCRIPTION,
-        request=USER_CHANGE_SCHEMA,
-        responses={200: UserWithProfileSerializer, **errors(400, 401, 403, 404, 415, 503)},
-    )
+    @change_schema
     def patch(self, request, pk: int):
         return self._change(request, pk)
 
