@@ -6,7 +6,7 @@ import uuid
 from rest_framework.test import APIClient
 
 from users import tokens
-from users.models import CustomUser
+from users.models import CustomUser, ServiceAccount, UserType
 from users.services.auth import session_start
 
 
@@ -50,3 +50,18 @@ def bearer_client(user: CustomUser) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.tokens.access_token}")
     return client
+
+
+def matrix_caller(role: str, make_user) -> tuple[APIClient, CustomUser | None]:
+    """A client calling as one of the permission matrices' callers: ``anonymous``, ``student``, ``staff``, ``hod``,
+    ``service`` (a service account with ``users:read``) or ``service_*`` (one with another scope only)."""
+    if role == "anonymous":
+        return APIClient(), None
+    if role.startswith("service"):
+        ServiceAccount.objects.create(name="attendance", client_id="attendance", secret_hash="x", scopes=[])
+        client = APIClient()
+        scopes = ["users:read"] if role == "service" else ["attendance:write"]
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token('attendance', scopes)}")
+        return client, None
+    user = make_user(user_type={"student": UserType.STUDENT, "staff": UserType.STAFF, "hod": UserType.HOD}[role])
+    return bearer_client(user), user

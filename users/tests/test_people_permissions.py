@@ -5,10 +5,9 @@ import itertools
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework import status
-from rest_framework.test import APIClient
 
-from users.models import CustomUser, ServiceAccount, UserType
-from users.tests.principals import bearer_client, service_token
+from users.models import CustomUser, UserType
+from users.tests.principals import matrix_caller
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -86,22 +85,9 @@ TARGETS = {
 }
 
 
-def _caller(role: str, make_user) -> tuple[APIClient, CustomUser | None]:
-    if role == "anonymous":
-        return APIClient(), None
-    if role.startswith("service"):
-        ServiceAccount.objects.create(name="attendance", client_id="attendance", secret_hash="x", scopes=[])
-        client = APIClient()
-        scopes = ["users:read"] if role == "service" else ["attendance:write"]
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token('attendance', scopes)}")
-        return client, None
-    user = make_user(user_type={"student": UserType.STUDENT, "staff": UserType.STAFF, "hod": UserType.HOD}[role])
-    return bearer_client(user), user
-
-
 @pytest.mark.parametrize(("method", "path", "role", "expected"), CASES)
 def test_permission_matrix(make_user, method, path, role, expected):
-    client, caller = _caller(role, make_user)
+    client, caller = matrix_caller(role, make_user)
     ids = {name: build(make_user) for name, build in TARGETS.items() if f"{{{name}}}" in path}
     if "{own_user}" in path:
         ids["own_user"] = caller.pk if caller else make_user().pk

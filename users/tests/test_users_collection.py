@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from conftest import USER_KEYS
 from users.api import people_directory
-from users.models import CustomUser, OutboxMessage, SecurityEvent, ServiceAccount, Staff, Student, UserType
-from users.tests.principals import bearer_client, service_token
+from users.models import CustomUser, OutboxMessage, SecurityEvent, Staff, Student, UserType
+from users.tests.principals import bearer_client, matrix_caller
 
 API = "/api/v1/users"
 PASSWORD = "Quiet-river-stones-2024"
@@ -50,19 +50,6 @@ CASES = [
 ]
 
 
-def _caller(role: str, make_user) -> tuple[APIClient, CustomUser | None]:
-    if role == "anonymous":
-        return APIClient(), None
-    if role.startswith("service"):
-        ServiceAccount.objects.create(name="attendance", client_id="attendance", secret_hash="x", scopes=[])
-        client = APIClient()
-        scopes = ["users:read"] if role == "service" else ["attendance:write"]
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token('attendance', scopes)}")
-        return client, None
-    user = make_user(user_type={"student": UserType.STUDENT, "staff": UserType.STAFF, "hod": UserType.HOD}[role])
-    return bearer_client(user), user
-
-
 def _frontend_create_body(n: int | str, user_type: str = "3") -> dict:
     """The frontend's create body: every value a string, no username."""
     body = {
@@ -84,7 +71,7 @@ def _frontend_create_body(n: int | str, user_type: str = "3") -> dict:
 @pytest.mark.parametrize(("method", "path", "role", "expected"), CASES)
 def test_permission_matrix(make_user, method, path, role, expected):
     # given a caller of the role, and a target Student (or the caller themself)
-    client, caller = _caller(role, make_user)
+    client, caller = matrix_caller(role, make_user)
     target = caller if "{own}" in path and caller is not None else make_user(user_type=UserType.STUDENT)
     url = f"{API}/" + path.format(own=target.pk, other=target.pk)
     before = CustomUser.objects.count()
