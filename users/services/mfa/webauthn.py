@@ -161,7 +161,8 @@ def registration_options(*, user: CustomUser) -> dict[str, Any]:
         ),
         exclude_credentials=_descriptors(user),
     )
-    return _options(options)
+    # credProps: the browser says whether the key stores the credential (usable for a passwordless sign-in)
+    return {**_options(options), "extensions": {"credProps": True}}
 
 
 @dataclass(frozen=True)
