@@ -288,7 +288,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    "ENUM_NAME_OVERRIDES": {"UserTypeEnum": "users.models.UserType"},
+    "ENUM_NAME_OVERRIDES": {
+        "UserTypeEnum": "users.models.UserType",
+        "PublicKeyCredentialTypeEnum": ["public-key"],  # WebAuthn credentials' "type"
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "users.api.schema.postprocess_http_limits",
@@ -419,7 +422,7 @@ FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/
 # comma-separated) default to FRONTEND_URL's origin. Each origin must be https (http only for localhost) on the
 # RP id or a subdomain of it, or start-up stops: a mismatch would refuse every passkey.
 WEBAUTHN_RP_ID = config("WEBAUTHN_RP_ID", default="") or (urlsplit(FRONTEND_URL).hostname or "")
-WEBAUTHN_RP_NAME = config("WEBAUTHN_RP_NAME", default=MFA_TOTP_ISSUER)
+WEBAUTHN_RP_NAME = config("WEBAUTHN_RP_NAME", default="") or MFA_TOTP_ISSUER
 WEBAUTHN_ORIGINS = tuple(
     config("WEBAUTHN_ORIGINS", default="", cast=Csv()) or [_origin_of(FRONTEND_URL, name="FRONTEND_URL")]
 )
