@@ -11,8 +11,9 @@ import copy
 import hashlib
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +23,12 @@ from fido2.cose import ES256
 from fido2.ctap import CtapDevice, CtapError
 from fido2.ctap2.base import Ctap2
 from fido2.hid import CAPABILITY, CTAPHID
-from fido2.webauthn import AttestedCredentialData, AuthenticatorData
+from fido2.webauthn import (
+    AttestedCredentialData,
+    AuthenticatorData,
+    PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialRequestOptions,
+)
 
 AAGUID = bytes.fromhex("5e1f7a0c0d3b4a8e9f2c6b1d7e4a3c20")
 FLAG = AuthenticatorData.FLAG
@@ -63,7 +69,8 @@ class SoftAuthenticator(CtapDevice):
     def call(self, cmd: int, data: bytes = b"", event=None, on_keepalive=None) -> bytes:
         if cmd != CTAPHID.CBOR:
             raise CtapError(CtapError.ERR.INVALID_COMMAND)
-        command, args = data[0], (cbor.decode(data[1:]) if len(data) > 1 else {})
+        command = data[0]
+        args: dict = dict(cast(Mapping, cbor.decode(data[1:]))) if len(data) > 1 else {}
         try:
             if command == Ctap2.CMD.GET_INFO:
                 answer = self._info()
@@ -180,8 +187,8 @@ class Browser:
 
     def create(self, options: dict[str, Any]) -> dict[str, Any]:
         """``navigator.credentials.create({publicKey: options})`` then ``credential.toJSON()``."""
-        return dict(self._client().make_credential(options))
+        return dict(self._client().make_credential(PublicKeyCredentialCreationOptions.from_dict(options)))
 
     def get(self, options: dict[str, Any]) -> dict[str, Any]:
         """``navigator.credentials.get({publicKey: options})`` then ``credential.toJSON()``."""
-        return dict(self._client().get_assertion(options).get_response(0))
+        return dict(self._client().get_assertion(PublicKeyCredentialRequestOptions.from_dict(options)).get_response(0))
