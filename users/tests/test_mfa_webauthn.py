@@ -487,3 +487,22 @@ def test_settings_that_no_browser_would_accept_stop_start_up(rp_id, origins, mes
 def test_sensible_settings_pass():
     _webauthn_settings_check("school.example", ("https://school.example", "https://app.school.example:8443"))
     _webauthn_settings_check("localhost", ("http://localhost:3000",))
+
+
+def test_a_forged_attestation_certificate_is_400_not_500(staff):
+    """A real answer whose attestation statement carries a certificate that is no certificate (X.509 parsing)."""
+    from fido2 import cbor
+
+    from users.services.mfa.webauthn import b64url, b64url_decode
+
+    client = bearer_client(staff)
+    credential = Browser(SoftAuthenticator()).create(client.post(f"{API}/mfa/webauthn/register/options/").json())
+    attestation = dict(cbor.decode(b64url_decode(credential["response"]["attestationObject"])))
+    attestation["attStmt"] = {**attestation["attStmt"], "x5c": [b"not a certificate"]}
+    credential["response"]["attestationObject"] = b64url(cbor.encode(attestation))
+
+    response = client.post(f"{API}/mfa/webauthn/register/", {"credential": credential}, format="json")
+
+    assert response.status_code == status.HTTP_400_BAD_REQUEST, response.content
+    assert response.json()["code"] == "webauthn_invalid"
+    assert not WebAuthnCredential.objects.exists()

@@ -194,8 +194,9 @@ def registration_verify(
             expected_origin=list(settings.WEBAUTHN_ORIGINS),
             require_user_verification=True,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise ProofRejected(f"The passkey was not accepted: {exc}", code="webauthn_invalid") from exc
+    except Exception as exc:  # hostile input makes the parsers (CBOR, ASN.1, X.509) raise all sorts
+        message = str(exc) if isinstance(exc, WebAuthnException) else "the answer is malformed"
+        raise ProofRejected(f"The passkey was not accepted: {message}", code="webauthn_invalid") from exc
     credential_id = b64url(verified.credential_id)
     extensions = credential.get("clientExtensionResults") or {}
     cred_props = extensions.get("credProps") if isinstance(extensions, dict) else None
@@ -316,7 +317,7 @@ def assertion_check(*, credential: dict[str, Any], user: CustomUser | None, purp
             credential_current_sign_count=saved.sign_count,
             require_user_verification=True,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError):
+    except Exception:  # as at registration: whatever the parsers raise, the answer is refused
         return False
     advanced = WebAuthnCredential.objects.filter(pk=saved.pk, sign_count=saved.sign_count).update(
         sign_count=verified.new_sign_count, last_used_at=timezone.now(), backed_up=verified.credential_backed_up
