@@ -9,6 +9,7 @@ import base64
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from decouple import Csv, config
 from django.core.exceptions import ImproperlyConfigured
@@ -193,6 +194,42 @@ def _networks(name: str, default: str = "") -> tuple[ipaddress.IPv4Network | ipa
     return tuple(networks)
 
 
+def _origin_of(url: str, *, name: str) -> str:
+    """``scheme://host[:port]`` of ``url``."""
+    parts = urlsplit(url)
+    if not (parts.scheme and parts.netloc):
+        raise ImproperlyConfigured(f"{name}: {url!r} is not an absolute URL.")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _webauthn_settings_check(rp_id: str, origins: tuple[str, ...]) -> None:
+    """Refuse a relying-party id or origins that no browser would accept together (every passkey would fail)."""
+    if not rp_id or rp_id != rp_id.lower() or any(c in rp_id for c in "/:@ ") or rp_id.strip(".") != rp_id:
+        raise ImproperlyConfigured(
+            f"WEBAUTHN_RP_ID: {rp_id!r} must be a lower-case domain name without scheme, port or path "
+            "(e.g. school.example); by default it is the host of FRONTEND_URL."
+        )
+    try:
+        ipaddress.ip_address(rp_id)
+    except ValueError:
+        pass
+    else:
+        raise ImproperlyConfigured(f"WEBAUTHN_RP_ID: {rp_id!r} is an IP address; passkeys need a domain name.")
+    if not origins:
+        raise ImproperlyConfigured("WEBAUTHN_ORIGINS: give at least one origin (https://host[:port]).")
+    for origin in origins:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if origin != _origin_of(origin, name="WEBAUTHN_ORIGINS") or parts.scheme not in ("https", "http"):
+            raise ImproperlyConfigured(f"WEBAUTHN_ORIGINS: {origin!r} is not an origin (scheme://host[:port]).")
+        if parts.scheme == "http" and host != "localhost":
+            raise ImproperlyConfigured(f"WEBAUTHN_ORIGINS: {origin!r} must use https (http only for localhost).")
+        if host != rp_id and not host.endswith("." + rp_id):
+            raise ImproperlyConfigured(
+                f"WEBAUTHN_ORIGINS: {origin!r} is not on WEBAUTHN_RP_ID {rp_id!r} or a subdomain of it."
+            )
+
+
 def _fernet_keys(name: str) -> tuple[str, ...]:
     """Comma-separated Fernet keys (32 bytes, URL-safe base64) from the environment; a malformed one stops start-up."""
     keys = tuple(config(name, default="", cast=Csv()))
@@ -251,7 +288,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    "ENUM_NAME_OVERRIDES": {"UserTypeEnum": "users.models.UserType"},
+    "ENUM_NAME_OVERRIDES": {
+        "UserTypeEnum": "users.models.UserType",
+        "PublicKeyCredentialTypeEnum": ["public-key"],  # WebAuthn credentials' "type"
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "users.api.schema.postprocess_http_limits",
@@ -376,6 +416,17 @@ ROSTER_MAX_ROWS = config("ROSTER_MAX_ROWS", default=20_000, cast=int)
 
 # --- Product behaviour ------------------------------------------------------------------------
 FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+
+# Passkeys (WebAuthn, users/services/mfa/webauthn.py). The relying-party id is the domain passkeys are bound to:
+# by default the host of FRONTEND_URL (the pages that run the ceremony); the origins (scheme://host[:port],
+# comma-separated) default to FRONTEND_URL's origin. Each origin must be https (http only for localhost) on the
+# RP id or a subdomain of it, or start-up stops: a mismatch would refuse every passkey.
+WEBAUTHN_RP_ID = config("WEBAUTHN_RP_ID", default="") or (urlsplit(FRONTEND_URL).hostname or "")
+WEBAUTHN_RP_NAME = config("WEBAUTHN_RP_NAME", default="") or MFA_TOTP_ISSUER
+WEBAUTHN_ORIGINS = tuple(
+    config("WEBAUTHN_ORIGINS", default="", cast=Csv()) or [_origin_of(FRONTEND_URL, name="FRONTEND_URL")]
+)
+_webauthn_settings_check(WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS)
 ALLOW_SELF_REGISTRATION = config("ALLOW_SELF_REGISTRATION", default=True, cast=bool)
 CORS_ALLOWED_ORIGINS = config("CORS_ALLOWED_ORIGINS", default="", cast=Csv())
 CORS_URLS_REGEX = r"^/(api|\.well-known)/.*$"

@@ -449,3 +449,59 @@ class MfaChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} challenge {self.pk} of user {self.user_id}"
+
+
+class WebAuthnCredential(models.Model):
+    """A person's passkey or security key (WebAuthn): its public key, never a secret. Several per person, named.
+
+    ``sign_count`` is the authenticator's counter at its last use: an assertion that does not move it forward (when
+    the authenticator counts) is a replay or a cloned key and is refused.
+    """
+
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, related_name="webauthn_credentials")
+    name = models.CharField(max_length=64)
+    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url of the credential's raw id.")
+    user_handle = models.BinaryField(max_length=64, help_text="The opaque user id the authenticator holds.")
+    public_key = models.BinaryField(help_text="The COSE public key.")
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True)
+    discoverable = models.BooleanField(
+        default=False, help_text="Whether the authenticator said it stores the credential (credProps)."
+    )
+    backed_up = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "WebAuthn credential"
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of user {self.user_id}"
+
+
+class WebAuthnChallenge(models.Model):
+    """A WebAuthn ceremony in progress: the challenge the server handed out, stored as its SHA-256, single use.
+
+    Bound to what opened it: a person (registration, reauthentication), a pending login (``mfa_challenge``, the
+    second step) or nobody yet (a passwordless sign-in, which learns the person from the credential).
+    """
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", "Register a credential"
+        SECOND_FACTOR = "second_factor", "Second step of a login"
+        PASSWORDLESS = "passwordless", "Passwordless sign-in"
+        REAUTHENTICATE = "reauthenticate", "Reauthentication"
+
+    challenge_hash = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    mfa_challenge = models.ForeignKey(MfaChallenge, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    session_id = models.UUIDField(null=True, blank=True)
+    user_handle = models.BinaryField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.purpose} WebAuthn challenge {self.pk}"

@@ -6,6 +6,8 @@ The enrolment endpoints (``GET mfa/``, ``POST mfa/totp/``, ``POST mfa/totp/confi
 ``mfa_token`` as the bearer token, for the methods each lists in ``mfa_token_methods``.
 """
 
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -17,6 +19,7 @@ from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, TokenResponseSerializer
 from users.api.throttles import PublicEndpointThrottle
 from users.api.views import NO_STORE, PublicAPIView, login_answer
+from users.api.webauthn_serializers import AssertionSerializer, PasskeySerializer, credential_json
 from users.authentication import ENROLMENT_AUTHENTICATION
 from users.exceptions import NotFound
 from users.http import client_ip, user_agent
@@ -63,6 +66,7 @@ class MfaStatusSerializer(serializers.Serializer):
     )
     totp = TOTPStatusSerializer()
     recovery_codes = RecoveryCodesStatusSerializer()
+    webauthn = PasskeySerializer(many=True, help_text="The caller's passkeys and security keys.")
 
 
 class TOTPEnrolmentSerializer(serializers.Serializer):
@@ -86,24 +90,30 @@ class CodeInputSerializer(StrictInputSerializer):
 class LoginMfaInputSerializer(StrictInputSerializer):
     """The second step of a login: the mfa_token and exactly one proof."""
 
-    schema_one_of = (("mfa_token", "code"), ("mfa_token", "recovery_code"))
+    schema_one_of = (("mfa_token", "code"), ("mfa_token", "recovery_code"), ("mfa_token", "webauthn"))
 
     mfa_token = serializers.CharField(max_length=256, help_text="From the 401 mfa_required answer of login/.")
     code = _code_field(required=False)
     recovery_code = _recovery_code_field(required=False)
+    webauthn = AssertionSerializer(
+        required=False, help_text="A passkey's answer to the options of POST login/mfa/webauthn/options/."
+    )
 
     def validate(self, attrs: dict) -> dict:
         return _one_proof(super().validate(attrs), fields=tuple(f for f in mfa.proof_fields() if f in self.fields))
 
 
 class ReauthenticateInputSerializer(StrictInputSerializer):
-    """Exactly one proof: the password, a code from the authenticator app, or a recovery code."""
+    """Exactly one proof: the password, a code from the authenticator app, a recovery code, or a passkey."""
 
-    schema_one_of = (("password",), ("code",), ("recovery_code",))
+    schema_one_of = (("password",), ("code",), ("recovery_code",), ("webauthn",))
 
     password = serializers.CharField(max_length=4096, required=False, write_only=True, trim_whitespace=False)
     code = _code_field(required=False)
     recovery_code = _recovery_code_field(required=False)
+    webauthn = AssertionSerializer(
+        required=False, help_text="A passkey's answer to the options of POST reauthenticate/webauthn/options/."
+    )
 
     def validate(self, attrs: dict) -> dict:
         proofs = (PASSWORD_FIELD, *(f for f in mfa.proof_fields() if f in self.fields))
@@ -130,9 +140,9 @@ def _one_proof(attrs: dict, *, fields: tuple[str, ...]) -> dict:
     return attrs
 
 
-def _proof(attrs: dict, fields: tuple[str, ...]) -> tuple[str, str]:
+def _proof(attrs: dict, fields: tuple[str, ...]) -> tuple[str, Any]:
     field = next(name for name in fields if name in attrs)
-    return field, attrs[field]
+    return field, credential_json(attrs[field])
 
 
 class MfaStatusView(APIView):
@@ -227,9 +237,11 @@ class LoginMfaView(PublicAPIView):
 
     @extend_schema(
         tags=["auth"],
-        summary="Second step of a login: the mfa_token and a code (or a recovery code)",
+        summary="Second step of a login: the mfa_token and a code, a recovery code or a passkey's assertion",
         description="Answers like login/. A wrong code is 401 `invalid_code` and counts toward the account's "
-        "lockout like a wrong password; the mfa_token stays usable until it expires or completes a login. "
+        "lockout like a wrong password (so does a passkey's assertion that does not check out: get its "
+        "options from POST login/mfa/webauthn/options/); the mfa_token stays usable until it expires or completes "
+        "a login. "
         "A used, expired or unknown mfa_token is 401 `mfa_token_invalid`; an enrolment mfa_token before a factor "
         "is confirmed is 409 `mfa_not_enrolled`. A login with a recovery code e-mails the person.",
         request=LoginMfaInputSerializer,
@@ -253,7 +265,7 @@ class LoginMfaView(PublicAPIView):
 class ReauthenticateView(APIView):
     @extend_schema(
         tags=["auth"],
-        summary="Confirm it is you (password, code or recovery code) before a sensitive change",
+        summary="Confirm it is you (password, code, recovery code or passkey) before a sensitive change",
         description="Marks the caller's session: for REAUTH_SECONDS, changing the e-mail or password, removing a "
         "factor, regenerating recovery codes, resetting someone's factors and creating an HOD are allowed. A wrong "
         "password or code is 400 (`invalid_password`, `invalid_code`) and counts toward the lockout.",

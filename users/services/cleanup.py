@@ -17,6 +17,7 @@ from users.models import OutboxMessage, SessionEndReason, UserSession
 from users.services.audit import security_events_prune
 from users.services.lockout import lockout_counters_prune
 from users.services.mfa import challenges_prune
+from users.services.mfa import webauthn as webauthn_ceremonies
 
 
 def _batch_size(batch_size: int | None) -> int:
@@ -75,4 +76,5 @@ def cleanup_run(*, batch_size: int | None = None) -> dict[str, int]:
         "audit_pruned": security_events_prune(batch_size=_batch_size(batch_size)),
         "lockouts_pruned": lockout_counters_prune(batch_size=_batch_size(batch_size)),
         "mfa_challenges_pruned": challenges_prune(batch_size=_batch_size(batch_size)),
+        "webauthn_challenges_pruned": webauthn_ceremonies.challenges_prune(batch_size=_batch_size(batch_size)),
     }

@@ -6,7 +6,7 @@ It checks credentials and nothing more: whether the login needs a second step, a
 ``users.services.login``'s (the one owner of completing a login), which calls ``credentials_check`` first and
 ``login_succeeded`` once the whole login is complete, so a password accepted while a second factor is still
 pending is not recorded as a login. Second-factor codes are checked by ``factor_check`` against the same lockout:
-a guessed code counts like a guessed password.
+a guessed code counts like a guessed password; so is a passwordless sign-in's passkey (``passkey_check``).
 """
 
 import hashlib
@@ -140,6 +140,55 @@ def factor_check(
         metrics.LOGINS.labels(outcome="mfa_failed").inc()
         raise FactorInvalid("The code is wrong, expired or already used.")
     lockout.attempt_succeeded(attempt)
+
+
+def passkey_check(
+    *,
+    user: CustomUser | None,
+    credential_key: str,
+    verify: Callable[[], bool],
+    channel: Channel,
+    ip: str | None,
+    user_agent: str,
+) -> CustomUser:
+    """A passwordless sign-in's passkey, under the same lockout as a password: ``user`` owns the credential the
+    assertion names (None: no such credential; the attempt counts against that name and the IP), ``verify`` checks
+    the assertion (and spends its challenge, so it runs whatever ``user`` is).
+
+    Raises ``AccountLocked``, ``InvalidCredentials`` (one answer for every failure, audited as ``login_failed``) and
+    ``EmailNotVerified`` like ``credentials_check``. Must not run inside a transaction that the refusal rolls back.
+    """
+    subject = lockout.Subject.for_login(
+        user_id=user.pk if user else None, identifier=f"passkey:{credential_key[:200]}", ip=ip
+    )
+    try:
+        attempt = lockout.attempt_begin(subject)
+    except lockout.AccountLocked:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        raise
+    try:
+        valid = verify() and user is not None and user.is_active
+    except BaseException:
+        lockout.attempt_abandoned(attempt)
+        raise
+    if not valid or user is None:
+        lockout.attempt_failed(attempt)
+        security_event_record(
+            event_type=SecurityEvent.Type.LOGIN_FAILED,
+            user=user,
+            ip=ip,
+            user_agent=user_agent,
+            data={"channel": channel.value, "method": "webauthn", "known_account": user is not None},
+        )
+        metrics.LOGINS.labels(outcome="failed").inc()
+        raise InvalidCredentials("The passkey was not accepted.")
+    lockout.attempt_succeeded(attempt)
+    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
+        raise EmailNotVerified(
+            "Confirm your e-mail address before logging in: open the link we sent you, "
+            "or ask for a new one at verify-email/resend/."
+        )
+    return user
 
 
 def login_succeeded(

@@ -1,8 +1,9 @@
 """Completing a login, for every way in: the one owner of "what does this login still need?" and "log them in".
 
-A login is a first factor (a password today; a passkey later), then, when the policy says so, a second step, then
-the completion. Every way in calls this module rather than deciding for itself: the API's ``login/`` and
-``login/mfa/``, and later the passkey sign-in, the admin's login form and the single sign-on pages.
+A login is a first factor (a password, or a passkey that proves two factors at once), then, when the policy says
+so, a second step, then the completion. Every way in calls this module rather than deciding for itself: the API's
+``login/`` and ``login/mfa/``, the passkey sign-in (``passkey_login``), the admin's login form and the single
+sign-on pages.
 
 - ``password_login``: checks the password (``credentials.credentials_check``, lockout included), then
   ``login_continue``.
@@ -31,7 +32,8 @@ from users.exceptions import FactorConflict, MfaRequired, MfaTokenInvalid
 from users.models import CustomUser, MfaChallenge
 from users.services import mfa
 from users.services.auth import Login, session_start
-from users.services.credentials import Channel, credentials_check, factor_check, login_succeeded
+from users.services.credentials import Channel, credentials_check, factor_check, login_succeeded, passkey_check
+from users.services.mfa import webauthn
 
 PASSWORD_AMR = ("pwd",)
 
@@ -239,6 +241,38 @@ def second_factor_login(
         )
         mfa.factor_used(user=user, factor=factor, purpose="login", channel=channel.value, ip=ip, user_agent=user_agent)
     return completed
+
+
+def passkey_login(
+    *, credential: dict[str, Any], channel: Channel, ip: str | None, user_agent: str, start_session: bool = True
+) -> LoginOutcome:
+    """A passwordless sign-in: an assertion of a discoverable passkey with user verification, answering the
+    challenge of ``webauthn.passwordless_options``. A first factor that proves two (``amr`` holds ``mfa``), so the
+    policy lets it in at once; checked under the same lockout as a password (``credentials.passkey_check``)."""
+    saved = webauthn.credential_named(credential)
+    user = passkey_check(
+        user=saved.user if saved is not None else None,
+        credential_key=str(credential.get("rawId")),
+        verify=lambda: webauthn.assertion_check(
+            credential=credential, user=None, purpose=webauthn.Purpose.PASSWORDLESS
+        ),
+        channel=channel,
+        ip=ip,
+        user_agent=user_agent,
+    )
+    with transaction.atomic():
+        outcome = login_continue(
+            user=user,
+            amr=list(webauthn.PASSWORDLESS_AMR),
+            channel=channel,
+            ip=ip,
+            user_agent=user_agent,
+            start_session=start_session,
+        )
+        mfa.factor_used(
+            user=user, factor=webauthn.WEBAUTHN, purpose="login", channel=channel.value, ip=ip, user_agent=user_agent
+        )
+    return outcome
 
 
 def login_complete(

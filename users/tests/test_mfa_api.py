@@ -26,6 +26,7 @@ from users.models import (
     TOTPDevice,
     UserSession,
     UserType,
+    WebAuthnCredential,
 )
 from users.services import mfa
 from users.services.emails import email_deliver
@@ -78,6 +79,7 @@ class TestOverview:
             "required": True,
             "totp": {"enabled": False, "pending": False, "confirmed_at": None, "last_used_at": None},
             "recovery_codes": {"remaining": 0, "created_at": None},
+            "webauthn": [],
         }
 
 
@@ -472,6 +474,7 @@ def bearer_client_session(user: CustomUser) -> str:
 ROLES = ("anonymous", "student", "staff", "hod", "service", "service_without_scope")
 R, C, D = status.HTTP_200_OK, status.HTTP_201_CREATED, status.HTTP_204_NO_CONTENT
 U, F, X = status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN, status.HTTP_409_CONFLICT
+B, N = status.HTTP_400_BAD_REQUEST, status.HTTP_404_NOT_FOUND
 
 # (method, path, expected per role in ROLES). People callers have an authenticator app set up and a fresh login.
 MATRIX = [
@@ -483,15 +486,33 @@ MATRIX = [
     ("post", "reauthenticate/", (U, R, R, R, F, F)),
     ("post", "login/mfa/", (U, U, U, U, U, U)),  # public: the made-up mfa_token is refused, whoever calls
     ("post", "{other}/mfa/reset/", (U, F, F, R, F, F)),
+    ("post", "mfa/webauthn/register/options/", (U, R, R, R, F, F)),
+    ("post", "mfa/webauthn/register/", (U, B, B, B, F, F)),  # reached: the made-up answer is refused
+    ("delete", "mfa/webauthn/{passkey}/", (U, N, N, N, F, F)),  # reached: someone else's passkey is not found
+    ("post", "login/mfa/webauthn/options/", (U, U, U, U, U, U)),  # public: the made-up mfa_token is refused
+    ("post", "login/webauthn/options/", (R, R, R, R, R, R)),  # public
+    ("post", "login/webauthn/", (U, U, U, U, U, U)),  # public: the made-up answer is refused, whoever calls
+    ("post", "reauthenticate/webauthn/options/", (U, X, X, X, F, F)),  # reached: no passkey of their own
 ]
 CASES = [
     pytest.param(method, path, role, expected[i], id=f"{method.upper()} {path} as {role}")
     for (method, path, expected), (i, role) in itertools.product(MATRIX, enumerate(ROLES))
 ]
+MADE_UP_ANSWER = {
+    "id": "AAAA",
+    "rawId": "AAAA",
+    "type": "public-key",
+    "response": {"clientDataJSON": "e30", "authenticatorData": "AAAA", "signature": "AAAA"},
+}
 BODIES = {
     "mfa/totp/confirm/": {"code": "123456"},
     "reauthenticate/": {"password": TEST_PASSWORD},
     "login/mfa/": {"mfa_token": "mfa_" + "x" * 43, "code": "123456"},
+    "mfa/webauthn/register/": {
+        "credential": {**MADE_UP_ANSWER, "response": {"clientDataJSON": "e30", "attestationObject": "oA"}}
+    },
+    "login/mfa/webauthn/options/": {"mfa_token": "mfa_" + "x" * 43},
+    "login/webauthn/": {"credential": MADE_UP_ANSWER},
 }
 
 
@@ -508,7 +529,10 @@ def test_permission_matrix(make_user, method, path, role, expected):
         client = bearer_client(user)
     other = make_user(user_type=UserType.STAFF)
     enrol_totp(other)
-    url = f"{API}/" + path.format(other=other.pk)
+    passkey = WebAuthnCredential.objects.create(
+        user=other, name="Key", credential_id="AAAA", user_handle=b"h", public_key=b"k"
+    )
+    url = f"{API}/" + path.format(other=other.pk, passkey=passkey.pk)
 
     if method == "post":
         response = client.post(url, BODIES.get(path, {}), format="json")

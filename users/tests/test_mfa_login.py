@@ -84,7 +84,7 @@ class TestPolicy:
         body = password_step(hod)
 
         assert body["code"] == "mfa_enrolment_required"
-        assert body["methods"] == ["totp"]
+        assert body["methods"] == ["totp", "webauthn"]
         assert "access_token" not in body
         assert MfaChallenge.objects.get(user=hod).purpose == MfaChallenge.Purpose.ENROLMENT
 
@@ -405,7 +405,13 @@ class TestEnrolmentFlow:
 # Every route under /api/v1/users/ with each method its view answers: an enrolment mfa_token as the bearer token is
 # refused (401) by all of them but the enrolment endpoints. Public endpoints take no bearer token at all: there the
 # token grants nothing, and they answer exactly as they do without it.
-ENROLMENT_ROUTES = {("mfa/", "get"), ("mfa/totp/", "post"), ("mfa/totp/confirm/", "post")}
+ENROLMENT_ROUTES = {
+    ("mfa/", "get"),
+    ("mfa/totp/", "post"),
+    ("mfa/totp/confirm/", "post"),
+    ("mfa/webauthn/register/options/", "post"),
+    ("mfa/webauthn/register/", "post"),
+}
 
 
 def _api_routes() -> list[tuple[str, str, bool]]:

@@ -7,7 +7,15 @@ import pytest
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from users.models import LockoutCounter, MfaChallenge, OutboxMessage, SecurityEvent, SessionEndReason, UserSession
+from users.models import (
+    LockoutCounter,
+    MfaChallenge,
+    OutboxMessage,
+    SecurityEvent,
+    SessionEndReason,
+    UserSession,
+    WebAuthnChallenge,
+)
 from users.services.cleanup import cleanup_run, outbox_prune, sessions_expire, tokens_flush_expired
 from users.tasks import cleanup_task
 
@@ -93,10 +101,12 @@ def test_the_cleanup_task_runs_every_step(student, settings):
     MfaChallenge.objects.create(
         token_hash="0" * 64, user=student, purpose="factor", channel="api", expires_at=timezone.now()
     )
+    WebAuthnChallenge.objects.create(challenge_hash="0" * 64, purpose="passwordless", expires_at=timezone.now())
 
     expected = {
         **{"sessions_expired": 1, "tokens_flushed": 1, "outbox_pruned": 1, "audit_pruned": 1, "lockouts_pruned": 1},
         "mfa_challenges_pruned": 1,
+        "webauthn_challenges_pruned": 1,
     }
     assert cleanup_task.apply().get() == expected
     assert cleanup_run() == dict.fromkeys(expected, 0)

@@ -1,5 +1,6 @@
-"""Second factors: the registry (``factors``), authenticator apps (``totp``), recovery codes (``recovery``), the
-pending second step of a login (``challenges``), and what changes and uses of them write (``changes``, ``usage``).
+"""Second factors: the registry (``factors``), authenticator apps (``totp``), recovery codes (``recovery``), passkeys
+(``webauthn``), the pending second step of a login (``challenges``), and what changes and uses of them write
+(``changes``, ``usage``).
 
 Importing the package registers the built-in factors. Completing a login is ``users.services.login``'s; asking for
 a recent authentication is ``users.services.reauth``'s.
@@ -37,6 +38,7 @@ from users.services.mfa.totp import (
     totp_secrets_reencrypt,
 )
 from users.services.mfa.usage import factor_used, mfa_reset
+from users.services.mfa.webauthn import WEBAUTHN
 
 __all__ = [
     "FACTORS",
@@ -46,6 +48,7 @@ __all__ = [
     "Factor",
     "FactorContext",
     "TOTPEnrolment",
+    "WEBAUTHN",
     "amr_merge",
     "challenge_get",
     "challenge_issue",
