@@ -26,11 +26,11 @@ class HODAdminSite(admin.AdminSite):
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         own: list[URLResolver | URLPattern] = [
-            path("login/second-step/", lambda request: auth_views.second_step(self, request), name="login_second_step"),
-            path("login/enrol/", lambda request: auth_views.enrol(self, request), name="login_enrol"),
+            path("login/second-step/", lambda request: auth_views.second_step(request, self), name="login_second_step"),
+            path("login/enrol/", lambda request: auth_views.enrol(request, self), name="login_enrol"),
             path(
                 "reauthenticate/",
-                self.admin_view(lambda request: auth_views.reauthenticate_page(self, request)),
+                self.admin_view(lambda request: auth_views.reauthenticate_page(request, self)),
                 name="reauthenticate",
             ),
         ]

@@ -129,7 +129,7 @@ def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | No
 @sensitive_post_parameters()
 @csrf_protect
 @never_cache
-def second_step(site: "AdminSite", request: HttpRequest) -> HttpResponseBase:
+def second_step(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """The second page of a sign-in: a code from the authenticator app or a recovery code."""
     pending = session.pending_get(request)
     if pending is None:
@@ -167,7 +167,7 @@ def second_step(site: "AdminSite", request: HttpRequest) -> HttpResponseBase:
 @sensitive_post_parameters()
 @csrf_protect
 @never_cache
-def enrol(site: "AdminSite", request: HttpRequest) -> HttpResponseBase:
+def enrol(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """Set up an authenticator app (an HOD whose role needs a factor and who has none), then sign in.
 
     GET starts (again) with a new secret and shows its QR code; POST confirms it with a code and completes the login
@@ -220,7 +220,7 @@ def enrol(site: "AdminSite", request: HttpRequest) -> HttpResponseBase:
 @sensitive_post_parameters()
 @csrf_protect
 @never_cache
-def reauthenticate_page(site: "AdminSite", request: HttpRequest) -> HttpResponseBase:
+def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """"Confirm it's you": the password or a code; then back to the change that asked for it."""
     next_url = session.safe_next(
         request, request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME), default=_url(site, "index")
