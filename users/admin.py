@@ -19,7 +19,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from users.admin_auth.step_up import step_up_redirect
@@ -276,7 +276,7 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
         url = reverse("admin:users_customuser_mfa_reset", args=[obj.pk], current_app=self.admin_site.name)
         return format_html('{} — <a href="{}">reset them</a>', ", ".join(methods), url)
 
-    def get_urls(self) -> list[URLResolver | URLPattern]:
+    def get_urls(self) -> list[URLPattern]:
         reset = path(
             "<path:object_id>/mfa-reset/",
             self.admin_site.admin_view(self.mfa_reset_view),
@@ -298,11 +298,11 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
-        if request.method == "POST" and "email" in request.POST:
-            user = self.get_object(request, object_id)
-            if user is not None and email_change_needs_step_up(user=user, email=request.POST["email"]):
-                if (confirm := step_up_redirect(request)) is not None:
-                    return confirm
+        user = self.get_object(request, object_id) if request.method == "POST" else None
+        if user is not None and email_change_needs_step_up(user=user, email=request.POST.get("email")):
+            confirm = step_up_redirect(request)
+            if confirm is not None:
+                return confirm
         return super().change_view(request, object_id, form_url, extra_context)
 
     def mfa_reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

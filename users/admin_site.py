@@ -2,8 +2,7 @@
 (``users.admin_auth``: the password, then the second factor or its enrolment, by the one owner of logging in)."""
 
 from django.contrib import admin
-from django.http import HttpRequest
-from django.http.response import HttpResponseBase
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 
 from users.admin_auth import views as auth_views
@@ -20,7 +19,7 @@ class HODAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return hod_may_enter(request.user)
 
-    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponseBase:
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """The password page; a login that needs a second step goes on to it (``users.admin_auth``)."""
         return auth_views.login_page(self, request, extra_context)
 

@@ -79,7 +79,12 @@ def _code_field(label: str, *, autofocus: bool = True) -> forms.RegexField:
         label=label,
         error_messages={"invalid": "Type the 6 digits your authenticator app shows."},
         widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*", "autofocus": autofocus}
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "pattern": "[0-9 ]*",
+                "autofocus": autofocus,
+            }
         ),
     )
 
@@ -132,7 +137,7 @@ class EnrolmentForm(forms.Form):
 
 
 class ReauthenticateForm(ProofForm):
-    """"Confirm it's you": the password, a code from the authenticator app, or a recovery code."""
+    """ "Confirm it's you": the password, a code from the authenticator app, or a recovery code."""
 
     password = forms.CharField(
         required=False,

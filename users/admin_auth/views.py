@@ -6,7 +6,7 @@ the policy are the API's), ``reauthenticate`` (``users.services.reauth``). Djang
 session only once a login is complete. A locked account is answered 429 with ``Retry-After`` on every page.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -53,9 +53,7 @@ def _render(
     site: "AdminSite", request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
 ) -> TemplateResponse:
     request.current_app = site.name
-    response = TemplateResponse(
-        request, template, {**site.each_context(request), **context}, status=status
-    )
+    response = TemplateResponse(request, template, {**site.each_context(request), **context}, status=status)
     response["Cache-Control"] = NO_STORE
     return response
 
@@ -73,7 +71,9 @@ def _signed_in(site: "AdminSite", request: HttpRequest, completed: LoginComplete
     return session.safe_next(request, next_url, default=_url(site, "index"))
 
 
-def _start_again(site: "AdminSite", request: HttpRequest, next_url: str, message: str = EXPIRED) -> HttpResponseRedirect:
+def _start_again(
+    site: "AdminSite", request: HttpRequest, next_url: str, message: str = EXPIRED
+) -> HttpResponseRedirect:
     session.pending_clear(request)
     messages.error(request, message)
     return HttpResponseRedirect(_with_next(_url(site, "login"), next_url))
@@ -102,7 +102,7 @@ class AdminLoginView(LoginView):
         return response
 
 
-def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | None = None) -> HttpResponseBase:
+def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
     """``AdminSite.login`` with the admin's own login view (same context, same template)."""
     if request.method == "GET" and site.has_permission(request):
         return HttpResponseRedirect(_url(site, "index"))
@@ -123,7 +123,7 @@ def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | No
         template_name=site.login_template or "admin/login.html",
         admin_site=site,
     )
-    return view(request)
+    return cast(HttpResponse, view(request))  # LoginView answers a page or a redirect: both HttpResponse
 
 
 @sensitive_post_parameters()
@@ -187,7 +187,9 @@ def enrol(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
         enrolment = mfa.totp_enrol_begin(user=user)
         # segno's SVG of our own otpauth:// URI: markup we generated, nothing the person typed
         qr_svg = mark_safe(enrolment.qr_svg)  # noqa: S308
-        return _render(site, request, template, {**context, "form": EnrolmentForm(), "enrolment": enrolment, "qr_svg": qr_svg})
+        return _render(
+            site, request, template, {**context, "form": EnrolmentForm(), "enrolment": enrolment, "qr_svg": qr_svg}
+        )
     form = EnrolmentForm(request.POST)
     context["form"] = form
     if not form.is_valid():
@@ -221,9 +223,11 @@ def enrol(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
 @csrf_protect
 @never_cache
 def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
-    """"Confirm it's you": the password or a code; then back to the change that asked for it."""
+    """ "Confirm it's you": the password or a code; then back to the change that asked for it."""
     next_url = session.safe_next(
-        request, request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME), default=_url(site, "index")
+        request,
+        request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME),
+        default=_url(site, "index"),
     )
     form = ReauthenticateForm(request.POST if request.method == "POST" else None)
     user: CustomUser = request.user  # type: ignore[assignment]  # admin_view let only a signed-in HOD in

@@ -91,11 +91,13 @@ class TestSecondStep:
         assert not _entered(client)
         token = client.session[PENDING_KEY]["mfa_token"]
         challenge = MfaChallenge.objects.get(user=hod)
-        assert token.startswith("mfa_") and token not in challenge.token_hash  # only its hash is stored
+        assert token.startswith("mfa_")
+        assert token not in challenge.token_hash
         assert (challenge.channel, challenge.purpose, challenge.used_at) == ("admin", "factor", None)
         page = client.get(SECOND_STEP)
         assert page.status_code == status.HTTP_200_OK
-        assert 'name="code"' in page.content.decode() and 'name="recovery_code"' in page.content.decode()
+        assert 'name="code"' in page.content.decode()
+        assert 'name="recovery_code"' in page.content.decode()
         assert not SecurityEvent.objects.filter(type="login_succeeded").exists()
 
     def test_the_right_code_signs_in_where_the_hod_was_going_and_is_audited_like_the_api(
@@ -194,7 +196,8 @@ class TestSecondStep:
 
         response = client.post(SECOND_STEP, {"code": hod_with_app.code(steps=1)})
 
-        assert response.status_code == status.HTTP_302_FOUND and response["Location"].startswith(LOGIN)
+        assert response.status_code == status.HTTP_302_FOUND
+        assert response["Location"].startswith(LOGIN)
         assert not _entered(client)
 
     def test_an_api_mfa_token_does_not_complete_an_admin_sign_in(self, client, hod, hod_with_app):
@@ -205,13 +208,15 @@ class TestSecondStep:
 
         response = client.post(SECOND_STEP, {"code": hod_with_app.code()})
 
-        assert response.status_code == status.HTTP_302_FOUND and response["Location"].startswith(LOGIN)
+        assert response.status_code == status.HTTP_302_FOUND
+        assert response["Location"].startswith(LOGIN)
         assert not _entered(client)
 
     def test_the_second_page_without_a_password_step_sends_to_the_login(self, client):
         response = client.get(SECOND_STEP)
 
-        assert response.status_code == status.HTTP_302_FOUND and response["Location"].startswith(LOGIN)
+        assert response.status_code == status.HTTP_302_FOUND
+        assert response["Location"].startswith(LOGIN)
 
     def test_the_next_address_is_never_another_site(self, client, hod, hod_with_app):
         _password(client, hod, next_url="https://evil.example/")
@@ -263,7 +268,8 @@ class TestEnrolment:
         page = client.get(ENROL)
         html = page.content.decode()
         secret = SECRET_SHOWN.search(html).group(1)
-        assert "<svg" in html and "TOTP QR code" in html
+        assert "<svg" in html
+        assert "TOTP QR code" in html
         assert page["Cache-Control"].startswith("no-store") or "no-store" in page["Cache-Control"]
         done = client.post(ENROL, {"code": code_at(secret, time.time())})
 
@@ -301,8 +307,10 @@ class TestEnrolment:
         fresh = client.post(ENROL, {"code": code_at(second, time.time())})
 
         assert first != second
-        assert stale.status_code == status.HTTP_200_OK and "wrong" in stale.content.decode()
-        assert fresh.status_code == status.HTTP_200_OK and _entered(client)
+        assert stale.status_code == status.HTTP_200_OK
+        assert "wrong" in stale.content.decode()
+        assert fresh.status_code == status.HTTP_200_OK
+        assert _entered(client)
 
     def test_the_enrolment_page_needs_an_enrolment_step(self, client, hod, hod_with_app):
         assert client.get(ENROL)["Location"].startswith(LOGIN)
@@ -371,15 +379,18 @@ class TestStepUp:
         with _later(settings.REAUTH_SECONDS + 1):
             asked = hod_admin.post("/admin/users/customuser/add/", new_hod)
             student = hod_admin.post(
-                "/admin/users/customuser/add/", {**new_hod, "username": "s2", "email": "s2@school.test", "user_type": "3"}
+                "/admin/users/customuser/add/",
+                {**new_hod, "username": "s2", "email": "s2@school.test", "user_type": "3"},
             )
             back_to = parse_qs(urlsplit(asked["Location"]).query)["next"][0]
             back = hod_admin.post(REAUTH, {"password": TEST_PASSWORD, "next": back_to})
             form = hod_admin.get(back["Location"])
             created = hod_admin.post("/admin/users/customuser/add/", new_hod)
 
-        assert asked.status_code == status.HTTP_302_FOUND and asked["Location"].startswith(REAUTH)
-        assert student.status_code == status.HTTP_302_FOUND and "/reauthenticate/" not in student["Location"]
+        assert asked.status_code == status.HTTP_302_FOUND
+        assert asked["Location"].startswith(REAUTH)
+        assert student.status_code == status.HTTP_302_FOUND
+        assert "/reauthenticate/" not in student["Location"]
         assert back["Location"] == "/admin/users/customuser/add/?username=hod2&email=hod2%40school.test&user_type=1"
         assert 'value="hod2@school.test"' in form.content.decode()
         assert created.status_code == status.HTTP_302_FOUND
@@ -400,12 +411,15 @@ class TestStepUp:
             renamed = hod_admin.post(url, {**data, "first_name": ["Ada"]})
             moved = hod_admin.post(url, {**data, "email": ["moved@school.test"]})
 
-        assert renamed.status_code == status.HTTP_302_FOUND and "/reauthenticate/" not in renamed["Location"]
+        assert renamed.status_code == status.HTTP_302_FOUND
+        assert "/reauthenticate/" not in renamed["Location"]
         assert moved["Location"].startswith(REAUTH)
         student.refresh_from_db()
         assert (student.first_name, student.email) == ("Ada", "student@school.test")
 
-    def test_setting_a_password_asks_first_and_a_code_confirms_too(self, hod_admin, hod, hod_with_app, student, settings):
+    def test_setting_a_password_asks_first_and_a_code_confirms_too(
+        self, hod_admin, hod, hod_with_app, student, settings
+    ):
         url = f"/admin/users/customuser/{student.pk}/password/"
         body = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
         with _later(settings.REAUTH_SECONDS + 1):
@@ -471,4 +485,3 @@ class TestStepUp:
 
         assert "You cannot reset your own factors" in response.content.decode()
         assert TOTPDevice.objects.filter(user=hod).exists()
-

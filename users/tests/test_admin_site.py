@@ -147,4 +147,3 @@ class TestAdminLogin:
 
         assert not client.login(username=hod.username, password=TEST_PASSWORD)
         assert _admin_login(client, hod.username, TEST_PASSWORD).status_code == status.HTTP_429_TOO_MANY_REQUESTS
-

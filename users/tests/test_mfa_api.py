@@ -327,7 +327,9 @@ class TestStepUp:
         with _later():
             by_id = head.patch(f"{API}/{student.pk}/", {"email": "elsewhere@school.test"}, format="json")
             by_role = head.patch(f"{API}/students/{profile_id}/", {"user": {"email": "x@school.test"}}, format="json")
-            same = head.patch(f"{API}/students/{profile_id}/", {"user": {"email": "STUDENT@school.test"}}, format="json")
+            same = head.patch(
+                f"{API}/students/{profile_id}/", {"user": {"email": "STUDENT@school.test"}}, format="json"
+            )
             renamed = head.patch(f"{API}/students/{profile_id}/", {"user": {"first_name": "Ada"}}, format="json")
             head.post(f"{API}/reauthenticate/", {"password": TEST_PASSWORD}, format="json")
             moved = head.patch(f"{API}/students/{profile_id}/", {"user": {"email": "x@school.test"}}, format="json")
