@@ -321,14 +321,16 @@ def _detail_schema(role: type[_Role], readers: str, *, replace_and_delete: bool 
         "put": extend_schema(
             tags=["people"],
             summary=f"Replace a {role.noun}'s editable fields (HOD)",
-            description="Editable fields not given are reset to empty. user.is_active changes only when given.",
+            description="Editable fields not given are reset to empty. user.is_active changes only when given. A new "
+            "e-mail address needs a recent authentication (403 `reauthentication_required` otherwise).",
             request=role.update_serializer,
             responses={200: role.output_serializer, **errors(400, 401, 403, 404, 415, 503)},
         ),
         "patch": extend_schema(
             tags=["people"],
             summary=f"Change some of a {role.noun}'s fields (HOD)",
-            description='{"user": {"is_active": true}} reactivates; false deactivates like DELETE.',
+            description='{"user": {"is_active": true}} reactivates; false deactivates like DELETE. A new e-mail '
+            "address needs a recent authentication (403 `reauthentication_required` otherwise).",
             request=role.update_serializer,
             responses={200: role.output_serializer, **errors(400, 401, 403, 404, 415, 503)},
         ),

@@ -33,7 +33,8 @@ CHANGE_DESCRIPTION = (
     "unchanged, so nothing the body leaves out is lost. The person themself may change their self-editable fields "
     "(as PATCH profile/; a new e-mail address must be verified again), any other field given is a 400 naming it; "
     "an HOD may change every field the role endpoints let an HOD change. Staff changing someone else: 403; a "
-    "Student naming someone else: 404, as for an id that does not exist."
+    "Student naming someone else: 404, as for an id that does not exist. A new e-mail address (one's own or, by an "
+    "HOD, another's) needs a recent authentication: 403 `reauthentication_required` otherwise."
 )
 
 
