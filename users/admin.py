@@ -3,10 +3,13 @@
 Every change goes through the owners in ``users.services.people``, like the API's: the forms check with the owners'
 rules (``user_changes_check``, ``profile_changes_check``) and saving calls the owners, which end sessions and write
 audit records, events, e-mails and cache invalidation. The admin never deletes a person: delete deactivates.
+Sensitive changes (``users.services.step_up``: creating an HOD, a new e-mail address, setting a password, resetting
+someone's factors) first ask "confirm it's you" unless the HOD authenticated recently (``users.admin_auth.step_up``).
 """
 
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,11 +17,16 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
-from users.http import client_ip
+from users.admin_auth.step_up import step_up_redirect
+from users.exceptions import FactorConflict
+from users.http import client_ip, user_agent
 from users.models import PROFILE_MODELS, AdminHOD, CustomUser, ProfileBase, Staff, Student, UserSession, UserType
+from users.services import mfa
 from users.services.people import (
     PersonChangeRefused,
     invitation_resend,
@@ -31,6 +39,7 @@ from users.services.people import (
     user_deactivate,
     user_reactivate,
 )
+from users.services.step_up import email_change_needs_step_up, person_create_needs_step_up
 
 _USER_TYPE_OF: dict[type[ProfileBase], int] = {model: user_type for user_type, model in PROFILE_MODELS.items()}
 _M2M_FIELDS = frozenset({"groups", "user_permissions"})
@@ -237,10 +246,19 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
     list_filter = ("user_type", "is_active", "email_verified", "date_joined", "deactivated_at")
     search_fields = ("username", "email", "first_name", "last_name")
     ordering = ("-date_joined",)
-    readonly_fields = ("last_login", "date_joined", "created_at", "updated_at", "deactivated_at", "is_active")
+    readonly_fields = (
+        "last_login",
+        "date_joined",
+        "created_at",
+        "updated_at",
+        "deactivated_at",
+        "is_active",
+        "second_factors",
+    )
     fieldsets = (
         *(UserAdmin.fieldsets or ()),
         ("Role", {"fields": ("user_type", "email_verified", "created_at", "updated_at", "deactivated_at")}),
+        ("Second factors", {"fields": ("second_factors",)}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "user_type", "password1", "password2")}),
@@ -249,6 +267,76 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
 
     def get_inlines(self, request, obj=None):
         return [] if obj is None else [_INLINES[obj.user_type]]
+
+    @admin.display(description="second factors")
+    def second_factors(self, obj: CustomUser) -> str:
+        methods = mfa.methods_for(obj) if obj.pk else []
+        if not methods:
+            return "None (a password alone)"
+        url = reverse("admin:users_customuser_mfa_reset", args=[obj.pk], current_app=self.admin_site.name)
+        return format_html('{} — <a href="{}">reset them</a>', ", ".join(methods), url)
+
+    def get_urls(self) -> list[URLPattern]:
+        reset = path(
+            "<path:object_id>/mfa-reset/",
+            self.admin_site.admin_view(self.mfa_reset_view),
+            name="users_customuser_mfa_reset",
+        )
+        return [reset, *super().get_urls()]
+
+    # --- Step-up: the sensitive changes first ask "confirm it's you" ----------------------------
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        if request.method == "POST" and person_create_needs_step_up(user_type=request.POST.get("user_type")):
+            # back to the add form, filled in again (but for the passwords) once the HOD has confirmed
+            initial = {name: request.POST.get(name, "") for name in ("username", "email", "user_type")}
+            again = f"{request.path}?{urlencode(initial)}"
+            if (confirm := step_up_redirect(request, next_url=again)) is not None:
+                return confirm
+        return super().add_view(request, form_url, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        user = self.get_object(request, object_id) if request.method == "POST" else None
+        if user is not None and email_change_needs_step_up(user=user, email=request.POST.get("email")):
+            confirm = step_up_redirect(request)
+            if confirm is not None:
+                return confirm
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def mfa_reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Remove another person's second factors (a lost phone): a confirmation page, then ``mfa.mfa_reset``."""
+        if (confirm := step_up_redirect(request)) is not None:
+            return confirm
+        user = self.get_object(request, object_id)
+        if user is None:
+            raise Http404("No such person.")
+        change_url = reverse("admin:users_customuser_change", args=[user.pk], current_app=self.admin_site.name)
+        if request.method == "POST":
+            try:
+                removed = mfa.mfa_reset(
+                    user=user, actor=_actor(request), ip=client_ip(request), user_agent=user_agent(request), via="admin"
+                )
+            except FactorConflict as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            self.log_change(request, user, f"Second factors reset ({', '.join(removed) or 'none'}).")
+            self.message_user(
+                request,
+                f"The second factors of {user.get_username()} are removed and their sessions ended.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reset second factors",
+            "opts": self.opts,
+            "person": user,
+            "methods": mfa.methods_for(user),
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/users/mfa_reset.html", context)
 
     def get_readonly_fields(self, request, obj=None):
         # A role is chosen at creation: changing user_type later would strand the old role's profile.
@@ -289,6 +377,8 @@ class PeopleUserAdmin(PeopleActionsMixin, HODPermissionsMixin, UserAdmin):
         )
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        if (confirm := step_up_redirect(request)) is not None:
+            return confirm
         token = _password_setter.set((_actor(request), client_ip(request)))
         try:
             return super().user_change_password(request, id, form_url)

@@ -1,9 +1,12 @@
-"""Admin for service accounts (create: the secret is shown once; deactivate) and the read-only audit trail."""
+"""Admin for service accounts (create: the secret is shown once, after "confirm it's you"; deactivate) and the
+read-only audit trail."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
 
 from users.admin import HODPermissionsMixin
+from users.admin_auth.step_up import step_up_redirect
 from users.models import SecurityEvent, ServiceAccount
 from users.services.service_accounts import KNOWN_SCOPES, service_account_create, service_account_save
 
@@ -26,6 +29,12 @@ class ServiceAccountAdmin(HODPermissionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "client_id") if obj else self.readonly_fields
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """A new service account is a key to every person's data: a recent authentication first."""
+        if (confirm := step_up_redirect(request)) is not None:
+            return confirm
+        return super().add_view(request, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if change:

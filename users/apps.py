@@ -16,6 +16,7 @@ class UsersConfig(AppConfig):
         # Registration on import (admin pages, signal receivers, Celery tasks the outbox publishes by
         # name) needs the models loaded, which they are only once the registry calls ready().
         from users import admin_outbox, admin_service, signals, tasks  # noqa: F401
+        from users.admin_auth import session  # noqa: F401  (marks when a Django session signs in)
 
         token_provider_factory_install(ServiceTokenMinter)  # calls to siblings carry our own service token
 

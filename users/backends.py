@@ -15,7 +15,7 @@ from users.services.login import password_alone_check
 class UsernameOrEmailBackend(ModelBackend):
     """``django.contrib.auth.authenticate()`` (the test client, anything built on it) through ``credentials_check``.
 
-    The admin's login form calls ``credentials_check`` itself (users/admin_site.py); the API's login is
+    The admin's sign-in pages call ``users.services.login`` themselves (users/admin_auth/); the API's login is
     ``users.services.login.password_login``. A lockout, an unverified address or an account that needs a second
     factor (this way in cannot ask for one) stops authentication (PermissionDenied).
     """

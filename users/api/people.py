@@ -30,7 +30,14 @@ from users import cache
 from users.api import filters
 from users.api import people_serializers as ps
 from users.api.pagination import PageNumberPagination
-from users.api.permissions import HasServiceScope, IsHOD, IsPerson, IsStaffOrHOD, recent_authentication_require
+from users.api.permissions import (
+    HasServiceScope,
+    IsHOD,
+    IsPerson,
+    IsStaffOrHOD,
+    email_change_step_up,
+    recent_authentication_require,
+)
 from users.api.schema import ErrorSerializer, errors
 from users.api.serializers import UserWithProfileSerializer
 from users.authentication import LEGACY_READ_AUTHENTICATION
@@ -44,6 +51,7 @@ from users.selectors import (
     users_with_profiles,
 )
 from users.services import people as people_services
+from users.services.step_up import person_create_needs_step_up
 
 USER_INPUT_KEYS = frozenset({*USER_FIELDS, "password", "is_active"})  # the nested user object's keys
 DIRECTORY_READERS = [IsStaffOrHOD | HasServiceScope("users:read")]
@@ -166,7 +174,7 @@ def person_create_from(form: ps.ProfileFieldsSerializer, *, user_type: int, requ
     caller's recent authentication first.
     """
     form.is_valid(raise_exception=True)
-    if user_type == UserType.HOD:
+    if person_create_needs_step_up(user_type=user_type):
         recent_authentication_require(request)
     actor: CustomUser = request.user  # type: ignore[assignment]  # IsHOD admitted only a signed-in person
     fields = dict(form.validated_data)
@@ -243,6 +251,7 @@ class PersonDetailView(_RoleView, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         user = dict(fields.pop("user", {}))
+        email_change_step_up(request, user=person.user, email=user.get("email"))
         with field_errors_nested():
             person = people_services.person_update(
                 person=person, user=user, profile=fields, replace=replace, actor=request.user
@@ -312,14 +321,16 @@ def _detail_schema(role: type[_Role], readers: str, *, replace_and_delete: bool 
         "put": extend_schema(
             tags=["people"],
             summary=f"Replace a {role.noun}'s editable fields (HOD)",
-            description="Editable fields not given are reset to empty. user.is_active changes only when given.",
+            description="Editable fields not given are reset to empty. user.is_active changes only when given. A new "
+            "e-mail address needs a recent authentication (403 `reauthentication_required` otherwise).",
             request=role.update_serializer,
             responses={200: role.output_serializer, **errors(400, 401, 403, 404, 415, 503)},
         ),
         "patch": extend_schema(
             tags=["people"],
             summary=f"Change some of a {role.noun}'s fields (HOD)",
-            description='{"user": {"is_active": true}} reactivates; false deactivates like DELETE.',
+            description='{"user": {"is_active": true}} reactivates; false deactivates like DELETE. A new e-mail '
+            "address needs a recent authentication (403 `reauthentication_required` otherwise).",
             request=role.update_serializer,
             responses={200: role.output_serializer, **errors(400, 401, 403, 404, 415, 503)},
         ),

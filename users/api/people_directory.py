@@ -19,7 +19,7 @@ from users.api.directory_serializers import (
     user_create_form,
 )
 from users.api.people import UserDetailView, UserListView, field_errors_nested, person_create_from
-from users.api.permissions import IsHOD, IsPerson, own_email_change_step_up
+from users.api.permissions import IsHOD, IsPerson, email_change_step_up
 from users.api.schema import errors
 from users.api.serializers import UserWithProfileSerializer
 from users.models import UserType
@@ -33,7 +33,8 @@ CHANGE_DESCRIPTION = (
     "unchanged, so nothing the body leaves out is lost. The person themself may change their self-editable fields "
     "(as PATCH profile/; a new e-mail address must be verified again), any other field given is a 400 naming it; "
     "an HOD may change every field the role endpoints let an HOD change. Staff changing someone else: 403; a "
-    "Student naming someone else: 404, as for an id that does not exist."
+    "Student naming someone else: 404, as for an id that does not exist. A new e-mail address (one's own or, by an "
+    "HOD, another's) needs a recent authentication: 403 `reauthentication_required` otherwise."
 )
 
 # PUT and PATCH are one operation (only the fields given change), so they share one description.
@@ -119,7 +120,7 @@ class UserItemView(UserDetailView):
         if target is None or person is None:
             raise exceptions.NotFound("No user with this id.")
         user_fields, profile_fields = user_change_fields(user_type=target.user_type, data=request.data)
-        own_email_change_step_up(request, user=target, email=user_fields.get("email"))
+        email_change_step_up(request, user=target, email=user_fields.get("email"))
         with field_errors_nested(None):
             if by_hod:
                 people_services.person_update(person=person, user=user_fields, profile=profile_fields, actor=viewer)

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 
 from users.models import MfaChallenge, UserType
 from users.services.reauth import session_recent_authentication_require
+from users.services.step_up import email_change_needs_step_up
 
 
 class IsPerson(BasePermission):
@@ -81,8 +82,9 @@ def recent_authentication_require(request: Request) -> None:
     session_recent_authentication_require(session_id=claims["sid"])
 
 
-def own_email_change_step_up(request: Request, *, user: Any, email: str | None) -> None:
-    """A person giving their own account a new e-mail address needs a recent authentication: the address is where
-    password-reset links go. One rule for every API way to change it (``profile/`` and ``{id}/``)."""
-    if email is not None and user.pk == request.user.pk and email.strip().lower() != user.email.lower():
+def email_change_step_up(request: Request, *, user: Any, email: str | None) -> None:
+    """A new e-mail address for an account (one's own or, by an HOD, another's) needs a recent authentication: the
+    address is where password-reset links go. The rule is ``users.services.step_up``'s (the admin asks it too); every
+    API way to change an address (``profile/``, ``{id}/``, the role endpoints) calls this."""
+    if email_change_needs_step_up(user=user, email=email):
         recent_authentication_require(request)

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from clients.claims import AUTH_TIME, claims_amr
 from users import metrics
 from users.api import serializers as s
-from users.api.permissions import own_email_change_step_up, recent_authentication_require
+from users.api.permissions import email_change_step_up, recent_authentication_require
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
 from users.authentication import bearer_token_from
@@ -188,7 +188,7 @@ class ProfileView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         profile_data = fields.pop("profile", {})
-        own_email_change_step_up(request, user=request.user, email=fields.get("email"))
+        email_change_step_up(request, user=request.user, email=fields.get("email"))
         user_services.profile_update(user=request.user, user_data=fields, profile_data=profile_data)
         user = users_with_profiles().get(pk=request.user.pk)
         return Response(s.UserWithProfileSerializer(user).data)

@@ -2,8 +2,8 @@
 
 A login is a first factor (a password, or a passkey that proves two factors at once), then, when the policy says
 so, a second step, then the completion. Every way in calls this module rather than deciding for itself: the API's
-``login/`` and ``login/mfa/``, the passkey sign-in (``passkey_login``), the admin's login form and the single
-sign-on pages.
+``login/`` and ``login/mfa/``, the passkey sign-in (``passkey_login``), the admin's login pages
+(``users.admin_auth``), and later the single sign-on pages.
 
 - ``password_login``: checks the password (``credentials.credentials_check``, lockout included), then
   ``login_continue``.
@@ -11,6 +11,8 @@ sign-on pages.
   or open its second step (an ``mfa_token``, ``users.services.mfa.challenges``) and say which methods finish it.
 - ``second_factor_login``: the second step (a code, a recovery code, a WebAuthn assertion: any factor of the
   registry), checked under the same lockout as passwords (``credentials.factor_check``), then completes.
+- ``enrolment_login``: for a way in that sets up the factor and completes the login on one page (the admin), the
+  enrolment's confirming code completes it.
 - ``login_complete``: opens the session with its ``amr`` and ``auth_time`` (``auth.session_start``) when the way
   in wants API tokens, and records the login (``credentials.login_succeeded``). The admin, which opens Django's own
   session, passes ``start_session=False``.
@@ -273,6 +275,41 @@ def passkey_login(
             user=user, factor=webauthn.WEBAUTHN, purpose="login", channel=channel.value, ip=ip, user_agent=user_agent
         )
     return outcome
+
+
+def enrolment_login(
+    *,
+    mfa_token: str,
+    code: str,
+    channel: Channel,
+    ip: str | None,
+    user_agent: str,
+    start_session: bool = True,
+) -> tuple[LoginCompleted, list[str]]:
+    """The second step of a login that had to set up a factor first, in one go: confirm the pending authenticator
+    app with a code from it (``mfa.totp_enrol_confirm``) and complete the login; returns it and the recovery codes.
+
+    For a way in that shows the enrolment as one page (the admin's): the password opened the enrolment token and the
+    code proves the new factor, so the login has both. The API's clients confirm (``mfa/totp/confirm/``) and then
+    complete with ``login/mfa/``. Raises ``MfaTokenInvalid`` (not an enrolment token of ``channel``, expired, spent,
+    or a factor is already confirmed), ``FactorConflict`` (no app is waiting for confirmation) or ``ProofRejected``.
+    """
+    challenge = mfa.enrolment_grant_resolve(mfa_token, channel=channel.value)
+    user = challenge.user
+    with transaction.atomic():
+        codes = mfa.totp_enrol_confirm(user=user, code=code, ip=ip, user_agent=user_agent)
+        if not mfa.challenge_spend(challenge):
+            raise MfaTokenInvalid("The mfa_token was used already; log in again.")
+        completed = login_complete(
+            user=user,
+            amr=mfa.amr_merge(challenge.amr, mfa.TOTP.amr),
+            channel=channel,
+            ip=ip,
+            user_agent=user_agent,
+            start_session=start_session,
+            data={"method": mfa.TOTP.name, "enrolled": True},
+        )
+    return completed, codes
 
 
 def login_complete(

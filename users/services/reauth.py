@@ -48,9 +48,12 @@ def session_recent_authentication_require(*, session_id: str) -> None:
 
 
 def reauthenticate(
-    *, user: CustomUser, session_id: str, proof_field: str, proof: Any, ip: str | None, user_agent: str
+    *, user: CustomUser, session_id: str | None, proof_field: str, proof: Any, ip: str | None, user_agent: str
 ) -> datetime:
     """The signed-in person proves it is them again (their password, or a factor); marks the session; returns when.
+
+    ``session_id`` is the API session to mark; a way in with its own session (the admin: ``None``) keeps the time
+    returned itself.
 
     Checked like a login (the lockout counts wrong passwords and codes alike); a wrong one is ``ProofRejected``.
     """
@@ -83,14 +86,16 @@ def reauthenticate(
             raise ProofRejected(exc.message) from exc
     now = timezone.now()
     with transaction.atomic():
-        UserSession.objects.filter(pk=session_id, user=user).update(reauthenticated_at=now)
+        if session_id is not None:
+            UserSession.objects.filter(pk=session_id, user=user).update(reauthenticated_at=now)
         method = factor.name if factor is not None else PASSWORD_FIELD
+        where = {"session_id": str(session_id)} if session_id is not None else {"channel": Channel.ADMIN.value}
         security_event_record(
             event_type=SecurityEvent.Type.REAUTHENTICATED,
             user=user,
             ip=ip,
             user_agent=user_agent,
-            data={"method": method, "session_id": str(session_id)},
+            data={"method": method, **where},
         )
         if factor is not None:
             mfa.factor_used(

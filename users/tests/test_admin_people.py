@@ -1,7 +1,6 @@
 """The Django admin for HODs: people lists, search and filters, actions through the services; nobody else enters."""
 
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib.messages import get_messages
@@ -12,6 +11,7 @@ from rest_framework.test import APIClient
 from conftest import TEST_PASSWORD
 from users.models import CustomUser, OutboxMessage, SecurityEvent, SessionEndReason, Student, UserSession, UserType
 from users.services.auth import session_start
+from users.tests.admin_support import change_form
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/users"
@@ -176,48 +176,6 @@ def test_a_deactivated_hod_cannot_enter(client, hod, make_user):
 
 
 # --- Every admin write goes through the owners -------------------------------------------------
-
-
-class _FormFields(HTMLParser):
-    """The values a browser would submit with the admin's change form (inputs, selects, textareas)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[str, list[str]] = {}
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        name = a.get("name")
-        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
-            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
-                return
-            self.data.setdefault(name, []).append(a.get("value", "on" if a.get("type") == "checkbox" else ""))
-        elif tag == "select" and name:
-            self._select = name
-            self.data.setdefault(name, [])
-        elif tag == "option" and self._select and "selected" in a:
-            self.data[self._select].append(a.get("value", ""))
-        elif tag == "textarea" and name:
-            self._textarea = name
-            self.data[name] = [""]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea:
-            self.data[self._textarea] = [self.data[self._textarea][0] + data.lstrip("\n")]
-
-
-def change_form(client, url: str) -> dict[str, list[str]]:
-    parser = _FormFields()
-    parser.feed(client.get(url).content.decode())
-    return parser.data
 
 
 def bearer(tokens: dict) -> APIClient:

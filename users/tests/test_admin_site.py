@@ -147,27 +147,3 @@ class TestAdminLogin:
 
         assert not client.login(username=hod.username, password=TEST_PASSWORD)
         assert _admin_login(client, hod.username, TEST_PASSWORD).status_code == status.HTTP_429_TOO_MANY_REQUESTS
-
-
-class TestAdminSecondFactor:
-    """Until the admin's login page asks for the second factor, an account that needs one does not enter by password."""
-
-    def test_an_hod_with_an_authenticator_app_is_not_let_in_by_password_alone(self, client, hod):
-        from users.tests.mfa_support import enrol_totp
-
-        enrol_totp(hod)
-
-        response = _admin_login(client, hod.username, TEST_PASSWORD)
-
-        assert response.status_code == status.HTTP_200_OK
-        assert "second factor" in response.content.decode()
-        assert not _entered(client)
-        assert not SecurityEvent.objects.filter(type="login_succeeded").exists()
-
-    def test_an_hod_whose_role_requires_a_factor_is_not_let_in_by_password_alone(self, client, hod, settings):
-        settings.MFA_REQUIRED_ROLES = frozenset({"hod"})
-
-        response = _admin_login(client, hod.username, TEST_PASSWORD)
-
-        assert "second factor" in response.content.decode()
-        assert not _entered(client)

@@ -320,6 +320,29 @@ class TestStepUp:
         student.refresh_from_db()
         assert student.email != "mine@school.test"
 
+    def test_an_hod_giving_someone_else_a_new_address_needs_it_too(self, hod, student):
+        """The rule is one (users.services.step_up): a new address for any account, at {id}/ and the role endpoints;
+        the admin asks the same."""
+        head = bearer_client(hod)
+        profile_id = student.student_profile.pk
+
+        with _later():
+            by_id = head.patch(f"{API}/{student.pk}/", {"email": "elsewhere@school.test"}, format="json")
+            by_role = head.patch(f"{API}/students/{profile_id}/", {"user": {"email": "x@school.test"}}, format="json")
+            same = head.patch(
+                f"{API}/students/{profile_id}/", {"user": {"email": "STUDENT@school.test"}}, format="json"
+            )
+            renamed = head.patch(f"{API}/students/{profile_id}/", {"user": {"first_name": "Ada"}}, format="json")
+            head.post(f"{API}/reauthenticate/", {"password": TEST_PASSWORD}, format="json")
+            moved = head.patch(f"{API}/students/{profile_id}/", {"user": {"email": "x@school.test"}}, format="json")
+
+        assert (by_id.status_code, by_id.json()["code"]) == (403, "reauthentication_required")
+        assert (by_role.status_code, by_role.json()["code"]) == (403, "reauthentication_required")
+        assert same.status_code == renamed.status_code == status.HTTP_200_OK
+        assert moved.status_code == status.HTTP_200_OK
+        student.refresh_from_db()
+        assert student.email == "x@school.test"
+
     def test_a_reauthentication_grows_old_too(self, staff):
         client = bearer_client(staff)
 
