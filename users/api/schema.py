@@ -5,6 +5,7 @@ that applies them: strict serializers refuse unknown keys (``additionalPropertie
 form fields' bounds, path ids are positive, and the HTTP layer's own refusals (413, 414) are documented.
 """
 
+import threading
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -13,6 +14,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerial
 from drf_spectacular.serializers import PolymorphicProxySerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, inline_serializer
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 
 from users.services.people.validation import PHONE_PATTERN
@@ -229,3 +231,17 @@ def postprocess_http_limits(result: dict, generator, request, public: bool) -> d
                 responses.setdefault("414", REQUEST_LINE_TOO_LONG)
             operation["responses"] = dict(sorted(responses.items()))
     return result
+
+
+# drf-spectacular loads its extensions' target classes lazily, on the first generation in a process, and two threads
+# doing that at once crash one of them (one sets a missing optional class to None while the other still reads its
+# name). One generation at a time per process avoids it; the schema is the same for every caller.
+_generation = threading.Lock()
+
+
+class SchemaView(SpectacularAPIView):
+    """``/api/schema/``: drf-spectacular's view, generating one schema at a time per process."""
+
+    def get(self, request, *args, **kwargs):
+        with _generation:
+            return super().get(request, *args, **kwargs)

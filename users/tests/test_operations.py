@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -288,3 +289,46 @@ def test_a_blank_gender_is_allowed_by_the_schema(api_client):
 
     assert {"$ref": "#/components/schemas/BlankEnum"} in gender["oneOf"]
     assert schemas["BlankEnum"]["enum"] == [""]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_schema_requests_both_succeed(monkeypatch):
+    """Found by make fuzz: two first requests for the schema in one process (gunicorn's threads) crashed one of them
+    in drf-spectacular's lazy loading of an optional extension's class. The import is slowed down to widen that
+    window; the extension's state is put back as a fresh process has it."""
+    from django.test import Client
+    from drf_spectacular import plumbing
+    from drf_spectacular.extensions import OpenApiSerializerExtension
+
+    missing = "not_installed_package.serializers.Missing"
+
+    class OptionalExtension(OpenApiSerializerExtension):
+        target_class = missing
+        optional = True
+
+    real_import = plumbing.import_string
+
+    def slow_import(path):
+        if path == missing:
+            time.sleep(0.2)
+        return real_import(path)
+
+    monkeypatch.setattr(plumbing, "import_string", slow_import)
+    statuses: list[int] = []
+    try:
+        start = threading.Barrier(2)
+
+        def fetch() -> None:
+            start.wait()
+            response = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        OpenApiSerializerExtension._registry.remove(OptionalExtension)
+
+    assert statuses == [200, 200]
