@@ -41,9 +41,7 @@ def _with_passkey(user: CustomUser) -> Browser:
     browser = Browser(SoftAuthenticator(), origin=ORIGIN)
     client = bearer_client(user)
     options = client.post(f"{API}/mfa/webauthn/register/options/").json()
-    response = client.post(
-        f"{API}/mfa/webauthn/register/", {"credential": browser.create(options)}, format="json"
-    )
+    response = client.post(f"{API}/mfa/webauthn/register/", {"credential": browser.create(options)}, format="json")
     assert response.status_code == status.HTTP_201_CREATED, response.content
     return browser
 
@@ -132,7 +130,8 @@ class TestSecondStep:
         page = client.get(SECOND_STEP).content.decode()
         response = _passkey_step(client, browser)
 
-        assert 'id="use-passkey"' in page and 'name="code"' in page
+        assert 'id="use-passkey"' in page
+        assert 'name="code"' in page
         assert response.status_code == status.HTTP_302_FOUND
         client.logout()
         _password(client, hod)
@@ -208,12 +207,14 @@ class TestSecondStep:
 
     def test_an_api_second_step_challenge_does_not_finish_an_admin_sign_in(self, client, hod):
         browser = _with_passkey(hod)
-        api_token = APIClient().post(
-            f"{API}/login/", {"username": hod.username, "password": TEST_PASSWORD}, format="json"
-        ).json()["mfa_token"]
-        api_options = APIClient().post(
-            f"{API}/login/mfa/webauthn/options/", {"mfa_token": api_token}, format="json"
-        ).json()
+        api_token = (
+            APIClient()
+            .post(f"{API}/login/", {"username": hod.username, "password": TEST_PASSWORD}, format="json")
+            .json()["mfa_token"]
+        )
+        api_options = (
+            APIClient().post(f"{API}/login/mfa/webauthn/options/", {"mfa_token": api_token}, format="json").json()
+        )
         _password(client, hod)
 
         response = client.post(SECOND_STEP, {"webauthn": json.dumps(browser.get(api_options))})
