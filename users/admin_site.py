@@ -26,11 +26,21 @@ class HODAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         own: list[URLResolver | URLPattern] = [
             path("login/second-step/", lambda request: auth_views.second_step(request, self), name="login_second_step"),
+            path(
+                "login/second-step/passkey/",
+                lambda request: auth_views.second_step_passkey_options(request, self),
+                name="login_second_step_passkey",
+            ),
             path("login/enrol/", lambda request: auth_views.enrol(request, self), name="login_enrol"),
             path(
                 "reauthenticate/",
                 self.admin_view(lambda request: auth_views.reauthenticate_page(request, self)),
                 name="reauthenticate",
+            ),
+            path(
+                "reauthenticate/passkey/",
+                self.admin_view(lambda request: auth_views.reauthenticate_passkey_options(request, self)),
+                name="reauthenticate_passkey",
             ),
         ]
         return own + super().get_urls()

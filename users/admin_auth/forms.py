@@ -3,6 +3,9 @@
 They parse what the person typed; every decision is the services' (``users.services.login``, ``reauth``, ``mfa``).
 """
 
+import json
+from typing import Any
+
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -16,6 +19,7 @@ from users.services import mfa
 from users.services.credentials import Channel
 from users.services.lockout import AccountLocked
 from users.services.login import LoginPending, password_login
+from users.services.mfa.webauthn import WEBAUTHN
 from users.services.reauth import PASSWORD_FIELD
 
 LOCKED_MESSAGE = "Too many failed sign-in attempts. Try again in %(seconds)s seconds."
@@ -98,6 +102,31 @@ def _recovery_code_field() -> forms.CharField:
     )
 
 
+PASSKEY_ANSWER_MAX = 16_384  # an assertion's JSON is a few hundred bytes to a few kilobytes
+
+
+class PasskeyAnswerField(forms.CharField):
+    """The browser's answer of ``navigator.credentials.get()`` as JSON (``credential.toJSON()``), put in a hidden
+    field by ``users/static/users/admin_passkey.js``; cleaned to the dict the passkey factor checks."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self) -> None:
+        super().__init__(required=False, max_length=PASSKEY_ANSWER_MAX, strip=True)
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ValidationError("The passkey's answer could not be read; try again.", code="webauthn_malformed")
+        return answer
+
+
 class ProofForm(forms.Form):
     """Exactly one proof among the form's fields; ``proof()`` gives the service's request key and the value."""
 
@@ -110,18 +139,23 @@ class ProofForm(forms.Form):
             raise ValidationError("Fill in exactly one of the fields.", code="one_proof")
         return cleaned
 
-    def proof(self) -> tuple[str, str]:
+    def proof(self) -> tuple[str, Any]:
         name = next(name for name in self.proof_keys if self.cleaned_data.get(name))
         value = self.cleaned_data[name]
-        return self.proof_keys[name], value.strip() if name != "password" else value
+        return self.proof_keys[name], value.strip() if isinstance(value, str) and name != "password" else value
 
 
 class SecondStepForm(ProofForm):
-    """The second step of a sign-in: a code from the authenticator app, or a recovery code."""
+    """The second step of a sign-in: a code from the authenticator app, a recovery code, or a passkey's answer."""
 
     code = _code_field("Code from your authenticator app")
     recovery_code = _recovery_code_field()
-    proof_keys = {"code": mfa.TOTP.proof_field, "recovery_code": mfa.RECOVERY_CODES.proof_field}
+    webauthn = PasskeyAnswerField()
+    proof_keys = {
+        "code": mfa.TOTP.proof_field,
+        "recovery_code": mfa.RECOVERY_CODES.proof_field,
+        "webauthn": WEBAUTHN.proof_field,
+    }
 
 
 class EnrolmentForm(forms.Form):
@@ -137,7 +171,8 @@ class EnrolmentForm(forms.Form):
 
 
 class ReauthenticateForm(ProofForm):
-    """ "Confirm it's you": the password, a code from the authenticator app, or a recovery code."""
+    """ "Confirm it's you": the password, a code from the authenticator app, a recovery code, or a passkey's
+    answer."""
 
     password = forms.CharField(
         required=False,
@@ -147,8 +182,10 @@ class ReauthenticateForm(ProofForm):
     )
     code = _code_field("Or a code from your authenticator app", autofocus=False)
     recovery_code = _recovery_code_field()
+    webauthn = PasskeyAnswerField()
     proof_keys = {
         "password": PASSWORD_FIELD,
         "code": mfa.TOTP.proof_field,
         "recovery_code": mfa.RECOVERY_CODES.proof_field,
+        "webauthn": WEBAUTHN.proof_field,
     }

@@ -4,8 +4,11 @@ The pending second step is an ``mfa_token`` (``users.services.mfa.challenges``):
 expiry, its single use, its channel), the session holds only the token, as the API's client holds it. Nobody is
 signed in to Django's session until the step completes. ``auth_time`` is when this session's person last proved it
 was them (the login, or the admin's "confirm it's you" page), for the step-up rule (``users.services.reauth``).
+``passkey_binding`` is a random id this session keeps for binding its "confirm it's you" passkey challenges to (the
+API binds them to its session's id; the admin has no API session).
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,7 @@ from users.services.login import LoginPending, Step
 
 PENDING_KEY = "admin_mfa_pending"
 AUTH_TIME_KEY = "admin_auth_time"
+PASSKEY_BINDING_KEY = "admin_passkey_binding"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ def _signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
     if request is not None and hasattr(request, "session"):
         pending_clear(request)
         auth_time_mark(request)
+
+
+def passkey_binding(request: HttpRequest) -> str:
+    """This session's id for its passkey reauthentication challenges (made the first time it is asked)."""
+    raw = request.session.get(PASSKEY_BINDING_KEY)
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError:
+        binding = str(uuid.uuid4())
+        request.session[PASSKEY_BINDING_KEY] = binding
+        return binding
 
 
 def safe_next(request: HttpRequest, url: str | None, *, default: str) -> str:

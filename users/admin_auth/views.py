@@ -4,6 +4,11 @@ Each page parses a form and calls one service: ``password_login``, ``second_fact
 (``users.services.login``, the one owner of completing a login, with ``Channel.ADMIN``: the lockout, the audit and
 the policy are the API's), ``reauthenticate`` (``users.services.reauth``). Django's ``login()`` opens the admin's
 session only once a login is complete. A locked account is answered 429 with ``Retry-After`` on every page.
+
+A passkey is a proof like a code: ``users/static/users/admin_passkey.js`` asks the page's options view
+(``webauthn.second_factor_options`` for the pending login, ``webauthn.reauthentication_options`` for the person and
+this session) and puts the browser's answer in the form's hidden ``webauthn`` field; the form goes to the same
+service as a code. Without JavaScript the pages take codes as before.
 """
 
 from typing import TYPE_CHECKING, Any, cast
@@ -15,13 +20,14 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
 
 from users.admin_auth import session
 from users.admin_auth.forms import EnrolmentForm, HODLoginForm, ReauthenticateForm, SecondStepForm, locked_error
@@ -32,6 +38,7 @@ from users.services import mfa
 from users.services.credentials import Channel
 from users.services.lockout import AccountLocked
 from users.services.login import LoginCompleted, Step, enrolment_login, second_factor_login
+from users.services.mfa import webauthn
 from users.services.reauth import reauthenticate
 
 if TYPE_CHECKING:
@@ -62,6 +69,16 @@ def _locked(response: TemplateResponse, exc: AccountLocked) -> TemplateResponse:
     response.status_code = 429
     response["Retry-After"] = str(exc.extra["retry_after"])
     return response
+
+
+def _json(body: dict[str, Any], *, status: int = 200) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = NO_STORE
+    return response
+
+
+def _has_passkey(user: CustomUser) -> bool:
+    return webauthn.WEBAUTHN.confirmed(user)
 
 
 def _signed_in(site: "AdminSite", request: HttpRequest, completed: LoginCompleted, next_url: str) -> str:
@@ -136,8 +153,19 @@ def second_step(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
         return _start_again(site, request, request.GET.get(REDIRECT_FIELD_NAME, ""))
     if pending.step is Step.ENROLMENT:
         return HttpResponseRedirect(_url(site, "login_enrol"))
+    try:
+        person = mfa.challenge_get(pending.mfa_token, channel=Channel.ADMIN.value).user
+    except MfaTokenInvalid:
+        return _start_again(site, request, pending.next_url)
     form = SecondStepForm(request.POST if request.method == "POST" else None)
-    context = {"title": "Second step", "form": form, "app_path": request.get_full_path()}
+    context = {
+        "title": "Second step",
+        "form": form,
+        "app_path": request.get_full_path(),
+        "has_passkey": _has_passkey(person),
+        "has_app": mfa.TOTP.confirmed(person),
+        "passkey_options_url": _url(site, "login_second_step_passkey"),
+    }
     if request.method != "POST" or not form.is_valid():
         return _render(site, request, "admin/users/login_second_step.html", context)
     proof_field, proof = form.proof()
@@ -162,6 +190,23 @@ def second_step(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
         form.add_error(None, locked_error(exc))
         return _locked(_render(site, request, "admin/users/login_second_step.html", context), exc)
     return HttpResponseRedirect(_signed_in(site, request, completed, pending.next_url))
+
+
+@csrf_protect
+@never_cache
+@require_POST
+def second_step_passkey_options(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
+    """The options for ``navigator.credentials.get()`` of the pending sign-in's second step, as JSON."""
+    pending = session.pending_get(request)
+    if pending is None or pending.step is not Step.FACTOR:
+        return _json({"detail": EXPIRED, "code": "mfa_token_invalid"}, status=400)
+    try:
+        challenge = mfa.challenge_get(pending.mfa_token, channel=Channel.ADMIN.value)
+        return _json(webauthn.second_factor_options(challenge=challenge))
+    except MfaTokenInvalid:
+        return _json({"detail": EXPIRED, "code": "mfa_token_invalid"}, status=400)
+    except FactorConflict as exc:
+        return _json({"detail": exc.message, "code": exc.code}, status=409)
 
 
 @sensitive_post_parameters()
@@ -223,7 +268,7 @@ def enrol(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
 @csrf_protect
 @never_cache
 def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
-    """ "Confirm it's you": the password or a code; then back to the change that asked for it."""
+    """ "Confirm it's you": the password, a code or a passkey; then back to the change that asked for it."""
     next_url = session.safe_next(
         request,
         request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME),
@@ -237,6 +282,9 @@ def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponse
         "next": next_url,
         "app_path": request.path,
         "has_factor": bool(mfa.methods_for(user)),
+        "has_app": mfa.TOTP.confirmed(user),
+        "has_passkey": _has_passkey(user),
+        "passkey_options_url": _url(site, "reauthenticate_passkey"),
         "reauth_seconds": settings.REAUTH_SECONDS,
     }
     template = "admin/users/reauthenticate.html"
@@ -251,6 +299,7 @@ def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponse
             proof=proof,
             ip=client_ip(request),
             user_agent=user_agent(request),
+            ceremony_session_id=session.passkey_binding(request),
         )
     except ProofRejected as exc:
         form.add_error(None, ValidationError(exc.message, code=exc.code))
@@ -260,3 +309,16 @@ def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponse
         return _locked(_render(site, request, template, context), exc)
     session.auth_time_mark(request, at=at)
     return HttpResponseRedirect(next_url)
+
+
+@csrf_protect
+@never_cache
+@require_POST
+def reauthenticate_passkey_options(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
+    """The options for ``navigator.credentials.get()`` of "confirm it's you", bound to the person and this session."""
+    user: CustomUser = request.user  # type: ignore[assignment]  # admin_view let only a signed-in HOD in
+    try:
+        options = webauthn.reauthentication_options(user=user, session_id=session.passkey_binding(request))
+    except FactorConflict as exc:
+        return _json({"detail": exc.message, "code": exc.code}, status=409)
+    return _json(options)

@@ -48,12 +48,20 @@ def session_recent_authentication_require(*, session_id: str) -> None:
 
 
 def reauthenticate(
-    *, user: CustomUser, session_id: str | None, proof_field: str, proof: Any, ip: str | None, user_agent: str
+    *,
+    user: CustomUser,
+    session_id: str | None,
+    proof_field: str,
+    proof: Any,
+    ip: str | None,
+    user_agent: str,
+    ceremony_session_id: str | None = None,
 ) -> datetime:
     """The signed-in person proves it is them again (their password, or a factor); marks the session; returns when.
 
     ``session_id`` is the API session to mark; a way in with its own session (the admin: ``None``) keeps the time
-    returned itself.
+    returned itself, and passes as ``ceremony_session_id`` the id it bound its passkey challenges to
+    (``webauthn.reauthentication_options(session_id=...)``), an id its own session keeps.
 
     Checked like a login (the lockout counts wrong passwords and codes alike); a wrong one is ``ProofRejected``.
     """
@@ -72,7 +80,7 @@ def reauthenticate(
             raise ProofRejected("The password is wrong.", code="invalid_password") from exc
     else:
         factor = mfa.factor_by_proof_field(proof_field)
-        context = mfa.FactorContext(ip=ip, user_agent=user_agent, session_id=session_id)
+        context = mfa.FactorContext(ip=ip, user_agent=user_agent, session_id=session_id or ceremony_session_id)
         try:
             factor_check(
                 user=user,

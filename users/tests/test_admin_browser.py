@@ -1,5 +1,6 @@
 """The admin's sign-in with a second factor in a real browser: Debian's headless Chromium driven by Playwright
-against the live server, typing real TOTP codes computed by pyotp (the browser is never downloaded)."""
+against the live server, typing real TOTP codes computed by pyotp, or touching a passkey of Chromium's virtual
+authenticator (DevTools' WebAuthn domain) through the page's own script (the browser is never downloaded)."""
 
 import os
 import re
@@ -10,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from conftest import TEST_PASSWORD
-from users.models import TOTPDevice
+from users.models import SecurityEvent, TOTPDevice, WebAuthnCredential
 from users.tests.mfa_support import code_at, enrol_totp
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,3 +90,115 @@ def test_an_hod_without_a_factor_sets_up_an_app_then_enters(page: Page, live_ser
     page.click("#continue")
     expect(page).to_have_url(f"{live_server.url}/admin/")
     assert TOTPDevice.objects.get(user=hod).confirmed_at is not None
+
+
+# Register a passkey as a web client of the API would: log in, ask for the options, create the credential, send it.
+REGISTER_PASSKEY = """async ([username, password]) => {
+  const post = (path, body, token) => fetch("/api/v1/users/" + path, {
+    method: "POST",
+    headers: {"Content-Type": "application/json", ...(token ? {Authorization: "Bearer " + token} : {})},
+    body: JSON.stringify(body || {}),
+  });
+  const login = await (await post("login/", {username, password})).json();
+  const options = await (await post("mfa/webauthn/register/options/", null, login.access_token)).json();
+  const credential = await navigator.credentials.create({
+    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
+  });
+  const registered = await post("mfa/webauthn/register/", {name: "Browser", credential: credential.toJSON()},
+                                login.access_token);
+  return registered.status;
+}"""
+
+# The admin's pages as a strict Content-Security-Policy would serve them: scripts from the site only, none inline.
+STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+
+
+@pytest.fixture
+def passkey_page(browser: Browser, live_server, settings) -> Iterator[Page]:
+    """A page whose browser has a platform authenticator (Chromium's virtual one: a passkey with user verification),
+    at an origin the relying party accepts; the admin's pages come with a strict CSP."""
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = (live_server.url,)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Security Policy" in message.text else None)
+
+    devtools = context.new_cdp_session(page)
+
+    def strict(event: dict) -> None:  # every page the server answers gets the policy added to its headers
+        headers = [h for h in event.get("responseHeaders", []) if h["name"].lower() != "content-security-policy"]
+        answer = {"requestId": event["requestId"], "responseCode": event["responseStatusCode"]}
+        if not 300 <= event["responseStatusCode"] < 400:
+            answer["body"] = devtools.send("Fetch.getResponseBody", {"requestId": event["requestId"]})["body"]
+        devtools.send(
+            "Fetch.fulfillRequest",
+            {**answer, "responseHeaders": [*headers, {"name": "Content-Security-Policy", "value": STRICT_CSP}]},
+        )
+
+    devtools.on("Fetch.requestPaused", strict)
+    devtools.send("Fetch.enable", {"patterns": [{"resourceType": "Document", "requestStage": "Response"}]})
+    devtools.send("WebAuthn.enable")
+    devtools.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    yield page
+    context.close()
+    assert violations == []  # the passkey script ran under the policy, nothing was blocked
+
+
+def _register_passkey(page: Page, base: str, username: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    assert page.evaluate(REGISTER_PASSKEY, [username, TEST_PASSWORD]) == 201
+
+
+# A browser older than WebAuthn's JSON helpers: the page's script converts base64url itself.
+WITHOUT_JSON_HELPERS = """
+delete PublicKeyCredential.parseRequestOptionsFromJSON;
+delete PublicKeyCredential.prototype.toJSON;
+"""
+
+
+@pytest.mark.parametrize("json_helpers", [True, False], ids=["json-helpers", "fallback"])
+def test_an_hod_signs_in_with_a_passkey_and_lands_on_the_admin(passkey_page: Page, live_server, hod, json_helpers):
+    page = passkey_page
+    _register_passkey(page, live_server.url, hod.username)
+    if not json_helpers:
+        page.add_init_script(WITHOUT_JSON_HELPERS)
+        page.goto(f"{live_server.url}/admin/login/")
+        assert page.evaluate("typeof PublicKeyCredential.parseRequestOptionsFromJSON") == "undefined"
+
+    _type_password(page, live_server.url, hod.username)
+    expect(page).to_have_url(f"{live_server.url}/admin/login/second-step/")
+    page.click("#use-passkey")
+
+    expect(page).to_have_url(f"{live_server.url}/admin/")
+    expect(page.locator("#user-tools")).to_contain_text(f"Welcome, {hod.first_name}")
+    event = SecurityEvent.objects.get(type="login_succeeded", data__channel="admin")
+    assert event.data["method"] == "webauthn"
+    assert WebAuthnCredential.objects.get(user=hod).last_used_at is not None
+
+
+def test_an_hod_confirms_its_them_with_the_passkey(passkey_page: Page, live_server, hod):
+    page = passkey_page
+    _register_passkey(page, live_server.url, hod.username)
+    _type_password(page, live_server.url, hod.username)
+    page.click("#use-passkey")
+    expect(page).to_have_url(f"{live_server.url}/admin/")
+
+    page.goto(f"{live_server.url}/admin/reauthenticate/?next=/admin/users/customuser/")
+    page.click("#use-passkey")
+
+    expect(page).to_have_url(f"{live_server.url}/admin/users/customuser/")
+    event = SecurityEvent.objects.get(type="reauthenticated")
+    assert event.data == {"method": "webauthn", "channel": "admin"}

@@ -278,7 +278,9 @@ def passwordless_options() -> dict[str, Any]:
 
 
 def reauthentication_options(*, user: CustomUser, session_id: str) -> dict[str, Any]:
-    """Options for a signed-in person confirming it is them, in the session ``session_id``."""
+    """Options for a signed-in person confirming it is them, in the session ``session_id``: an API session's id, or
+    for a way in without one (the admin) an id its own session keeps (``reauth.reauthenticate``'s
+    ``ceremony_session_id``)."""
     if not WebAuthnCredential.objects.filter(user=user).exists():
         raise FactorConflict("You have no passkey; use your password or a code.", code="webauthn_not_enrolled")
     return _authentication_options(user=user, purpose=Purpose.REAUTHENTICATE, session_id=session_id)
