@@ -139,8 +139,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ums"}}
 
 # --- Passwords --------------------------------------------------------------------------------
+# Argon2id with OWASP's parameters (users/hashers.py); hashes of other parameters are upgraded at the next login.
+# Django's own Argon2PasswordHasher must not be listed as well: both are "argon2", and the later one would win.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "users.hashers.Argon2idPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",

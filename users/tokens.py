@@ -253,14 +253,20 @@ def _epoch(moment: datetime) -> int:
 
 
 def token_pair_issue(
-    *, user: Any, session_id: str, amr: Sequence[str] = contract.DEFAULT_AMR, auth_time: datetime | None = None
+    *,
+    user: Any,
+    session_id: str,
+    amr: Sequence[str] = contract.DEFAULT_AMR,
+    auth_time: datetime | None = None,
+    now: datetime | None = None,
 ) -> TokenPair:
     """Mint an access and a refresh token for one session of ``user``.
 
     ``amr`` and ``auth_time`` (default: now) say how and when the person authenticated for the session; the
-    access token carries them, so a refreshed token keeps the login's.
+    access token carries them, so a refreshed token keeps the login's. ``now``: the issue time (whole seconds),
+    when the caller has already written the refresh token's expiry from it.
     """
-    now = timezone.now().replace(microsecond=0)
+    now = now or timezone.now().replace(microsecond=0)
     access_exp = now + settings.JWT_ACCESS_LIFETIME
     refresh_exp = now + settings.JWT_REFRESH_LIFETIME
     common = {"sub": str(user.pk), "sid": str(session_id), "iat": _epoch(now), "iss": settings.JWT_ISSUER}

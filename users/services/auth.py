@@ -9,14 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from clients.claims import DEFAULT_AMR
 from users import tokens
 from users.exceptions import NotFound, SessionEnded, TokenInvalid
-from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
+from users.models import PROFILE_RELATED_NAMES, CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services.audit import security_event_record
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
@@ -64,53 +65,76 @@ def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Seq
     return Login(user=user, session=session, tokens=pair)
 
 
+_CLAIM_AND_EXTEND = f"""
+WITH presented AS (
+    SELECT id FROM {OutstandingToken._meta.db_table} WHERE jti = %(jti)s
+), claimed AS (
+    INSERT INTO {BlacklistedToken._meta.db_table} (token_id, blacklisted_at) SELECT id, %(now)s FROM presented
+    ON CONFLICT (token_id) DO NOTHING
+    RETURNING token_id
+), extended AS (
+    UPDATE {UserSession._meta.db_table} SET last_used_at = %(now)s, expires_at = %(expires_at)s
+    WHERE id = %(sid)s AND user_id = %(sub)s AND ended_at IS NULL AND expires_at > %(now)s
+        AND EXISTS (SELECT 1 FROM claimed)
+        AND EXISTS (SELECT 1 FROM {CustomUser._meta.db_table} WHERE id = %(sub)s AND is_active)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM presented), (SELECT count(*) FROM claimed), (SELECT count(*) FROM extended)
+"""  # noqa: S608 - the table names are the models'; every value is a parameter
+
+
 def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
-    """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session."""
+    """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session.
+
+    One transaction of three statements (so one commit to flush): claim the presented token and extend its
+    session, read the session with its user and profile, record the new refresh token. The claim is an insert
+    into the blacklist's unique column: among concurrent refreshes with one token exactly one inserts, the
+    others wait for it and then find it taken (reuse). The session's row is locked by its update until commit.
+    """
     claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
-    reused = False
-    session: UserSession | None = None
+    now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
-        outstanding = OutstandingToken.objects.filter(jti=claims["jti"]).only("id").first()
-        if outstanding is None:
+        with connection.cursor() as cursor:
+            params = {
+                "jti": claims["jti"],
+                "now": now,
+                "expires_at": now + settings.JWT_REFRESH_LIFETIME,
+                "sid": claims["sid"],
+                "sub": int(claims["sub"]),
+            }
+            cursor.execute(_CLAIM_AND_EXTEND, params)
+            presented, claimed, extended = cursor.fetchone()
+        if not presented:
             raise TokenInvalid("Token is invalid.")
-        try:
-            with transaction.atomic():
-                # The unique one-to-one makes this insert the single winner among concurrent refreshes.
-                BlacklistedToken.objects.create(token=outstanding)
-        except IntegrityError:
-            reused = True
-        if reused:
-            ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
-            if ended:
-                logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
-                security_event_record(
-                    event_type=SecurityEvent.Type.REFRESH_REUSE,
-                    user=CustomUser.objects.filter(pk=claims["sub"]).first(),
-                    ip=ip,
-                    data={"session_id": claims["sid"]},
-                )
-        else:
+        if claimed and not extended:  # rolled back with the claim: the session, not the token, is the problem
+            raise SessionEnded("Session has ended; log in again.")
+        if claimed:
             session = (
-                UserSession.objects.select_for_update(of=("self",))
-                .select_related("user")
-                .filter(pk=claims["sid"], user_id=claims["sub"])
-                .first()
+                UserSession.objects.select_related(
+                    "user", *(f"user__{name}" for name in PROFILE_RELATED_NAMES.values())
+                )
+                .filter(pk=claims["sid"])
+                .get()
             )
-            if session is None or not session.is_active or not session.user.is_active:
-                raise SessionEnded("Session has ended; log in again.")
             pair = tokens.token_pair_issue(
                 user=session.user,
                 session_id=str(session.id),
                 amr=session.amr,
                 auth_time=session.auth_time or session.created_at,
+                now=now,
             )
-            session.last_used_at = timezone.now()
-            session.expires_at = pair.refresh_expires_at
-            session.save(update_fields=["last_used_at", "expires_at"])
             _outstanding_record(user=session.user, pair=pair)
-    if reused or session is None:
-        raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
-    return Login(user=session.user, session=session, tokens=pair)
+            return Login(user=session.user, session=session, tokens=pair)
+        ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
+        if ended:
+            logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
+            security_event_record(
+                event_type=SecurityEvent.Type.REFRESH_REUSE,
+                user=CustomUser.objects.filter(pk=claims["sub"]).first(),
+                ip=ip,
+                data={"session_id": claims["sid"]},
+            )
+    raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
 
 
 def _sessions_end(sessions, *, reason: str) -> list:

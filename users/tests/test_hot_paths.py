@@ -1,0 +1,86 @@
+"""The hot paths of a morning rush stay cheap: index use and statement counts (behaviour is tested elsewhere)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+
+from users.models import SessionEndReason, UserSession
+from users.selectors import user_for_login
+
+API = "/api/v1/users"
+
+pytestmark = pytest.mark.django_db
+
+
+def _plan(sql: str, params) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny test table would be scanned anyway
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+class TestLoginLookup:
+    @pytest.mark.parametrize(
+        ("identifier", "indexes"),
+        [
+            ("Some.One", {"users_user_username_ci_unique"}),
+            ("Some.One@Example.COM", {"users_user_username_ci_unique", "users_user_email_ci_unique"}),
+        ],
+    )
+    def test_served_by_the_case_insensitive_indexes(self, identifier, indexes):
+        with CaptureQueriesContext(connection) as captured:
+            user_for_login(identifier)
+        plan = _plan(captured.captured_queries[-1]["sql"], None)
+
+        for index in indexes:
+            assert index in plan, plan
+        assert "Seq Scan on users_customuser" not in plan, plan
+
+    def test_finds_the_account_in_any_case(self, student):
+        assert user_for_login(student.username.upper()) == student
+        assert user_for_login(student.email.title()) == student
+        assert user_for_login(f"x{student.username}") is None
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRefreshStatements:
+    """token/refresh/: three SQL statements in one transaction (so one commit, one WAL flush)."""
+
+    def test_three_statements_one_transaction(self, api_client, student, login, django_assert_max_num_queries):
+        refresh_token = login(student)["refresh_token"]
+
+        with django_assert_max_num_queries(5) as captured:  # the three, BEGIN and COMMIT
+            response = api_client.post(f"{API}/token/refresh/", {"refresh_token": refresh_token}, format="json")
+
+        assert response.status_code == 200, response.content
+        sql = [query["sql"].split(None, 1)[0] for query in captured.captured_queries]
+        assert sql == ["BEGIN", "WITH", "SELECT", "INSERT", "COMMIT"], sql
+        assert response.json()["user"]["id"] == student.pk
+        again = api_client.post(
+            f"{API}/token/refresh/", {"refresh_token": response.json()["refresh_token"]}, format="json"
+        )
+        assert again.status_code == 200
+
+    def test_reuse_still_ends_the_session(self, api_client, student, login):
+        refresh_token = login(student)["refresh_token"]
+        first = api_client.post(f"{API}/token/refresh/", {"refresh_token": refresh_token}, format="json")
+
+        reused = api_client.post(f"{API}/token/refresh/", {"refresh_token": refresh_token}, format="json")
+
+        assert (first.status_code, reused.status_code, reused.json()["code"]) == (200, 401, "token_reused")
+        rotated = api_client.post(
+            f"{API}/token/refresh/", {"refresh_token": first.json()["refresh_token"]}, format="json"
+        )
+        assert rotated.status_code == 401
+        assert UserSession.objects.get(user=student).end_reason == SessionEndReason.REFRESH_REUSE
+
+    def test_an_ended_session_keeps_its_token_unclaimed(self, api_client, student, login):
+        refresh_token = login(student)["refresh_token"]
+        UserSession.objects.filter(user=student).update(ended_at=timezone.now())
+
+        response = api_client.post(f"{API}/token/refresh/", {"refresh_token": refresh_token}, format="json")
+
+        assert (response.status_code, response.json()["code"]) == (401, "session_ended")
+        assert not BlacklistedToken.objects.exists()  # rolled back with the refusal
