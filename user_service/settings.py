@@ -287,6 +287,9 @@ LOGIN_IP_LOCKOUT_SECONDS = config("LOGIN_IP_LOCKOUT_SECONDS", default=900, cast=
 AUDIT_RETENTION_DAYS = config("AUDIT_RETENTION_DAYS", default=365, cast=int)
 SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
 SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
+# A service account's "last used" time is written at most this often (a gateway's grants would otherwise all
+# queue on the one row).
+SERVICE_ACCOUNT_LAST_USED_SECONDS = config("SERVICE_ACCOUNT_LAST_USED_SECONDS", default=60, cast=int)
 
 # --- Multi-factor authentication (users/services/mfa/, users/services/login.py) ---------------------
 # Roles whose people must have a second factor to log in (comma-separated role names; empty: nobody must).

@@ -267,17 +267,19 @@ def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
     """Add one to a counter that lives ``timeout`` seconds from its first increment.
 
     Returns (count, seconds until the counter expires), or None if the cache is down. On Redis it is
-    one round trip (SET NX EX, INCR and TTL pipelined); other caches use add + incr.
+    one round trip: INCR, then EXPIRE NX (a lifetime only for a counter without one) and TTL, pipelined.
+    Whenever the counter expires, even between two of these commands, the INCR starts a new one and the
+    EXPIRE NX gives it its lifetime: no counter is ever left without one. Other caches use add + incr.
     """
     client = _raw()
     if client is not None:
         redis_key = client.make_key(key)
         try:
             pipe = client.get_client(write=True).pipeline(transaction=False)
-            pipe.set(redis_key, 0, ex=timeout, nx=True)
             pipe.incr(redis_key)
+            pipe.expire(redis_key, timeout, nx=True)
             pipe.ttl(redis_key)
-            _, count, ttl = pipe.execute()
+            count, _, ttl = pipe.execute()
         except RedisError as exc:
             _outage("throttle counter unavailable", exc)
             return None

@@ -1,13 +1,16 @@
 """The hot paths of a morning rush stay cheap: index use and statement counts (behaviour is tested elsewhere)."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-from users.models import SessionEndReason, UserSession
+from users.models import ServiceAccount, SessionEndReason, UserSession
 from users.selectors import user_for_login
+from users.services.service_accounts import service_account_create, service_token_issue
 
 API = "/api/v1/users"
 
@@ -84,3 +87,22 @@ class TestRefreshStatements:
 
         assert (response.status_code, response.json()["code"]) == (401, "session_ended")
         assert not BlacklistedToken.objects.exists()  # rolled back with the refusal
+
+
+class TestServiceGrant:
+    def test_last_used_is_written_once_per_resolution(self, settings, django_assert_num_queries):
+        settings.SERVICE_ACCOUNT_LAST_USED_SECONDS = 60
+        account, secret = service_account_create(name="gateway", scopes=["users:read"])
+
+        service_token_issue(client_id="gateway", client_secret=secret)
+        first = ServiceAccount.objects.get(pk=account.pk).last_used_at
+        # the next grant: the lockout check, the account, the audit record; no write of last_used_at
+        with django_assert_num_queries(3) as captured:
+            service_token_issue(client_id="gateway", client_secret=secret)
+
+        assert first is not None
+        assert not any(q["sql"].startswith("UPDATE") for q in captured.captured_queries)
+        assert ServiceAccount.objects.get(pk=account.pk).last_used_at == first
+        ServiceAccount.objects.filter(pk=account.pk).update(last_used_at=first - timedelta(seconds=61))
+        service_token_issue(client_id="gateway", client_secret=secret)
+        assert ServiceAccount.objects.get(pk=account.pk).last_used_at > first

@@ -88,6 +88,25 @@ class TestWindowCounter:
         assert 0 < cache.client.get_client(write=True).ttl(redis_key) <= 30
         assert cache.get("throttle-test:a") == 3  # a plain integer, readable through the cache API
 
+    def test_a_counter_never_outlives_its_window(self):
+        """A counter whose window ended between two commands is started again with a lifetime, never without."""
+        from django.core.cache import cache
+
+        from users.cache import counter_incr
+
+        raw = cache.client.get_client(write=True)
+        redis_key = cache.client.make_key("throttle-test:race")
+        raw.set(redis_key, 7)  # what INCR leaves when the key expired just before it: a count without a lifetime
+
+        count, seconds_left = counter_incr("throttle-test:race", timeout=30)
+
+        assert count == 8
+        assert 0 < raw.ttl(redis_key) <= 30
+        assert 0 < seconds_left <= 30
+        raw.delete(redis_key)
+        assert counter_incr("throttle-test:race", timeout=30)[0] == 1
+        assert 0 < raw.ttl(redis_key) <= 30
+
     def test_redis_unreachable_answers_none_and_requests_pass(self, request, client_for, student, rates):
         from users.cache import counter_incr
 
