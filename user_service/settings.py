@@ -59,6 +59,20 @@ MIDDLEWARE = [
     "user_service.middleware.DomainErrorPageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The bearer-token API's middleware (user_service/wsgi.py): the same, less what only the admin, its cookies and
+# static files use. Every API view is CSRF-exempt and authenticates bearer tokens only.
+API_MIDDLEWARE = [
+    name
+    for name in MIDDLEWARE
+    if name
+    not in {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "user_service.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "user_service.middleware.AuthenticationMiddleware",
+        "user_service.middleware.MessageMiddleware",
+    }
+]
 
 ROOT_URLCONF = "user_service.urls"
 TEST_RUNNER = "user_service.test_runner.PytestTestRunner"

@@ -131,8 +131,18 @@ def session_state_get(session_id: str) -> Any:
 def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | None]:
     """The session's cached state and the user's cached public data, in one round trip (None: miss/outage)."""
     session_key, user_key = _session_key(session_id), _user_snapshot_key(user_id)
-    found = cache.get_many([session_key, user_key]) or {}
-    return found.get(session_key), found.get(user_key)
+    client = _raw()
+    if client is None:
+        found = cache.get_many([session_key, user_key]) or {}
+        return found.get(session_key), found.get(user_key)
+    # The hottest read of the service: one MGET on the cache's own client (django-redis's get_many adds a
+    # third of a round trip's CPU building and decoding its dict). Values decode as the cache API wrote them.
+    try:
+        state, user = client.get_client(write=False).mget([client.make_key(session_key), client.make_key(user_key)])
+    except RedisError as exc:
+        _outage("session state unavailable; asking the database", exc)
+        return None, None
+    return (None if state is None else client.decode(state)), (None if user is None else client.decode(user))
 
 
 def session_state_offer(session_id: str, state: int, *, timeout: int) -> None:

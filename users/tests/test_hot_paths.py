@@ -1,5 +1,6 @@
 """The hot paths of a morning rush stay cheap: index use and statement counts (behaviour is tested elsewhere)."""
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -106,3 +107,52 @@ class TestServiceGrant:
         ServiceAccount.objects.filter(pk=account.pk).update(last_used_at=first - timedelta(seconds=61))
         service_token_issue(client_id="gateway", client_secret=secret)
         assert ServiceAccount.objects.get(pk=account.pk).last_used_at > first
+
+
+@pytest.mark.django_db(transaction=True)  # a real handler: request_started closes the connection
+class TestAPIHandler:
+    """user_service.wsgi: the API's handler leaves out only the admin's middleware; pages keep all of it."""
+
+    def _get(self, path: str, **headers: str) -> tuple[str, dict[str, str], bytes]:
+        from user_service.wsgi import application
+
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": io.StringIO(),
+            **{f"HTTP_{key.upper()}": value for key, value in headers.items()},
+        }
+        answer: dict = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            answer["status"], answer["headers"] = status, dict(response_headers)
+
+        body = b"".join(application(environ, start_response))
+        return answer["status"], answer["headers"], body
+
+    def test_the_api_keeps_request_ids_and_security_headers(self, student, login):
+        access = login(student)["access_token"]
+
+        status, headers, body = self._get(
+            f"{API}/validate-token/", authorization=f"Bearer {access}", x_request_id="r-1"
+        )
+
+        assert status.startswith("200"), body
+        assert headers["X-Request-ID"] == "r-1"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "Set-Cookie" not in headers
+
+    def test_the_admin_keeps_its_session_and_csrf(self):
+        status, headers, _ = self._get("/admin/login/")
+
+        assert status.startswith("200")
+        assert "csrftoken=" in headers.get("Set-Cookie", "")
+        assert headers["X-Frame-Options"] == "DENY"
