@@ -273,8 +273,8 @@ def service_account_invalidate(client_id: str) -> None:
 # --- Counters (throttles) -------------------------------------------------------------------------
 
 
-def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
-    """Add one to a counter that lives ``timeout`` seconds from its first increment.
+def counter_incr(key: str, *, timeout: int, amount: int = 1) -> tuple[int, int] | None:
+    """Add ``amount`` (one) to a counter that lives ``timeout`` seconds from its first increment.
 
     Returns (count, seconds until the counter expires), or None if the cache is down. On Redis it is
     one round trip: INCR, then EXPIRE NX (a lifetime only for a counter without one) and TTL, pipelined.
@@ -286,7 +286,7 @@ def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
         redis_key = client.make_key(key)
         try:
             pipe = client.get_client(write=True).pipeline(transaction=False)
-            pipe.incr(redis_key)
+            pipe.incrby(redis_key, amount)
             pipe.expire(redis_key, timeout, nx=True)
             pipe.ttl(redis_key)
             count, _, ttl = pipe.execute()
@@ -296,7 +296,7 @@ def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
         return count, ttl if ttl > 0 else timeout
     cache.add(key, 0, timeout=timeout)
     try:
-        return cache.incr(key), timeout
+        return cache.incr(key, amount), timeout
     except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=timeout)
-        return 1, timeout
+        cache.add(key, amount, timeout=timeout)
+        return amount, timeout
