@@ -4,7 +4,9 @@ Whether a login may be completed (and so a session opened) is ``users.services.l
 change (which ends sessions too) is owned by ``users.services.people.passwords``.
 """
 
+import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +19,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from clients.claims import DEFAULT_AMR
 from users import tokens
 from users.exceptions import NotFound, SessionEnded, TokenInvalid
-from users.models import PROFILE_RELATED_NAMES, CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
+from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services.audit import security_event_record
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
@@ -65,66 +67,80 @@ def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Seq
     return Login(user=user, session=session, tokens=pair)
 
 
-_CLAIM_AND_EXTEND = f"""
+_SESSION = UserSession._meta.db_table
+_USER = CustomUser._meta.db_table
+_OUTSTANDING = OutstandingToken._meta.db_table
+_ROTATE = f"""
 WITH presented AS (
-    SELECT id FROM {OutstandingToken._meta.db_table} WHERE jti = %(jti)s
+    SELECT id FROM {_OUTSTANDING} WHERE jti = %(jti)s
+), live AS (
+    SELECT s.id, s.amr, s.auth_time, s.created_at, u.username, u.user_type
+    FROM {_SESSION} s JOIN {_USER} u ON u.id = s.user_id
+    WHERE s.id = %(sid)s AND s.user_id = %(sub)s AND s.ended_at IS NULL AND s.expires_at > %(now)s AND u.is_active
+    FOR UPDATE OF s
 ), claimed AS (
-    INSERT INTO {BlacklistedToken._meta.db_table} (token_id, blacklisted_at) SELECT id, %(now)s FROM presented
+    INSERT INTO {BlacklistedToken._meta.db_table} (token_id, blacklisted_at)
+    SELECT id, %(now)s FROM presented WHERE EXISTS (SELECT 1 FROM live)
     ON CONFLICT (token_id) DO NOTHING
     RETURNING token_id
 ), extended AS (
-    UPDATE {UserSession._meta.db_table} SET last_used_at = %(now)s, expires_at = %(expires_at)s
-    WHERE id = %(sid)s AND user_id = %(sub)s AND ended_at IS NULL AND expires_at > %(now)s
-        AND EXISTS (SELECT 1 FROM claimed)
-        AND EXISTS (SELECT 1 FROM {CustomUser._meta.db_table} WHERE id = %(sub)s AND is_active)
+    UPDATE {_SESSION} SET last_used_at = %(now)s, expires_at = %(expires_at)s
+    WHERE id = (SELECT id FROM live) AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING id
+), recorded AS (
+    INSERT INTO {_OUTSTANDING} (user_id, jti, token, created_at, expires_at)
+    SELECT %(sub)s, %(new_jti)s, '', %(now)s, %(expires_at)s FROM extended
     RETURNING id
 )
-SELECT (SELECT count(*) FROM presented), (SELECT count(*) FROM claimed), (SELECT count(*) FROM extended)
+SELECT (SELECT count(*) FROM presented), (SELECT count(*) FROM recorded), live.amr, live.auth_time,
+    live.created_at, live.username, live.user_type
+FROM (SELECT 1) AS one LEFT JOIN live ON true
 """  # noqa: S608 - the table names are the models'; every value is a parameter
 
 
 def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
     """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session.
 
-    One transaction of three statements (so one commit to flush): claim the presented token and extend its
-    session, read the session with its user and profile, record the new refresh token. The claim is an insert
-    into the blacklist's unique column: among concurrent refreshes with one token exactly one inserts, the
-    others wait for it and then find it taken (reuse). The session's row is locked by its update until commit.
+    One SQL statement (its own transaction: one round trip, one commit to flush) claims the presented token,
+    extends its session and records the new refresh token, all or nothing. The claim is an insert into the
+    blacklist's unique column, made only while the session is alive (its row locked for the statement): among
+    concurrent refreshes with one token exactly one inserts; the others wait for its commit and find the
+    token taken, which is reuse. The new tokens are signed after the commit.
     """
     claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
     now = timezone.now().replace(microsecond=0)
+    new_jti = uuid.uuid4().hex
+    params = {
+        "jti": claims["jti"],
+        "now": now,
+        "expires_at": now + settings.JWT_REFRESH_LIFETIME,
+        "sid": claims["sid"],
+        "sub": int(claims["sub"]),
+        "new_jti": new_jti,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_ROTATE, params)
+        presented, recorded, amr, auth_time, created_at, username, user_type = cursor.fetchone()
+    if not presented:
+        raise TokenInvalid("Token is invalid.")
+    if username is None:  # no live session: nothing was claimed
+        raise SessionEnded("Session has ended; log in again.")
+    if recorded:
+        session_id = claims["sid"]
+        user = CustomUser.from_db(
+            connection.alias, ["id", "username", "user_type"], [params["sub"], username, user_type]
+        )
+        amr = json.loads(amr) if isinstance(amr, str) else amr
+        pair = tokens.token_pair_issue(
+            user=user, session_id=session_id, amr=amr, auth_time=auth_time or created_at, now=now, refresh_jti=new_jti
+        )
+        session = UserSession.from_db(
+            connection.alias,
+            ["id", "user_id", "amr", "auth_time", "created_at", "last_used_at", "expires_at"],
+            [uuid.UUID(session_id), user.pk, amr, auth_time, created_at, now, params["expires_at"]],
+        )
+        return Login(user=user, session=session, tokens=pair)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            params = {
-                "jti": claims["jti"],
-                "now": now,
-                "expires_at": now + settings.JWT_REFRESH_LIFETIME,
-                "sid": claims["sid"],
-                "sub": int(claims["sub"]),
-            }
-            cursor.execute(_CLAIM_AND_EXTEND, params)
-            presented, claimed, extended = cursor.fetchone()
-        if not presented:
-            raise TokenInvalid("Token is invalid.")
-        if claimed and not extended:  # rolled back with the claim: the session, not the token, is the problem
-            raise SessionEnded("Session has ended; log in again.")
-        if claimed:
-            session = (
-                UserSession.objects.select_related(
-                    "user", *(f"user__{name}" for name in PROFILE_RELATED_NAMES.values())
-                )
-                .filter(pk=claims["sid"])
-                .get()
-            )
-            pair = tokens.token_pair_issue(
-                user=session.user,
-                session_id=str(session.id),
-                amr=session.amr,
-                auth_time=session.auth_time or session.created_at,
-                now=now,
-            )
-            _outstanding_record(user=session.user, pair=pair)
-            return Login(user=session.user, session=session, tokens=pair)
         ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
         if ended:
             logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
