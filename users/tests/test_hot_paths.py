@@ -218,3 +218,23 @@ class TestCheaperParsing:
                 return ("refused", exc.detail)
 
         assert outcome(TokenField()) == outcome(serializers.CharField(max_length=4096))
+
+
+class TestRouteOrder:
+    def test_the_hot_routes_first_change_no_answer(self):
+        """Every route's own URL resolves to the route the declared order would have chosen."""
+        import uuid
+
+        from django.urls import resolve
+
+        from users.api import urls
+
+        samples = {"int": "7", "uuid": str(uuid.uuid4()), "str": "x", "slug": "x", "path": "x"}
+        assert [route.name for route in urls.urlpatterns[: len(urls.HOT_ROUTES)]] == list(urls.HOT_ROUTES)
+        for route in urls._routes:
+            pattern = str(route.pattern)
+            for name, converter in route.pattern.converters.items():
+                kind = type(converter).__name__.removesuffix("Converter").lower()
+                pattern = pattern.replace(f"<{kind}:{name}>", samples[kind])
+            first_in_declared_order = next(r for r in urls._routes if r.pattern.match(pattern))
+            assert resolve(f"{API}/{pattern}").url_name == first_in_declared_order.name, pattern
