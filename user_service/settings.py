@@ -237,6 +237,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],
     "DEFAULT_PARSER_CLASSES": ["users.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "users.api.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "users.api.pagination.PageNumberPagination",
     "EXCEPTION_HANDLER": "user_service.exceptions.exception_handler",

@@ -238,3 +238,33 @@ class TestRouteOrder:
                 pattern = pattern.replace(f"<{kind}:{name}>", samples[kind])
             first_in_declared_order = next(r for r in urls._routes if r.pattern.match(pattern))
             assert resolve(f"{API}/{pattern}").url_name == first_in_declared_order.name, pattern
+
+
+class TestContentNegotiation:
+    @pytest.mark.parametrize(
+        "accept",
+        [None, "*/*", "application/json", "text/html", "application/json; indent=4", "*/*;q=0.8", "", "text/*"],
+    )
+    @pytest.mark.parametrize("query", ["", "format=json", "format=api", "a=1"])
+    @pytest.mark.parametrize("browsable", [False, True])
+    def test_answers_as_drf(self, rf, accept, query, browsable):
+        from django.http import Http404
+        from rest_framework import exceptions
+        from rest_framework.negotiation import DefaultContentNegotiation
+        from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+        from rest_framework.request import Request
+
+        from users.api.negotiation import ContentNegotiation
+
+        renderers = [JSONRenderer(), BrowsableAPIRenderer()] if browsable else [JSONRenderer()]
+        headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+
+        def outcome(negotiation):
+            request = Request(rf.get(f"/x/?{query}", **headers))
+            try:
+                renderer, media_type = negotiation.select_renderer(request, renderers)
+            except (exceptions.NotAcceptable, Http404) as exc:
+                return type(exc).__name__
+            return type(renderer).__name__, media_type
+
+        assert outcome(ContentNegotiation()) == outcome(DefaultContentNegotiation())
