@@ -92,6 +92,23 @@ def _raw() -> Any:
     return client if hasattr(client, "get_client") else None
 
 
+def _get(key: str) -> Any:
+    """``cache.get(key)`` on the cache's own client: the same value, None on a miss or an outage.
+
+    The reads of every authenticated request come through here; django-redis's wrapper around a GET costs
+    about a third of the round trip's CPU again.
+    """
+    client = _raw()
+    if client is None:
+        return cache.get(key)
+    try:
+        value = client.get_client(write=False).get(client.make_key(key))
+    except RedisError as exc:
+        _outage("cache read failed; treated as a miss", exc)
+        return None
+    return None if value is None else client.decode(value)
+
+
 def redis_client_for(url: str) -> redis.Redis:
     """A client for another Redis (the broker, for the health check): breaker, short timeouts, no retries."""
     return redis.Redis.from_url(
@@ -125,7 +142,7 @@ def cache_check() -> None:
 
 def session_state_get(session_id: str) -> Any:
     """The cached state of a session, None on a miss or an outage."""
-    return cache.get(_session_key(session_id))
+    return _get(_session_key(session_id))
 
 
 def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | None]:
@@ -201,7 +218,7 @@ def user_detail_get(user_id: int, *, load: Callable[[int], dict | None]) -> dict
 
 
 def _read_through(key: str, load: Callable[[], dict | None]) -> dict | None:
-    data = cache.get(key)
+    data = _get(key)
     if data is None:
         data = load()
         if data is not None:
@@ -259,7 +276,7 @@ def user_invalidate(*, user_id: int) -> None:
 def service_account_active_get(client_id: str, *, load: Callable[[str], bool]) -> bool:
     """Whether the account is active, cached ``SERVICE_ACCOUNT_STATE_CACHE_SECONDS``."""
     key = _service_account_key(client_id)
-    state = cache.get(key)
+    state = _get(key)
     if state is None:
         state = int(load(client_id))
         cache.set(key, state, timeout=settings.SERVICE_ACCOUNT_STATE_CACHE_SECONDS)
