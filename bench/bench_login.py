@@ -6,8 +6,9 @@ Three parts, in one run (``python -m bench.bench_login [params|latency|storm ...
   m = 46/19/12/9/7 MiB with t = 1/2/3/4/5), and Django's own Argon2 default for comparison: wall and CPU
   time of one hash, and the hashes per second two cores could do. The service's choice (users/hashers.py)
   is marked; the README's Security section gives the reasoning.
-- ``latency``: sequential logins over HTTP next to a bare verify with the configured hasher (login p50 at most
-  1.15x the verify).
+- ``latency``: sequential logins over HTTP next to a bare verify with the configured hasher. Target: the rest of
+  a login (login p50 minus verify p50) at most 18 ms, the share the earlier target (login p50 <= 1.15x the
+  verify) allowed next to Django's 123 ms default hash; as a ratio it would now reward a slower hash.
 - ``storm``: 2,000 student accounts with real passwords (each its own, hashed with the configured hasher),
   logging in through gunicorn (``-w 4``) from wrk at 8 and then 16 connections, each request the next account
   (bench/lua/rotate.lua). Targets: >= 30 logins/s (15 per core: Keycloak's published sizing) with p99 < 1 s
@@ -122,15 +123,17 @@ def latency() -> bool:
             assert response.status_code == 200, response.text
 
     ratio = statistics.median(logins) / statistics.median(verify)
+    rest = statistics.median(logins) - statistics.median(verify)
     rows = [
         ["bare verify", f"{statistics.median(verify):.1f}", f"{_percentile(verify, 99):.1f}", ""],
         ["POST login/ (HTTP, sequential)", f"{statistics.median(logins):.1f}", f"{_percentile(logins, 99):.1f}", ""],
-        ["login p50 / verify p50", f"{ratio:.2f}x", "", f"<= 1.15x {verdict(ratio <= 1.15)}"],
+        ["login p50 / verify p50", f"{ratio:.2f}x", "", ""],
+        ["login p50 - verify p50 (the rest of a login)", f"{rest:.1f}", "", f"<= 18 ms {verdict(rest <= 18)}"],
     ]
     described = f"m={hasher.memory_cost // 1024} MiB, t={hasher.time_cost}, p={hasher.parallelism}"
     title = f"Login latency ({ROUNDS} sequential rounds, Argon2id {described})"
     print(table(title, ["measure", "p50 ms", "p99 ms", "target"], rows))
-    return ratio <= 1.15
+    return rest <= 18
 
 
 # --- storm ----------------------------------------------------------------------------------------
@@ -195,7 +198,9 @@ def storm() -> bool:
     rows, ok = [], True
     with Gunicorn() as server:
         url = f"{server.url}/api/v1/users/login/"
-        wrk("warm-up", url, seconds=3, connections=4, rotate=("post", bodies[-200:]))  # every worker has served
+        # Every worker has served requests, but no login yet: the rise of its peak memory over what it holds now
+        # is what logins add (an upper bound per login: it also counts the login path's first imports).
+        wrk("warm-up", f"{server.url}/api/v1/users/health/live/", seconds=2, connections=8)
         workers = _workers(server.process.pid)
         before = {pid: _memory(pid, "VmRSS") for pid in workers}
         for pid in workers:

@@ -42,7 +42,7 @@ def _outstanding_record(*, user: CustomUser, pair: TokenPair) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a caller's transaction (login_complete), no savepoint of its own
 def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Sequence[str] = DEFAULT_AMR) -> Login:
     """Open a login session for ``user`` and mint its first token pair.
 

@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-from users.models import ServiceAccount, SessionEndReason, UserSession
+from conftest import TEST_PASSWORD
+from users.models import SecurityEvent, ServiceAccount, SessionEndReason, UserSession
 from users.selectors import user_for_login
 from users.services.service_accounts import service_account_create, service_token_issue
 
@@ -268,3 +269,27 @@ class TestContentNegotiation:
             return type(renderer).__name__, media_type
 
         assert outcome(ContentNegotiation()) == outcome(DefaultContentNegotiation())
+
+
+@pytest.mark.django_db(transaction=True)
+class TestLoginCommits:
+    def test_a_password_login_commits_three_times(self, api_client, student, django_assert_max_num_queries):
+        """The lockout's slot and its release (each must be seen by other processes at once), then the session
+        with its tokens, last_login and the audit record together."""
+        with django_assert_max_num_queries(20) as captured:
+            response = api_client.post(
+                f"{API}/login/", {"username": student.username, "password": TEST_PASSWORD}, format="json"
+            )
+        assert response.status_code == 200, response.content
+
+        commits, in_block = 0, False
+        for query in captured.captured_queries:
+            verb = query["sql"].split(None, 1)[0].upper()
+            if verb == "BEGIN":
+                in_block = True
+            elif verb == "COMMIT":
+                in_block, commits = False, commits + 1
+            elif verb in {"INSERT", "UPDATE", "DELETE", "WITH"} and not in_block:
+                commits += 1
+        assert commits == 3, [query["sql"][:60] for query in captured.captured_queries]
+        assert SecurityEvent.objects.filter(type="login_succeeded", user=student).count() == 1
