@@ -134,10 +134,10 @@ def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
         pair = tokens.token_pair_issue(
             user=user, session_id=session_id, amr=amr, auth_time=auth_time or created_at, now=now, refresh_jti=new_jti
         )
-        session = UserSession.from_db(
+        session = UserSession.from_db(  # the values in the model's field order, as from_db reads them
             connection.alias,
-            ["id", "user_id", "amr", "auth_time", "created_at", "last_used_at", "expires_at"],
-            [uuid.UUID(session_id), user.pk, amr, auth_time, created_at, now, params["expires_at"]],
+            ["id", "user_id", "created_at", "last_used_at", "expires_at", "amr", "auth_time"],
+            [uuid.UUID(session_id), user.pk, created_at, now, params["expires_at"], amr, auth_time],
         )
         return Login(user=user, session=session, tokens=pair)
     with transaction.atomic():

@@ -293,3 +293,23 @@ class TestLoginCommits:
                 commits += 1
         assert commits == 3, [query["sql"][:60] for query in captured.captured_queries]
         assert SecurityEvent.objects.filter(type="login_succeeded", user=student).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_answers_the_session_and_person_as_stored(student, login):
+    """tokens_refresh builds its answer from the one statement's row: the same values the database holds."""
+    from users.services.auth import tokens_refresh
+
+    refresh_token = login(student)["refresh_token"]
+
+    refreshed = tokens_refresh(refresh_token=refresh_token)
+
+    stored = UserSession.objects.get(pk=refreshed.session.pk)
+    for name in ("user_id", "created_at", "last_used_at", "expires_at", "amr", "auth_time"):
+        assert getattr(refreshed.session, name) == getattr(stored, name), name
+    assert (refreshed.user.pk, refreshed.user.username, refreshed.user.user_type) == (
+        student.pk,
+        student.username,
+        student.user_type,
+    )
+    assert refreshed.user.role == student.role
