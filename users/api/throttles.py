@@ -14,7 +14,7 @@ counts a principal's requests locally and adds them to the shared counter every 
 requests or every ``LOCAL_SYNC_SECONDS``, whichever comes first, deciding meanwhile on the last shared count
 plus its own. A gateway calling ``user/{id}/`` for every page it serves so pays the Redis round trip of its
 throttle about once per 30 requests instead of on each; the price is that the ceiling may be passed by up to
-1 % of the rate per process before every process sees it. Rates under ``LOCAL_BATCH_SHARE`` per period (and the
+1 % of the rate per process before every process sees it. Rates under twice ``LOCAL_BATCH_SHARE`` per period (and the
 public endpoints' scoped throttles: login, register, refresh, ...) count every request in Redis at once.
 
 Callers in ``THROTTLE_EXEMPT_NETWORKS`` (a frontend posting every person's login from its own address) are not
