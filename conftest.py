@@ -38,6 +38,9 @@ def pytest_sessionstart(session):
 
 
 def _clear_cache() -> None:
+    from users.api.throttles import local_counts_forget
+
+    local_counts_forget()  # the principal throttle's batched counts go with the shared ones
     # Only this run's keys (CACHE_KEY_PREFIX is unique per `make test`): other runs may share the Redis.
     delete_pattern = getattr(cache, "delete_pattern", None)
     if delete_pattern is not None:

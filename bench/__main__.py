@@ -15,11 +15,13 @@ def main(names: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {unknown}; available: {available}")
         return 2
-    failed = 0
+    failed = []
     for name in chosen:
         print(f"\n=== bench {name} ===", flush=True)
         # each in its own process: every benchmark sets Django up against its own database
-        failed |= subprocess.run([sys.executable, "-m", f"bench.bench_{name}"], cwd=HERE.parent).returncode
+        if subprocess.run([sys.executable, "-m", f"bench.bench_{name}"], cwd=HERE.parent).returncode:
+            failed.append(name)
+    print(f"\n=== {'FAIL: ' + ', '.join(failed) if failed else 'every target PASS'} ===")
     return 1 if failed else 0
 
 

@@ -96,21 +96,44 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def wrk(name: str, url: str, *, seconds: int = 10, connections: int = 16, headers: dict | None = None,
-        method: str = "GET", body: str | None = None) -> LoadResult:  # fmt: skip
-    """Run wrk (a C load generator in its own process) and parse requests/s and latency percentiles."""
+LUA = ROOT / "bench" / "lua"
+WRK_THREADS = 2
+
+
+def wrk(
+    name: str,
+    url: str,
+    *,
+    seconds: int = 10,
+    connections: int = 16,
+    headers: dict | None = None,
+    method: str = "GET",
+    body: str | None = None,
+    rotate: tuple[str, list[str]] | None = None,
+) -> LoadResult:
+    """Run wrk (a C load generator in its own process) and parse requests/s and latency percentiles.
+
+    ``rotate=(mode, lines)``: each request takes the next of ``lines`` (bench/lua/rotate.lua says how, by mode).
+    """
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    args = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for key, value in (headers or {}).items():
         args += ["-H", f"{key}: {value}"]
     with tempfile.TemporaryDirectory() as tmp:
-        if method != "GET" or body is not None:
+        tail: list[str] = []
+        if rotate is not None:
+            mode, lines = rotate
+            data = Path(tmp) / "lines.txt"
+            data.write_text("\n".join(lines) + "\n")
+            args += ["-s", str(LUA / "rotate.lua")]
+            tail = ["--", mode, str(data), str(WRK_THREADS)]
+        elif method != "GET" or body is not None:
             script = Path(tmp) / "request.lua"
             escaped = (body or "").replace("\\", "\\\\").replace('"', '\\"')
             script.write_text(f'wrk.method = "{method}"\nwrk.body = "{escaped}"\n')
             args += ["-s", str(script)]
-        out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([*args, url, *tail], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))

@@ -60,6 +60,20 @@ MIDDLEWARE = [
     "user_service.middleware.DomainErrorPageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The bearer-token API's middleware (user_service/wsgi.py): the same, less what only the admin, its cookies and
+# static files use. Every API view is CSRF-exempt and authenticates bearer tokens only.
+API_MIDDLEWARE = [
+    name
+    for name in MIDDLEWARE
+    if name
+    not in {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "user_service.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "user_service.middleware.AuthenticationMiddleware",
+        "user_service.middleware.MessageMiddleware",
+    }
+]
 
 ROOT_URLCONF = "user_service.urls"
 TEST_RUNNER = "user_service.test_runner.PytestTestRunner"
@@ -140,8 +154,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ums"}}
 
 # --- Passwords --------------------------------------------------------------------------------
+# Argon2id with OWASP's parameters (users/hashers.py); hashes of other parameters are upgraded at the next login.
+# Django's own Argon2PasswordHasher must not be listed as well: both are "argon2", and the later one would win.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "users.hashers.Argon2idPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -258,6 +274,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["users.api.permissions.IsPerson"],
     "DEFAULT_PARSER_CLASSES": ["users.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "users.api.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "users.api.pagination.PageNumberPagination",
     "EXCEPTION_HANDLER": "user_service.exceptions.exception_handler",
@@ -325,6 +342,9 @@ LOGIN_IP_LOCKOUT_SECONDS = config("LOGIN_IP_LOCKOUT_SECONDS", default=900, cast=
 AUDIT_RETENTION_DAYS = config("AUDIT_RETENTION_DAYS", default=365, cast=int)
 SERVICE_TOKEN_MINUTES = config("SERVICE_TOKEN_MINUTES", default=5, cast=int)
 SERVICE_ACCOUNT_STATE_CACHE_SECONDS = config("SERVICE_ACCOUNT_STATE_CACHE_SECONDS", default=60, cast=int)
+# A service account's "last used" time is written at most this often (a gateway's grants would otherwise all
+# queue on the one row).
+SERVICE_ACCOUNT_LAST_USED_SECONDS = config("SERVICE_ACCOUNT_LAST_USED_SECONDS", default=60, cast=int)
 
 # --- Multi-factor authentication (users/services/mfa/, users/services/login.py) ---------------------
 # Roles whose people must have a second factor to log in (comma-separated role names; empty: nobody must).

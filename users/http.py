@@ -2,6 +2,7 @@
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -34,6 +35,12 @@ def address_in_networks(address: str | None, networks: Iterable[Network]) -> boo
     """
     if not address:
         return False
+    return _address_in(address, tuple(networks))
+
+
+@lru_cache(maxsize=4096)
+def _address_in(address: str, networks: tuple[Network, ...]) -> bool:
+    """Remembered per process: parsing the address and testing each network costs more than a login's lookups."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -5,7 +5,8 @@ from datetime import datetime
 from functools import cache as cache_result
 
 from django.db import connection
-from django.db.models import DateTimeField, F, Lookup, Model, Q, QuerySet
+from django.db.models import CharField, DateTimeField, F, Lookup, Model, Q, QuerySet, Value
+from django.db.models.functions import Lower
 
 from users.models import (
     PROFILE_MODELS,
@@ -28,11 +29,19 @@ def users_with_profiles() -> QuerySet[CustomUser]:
 
 
 def user_for_login(identifier: str) -> CustomUser | None:
-    """The account a login identifier (username or e-mail, any case) names, with its profile joined."""
-    lookup = Q(username__iexact=identifier)
+    """The account a login identifier (username or e-mail, any case) names, with its profile joined.
+
+    Compared as ``LOWER(column) = LOWER(identifier)``, the expressions of the case-insensitive unique indexes
+    (the e-mail one is partial: ``email <> ''``, repeated here so the planner may use it).
+    """
+    typed = Lower(Value(identifier, output_field=CharField()))
+    lookup = Q(username_ci=typed)
     if "@" in identifier:
-        lookup |= Q(email__iexact=identifier)
-    return users_with_profiles().filter(lookup).order_by("id").first()
+        lookup |= Q(email_ci=typed) & ~Q(email="")
+    found = users_with_profiles().alias(username_ci=Lower("username"), email_ci=Lower("email")).filter(lookup)
+    # At most two rows (one per unique index). No ORDER BY ... LIMIT: it can steer the planner to walk the
+    # primary key instead; the lowest id wins, as before.
+    return min(found, key=lambda user: user.pk, default=None)
 
 
 def user_profile(user: CustomUser) -> ProfileBase | None:

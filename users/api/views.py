@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from clients.claims import AUTH_TIME, claims_amr
 from users import metrics
 from users.api import serializers as s
+from users.api.people import user_detail_data
 from users.api.permissions import email_change_step_up, recent_authentication_require
 from users.api.schema import errors
 from users.api.throttles import PublicEndpointThrottle
@@ -55,7 +56,8 @@ def login_answer(outcome: LoginOutcome) -> Response:
     return Response(_token_response(outcome.session), headers=NO_STORE)
 
 
-def _token_response(login: Login) -> dict:
+def _token_response(login: Login, *, user: dict | None = None) -> dict:
+    """The login and refresh answer; ``user``: the person's JSON if the caller has it (else from ``login.user``)."""
     metrics.TOKENS_ISSUED.labels(type="access").inc()
     metrics.TOKENS_ISSUED.labels(type="refresh").inc()
     return {
@@ -63,7 +65,7 @@ def _token_response(login: Login) -> dict:
         "refresh_token": login.tokens.refresh_token,
         "token_type": "Bearer",
         "expires_in": login.tokens.expires_in,
-        "user": s.UserWithProfileSerializer(login.user).data,
+        "user": user or s.UserWithProfileSerializer(login.user).data,
     }
 
 
@@ -138,7 +140,8 @@ class TokenRefreshView(PublicAPIView):
         data = s.RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         login = auth_services.tokens_refresh(refresh_token=data.validated_data["refresh_token"], ip=client_ip(request))
-        body = _token_response(login)
+        # user/{id}/'s JSON of the person, cached per user: a refresh reads no profile from the database
+        body = _token_response(login, user=user_detail_data(user_id=login.user.pk))
         if "refresh" in data.initial_data:  # sent as SimpleJWT's view takes it: answer SimpleJWT's names too
             body = {**body, "access": body["access_token"], "refresh": body["refresh_token"]}
         return Response(body)

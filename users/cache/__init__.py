@@ -92,6 +92,23 @@ def _raw() -> Any:
     return client if hasattr(client, "get_client") else None
 
 
+def _get(key: str) -> Any:
+    """``cache.get(key)`` on the cache's own client: the same value, None on a miss or an outage.
+
+    The reads of every authenticated request come through here; django-redis's wrapper around a GET costs
+    about a third of the round trip's CPU again.
+    """
+    client = _raw()
+    if client is None:
+        return cache.get(key)
+    try:
+        value = client.get_client(write=False).get(client.make_key(key))
+    except RedisError as exc:
+        _outage("cache read failed; treated as a miss", exc)
+        return None
+    return None if value is None else client.decode(value)
+
+
 def redis_client_for(url: str) -> redis.Redis:
     """A client for another Redis (the broker, for the health check): breaker, short timeouts, no retries."""
     return redis.Redis.from_url(
@@ -125,14 +142,24 @@ def cache_check() -> None:
 
 def session_state_get(session_id: str) -> Any:
     """The cached state of a session, None on a miss or an outage."""
-    return cache.get(_session_key(session_id))
+    return _get(_session_key(session_id))
 
 
 def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | None]:
     """The session's cached state and the user's cached public data, in one round trip (None: miss/outage)."""
     session_key, user_key = _session_key(session_id), _user_snapshot_key(user_id)
-    found = cache.get_many([session_key, user_key]) or {}
-    return found.get(session_key), found.get(user_key)
+    client = _raw()
+    if client is None:
+        found = cache.get_many([session_key, user_key]) or {}
+        return found.get(session_key), found.get(user_key)
+    # The hottest read of the service: one MGET on the cache's own client (django-redis's get_many adds a
+    # third of a round trip's CPU building and decoding its dict). Values decode as the cache API wrote them.
+    try:
+        state, user = client.get_client(write=False).mget([client.make_key(session_key), client.make_key(user_key)])
+    except RedisError as exc:
+        _outage("session state unavailable; asking the database", exc)
+        return None, None
+    return (None if state is None else client.decode(state)), (None if user is None else client.decode(user))
 
 
 def session_state_offer(session_id: str, state: int, *, timeout: int) -> None:
@@ -191,7 +218,7 @@ def user_detail_get(user_id: int, *, load: Callable[[int], dict | None]) -> dict
 
 
 def _read_through(key: str, load: Callable[[], dict | None]) -> dict | None:
-    data = cache.get(key)
+    data = _get(key)
     if data is None:
         data = load()
         if data is not None:
@@ -249,7 +276,7 @@ def user_invalidate(*, user_id: int) -> None:
 def service_account_active_get(client_id: str, *, load: Callable[[str], bool]) -> bool:
     """Whether the account is active, cached ``SERVICE_ACCOUNT_STATE_CACHE_SECONDS``."""
     key = _service_account_key(client_id)
-    state = cache.get(key)
+    state = _get(key)
     if state is None:
         state = int(load(client_id))
         cache.set(key, state, timeout=settings.SERVICE_ACCOUNT_STATE_CACHE_SECONDS)
@@ -263,28 +290,30 @@ def service_account_invalidate(client_id: str) -> None:
 # --- Counters (throttles) -------------------------------------------------------------------------
 
 
-def counter_incr(key: str, *, timeout: int) -> tuple[int, int] | None:
-    """Add one to a counter that lives ``timeout`` seconds from its first increment.
+def counter_incr(key: str, *, timeout: int, amount: int = 1) -> tuple[int, int] | None:
+    """Add ``amount`` (one) to a counter that lives ``timeout`` seconds from its first increment.
 
     Returns (count, seconds until the counter expires), or None if the cache is down. On Redis it is
-    one round trip (SET NX EX, INCR and TTL pipelined); other caches use add + incr.
+    one round trip: INCR, then EXPIRE NX (a lifetime only for a counter without one) and TTL, pipelined.
+    Whenever the counter expires, even between two of these commands, the INCR starts a new one and the
+    EXPIRE NX gives it its lifetime: no counter is ever left without one. Other caches use add + incr.
     """
     client = _raw()
     if client is not None:
         redis_key = client.make_key(key)
         try:
             pipe = client.get_client(write=True).pipeline(transaction=False)
-            pipe.set(redis_key, 0, ex=timeout, nx=True)
-            pipe.incr(redis_key)
+            pipe.incrby(redis_key, amount)
+            pipe.expire(redis_key, timeout, nx=True)
             pipe.ttl(redis_key)
-            _, count, ttl = pipe.execute()
+            count, _, ttl = pipe.execute()
         except RedisError as exc:
             _outage("throttle counter unavailable", exc)
             return None
         return count, ttl if ttl > 0 else timeout
     cache.add(key, 0, timeout=timeout)
     try:
-        return cache.incr(key), timeout
+        return cache.incr(key, amount), timeout
     except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=timeout)
-        return 1, timeout
+        cache.add(key, amount, timeout=timeout)
+        return amount, timeout

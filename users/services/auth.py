@@ -4,12 +4,15 @@ Whether a login may be completed (and so a session opened) is ``users.services.l
 change (which ends sessions too) is owned by ``users.services.people.passwords``.
 """
 
+import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -39,7 +42,7 @@ def _outstanding_record(*, user: CustomUser, pair: TokenPair) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a caller's transaction (login_complete), no savepoint of its own
 def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Sequence[str] = DEFAULT_AMR) -> Login:
     """Open a login session for ``user`` and mint its first token pair.
 
@@ -64,53 +67,90 @@ def session_start(*, user: CustomUser, ip: str | None, user_agent: str, amr: Seq
     return Login(user=user, session=session, tokens=pair)
 
 
+_SESSION = UserSession._meta.db_table
+_USER = CustomUser._meta.db_table
+_OUTSTANDING = OutstandingToken._meta.db_table
+_ROTATE = f"""
+WITH presented AS (
+    SELECT id FROM {_OUTSTANDING} WHERE jti = %(jti)s
+), live AS (
+    SELECT s.id, s.amr, s.auth_time, s.created_at, u.username, u.user_type
+    FROM {_SESSION} s JOIN {_USER} u ON u.id = s.user_id
+    WHERE s.id = %(sid)s AND s.user_id = %(sub)s AND s.ended_at IS NULL AND s.expires_at > %(now)s AND u.is_active
+    FOR UPDATE OF s
+), claimed AS (
+    INSERT INTO {BlacklistedToken._meta.db_table} (token_id, blacklisted_at)
+    SELECT id, %(now)s FROM presented WHERE EXISTS (SELECT 1 FROM live)
+    ON CONFLICT (token_id) DO NOTHING
+    RETURNING token_id
+), extended AS (
+    UPDATE {_SESSION} SET last_used_at = %(now)s, expires_at = %(expires_at)s
+    WHERE id = (SELECT id FROM live) AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING id
+), recorded AS (
+    INSERT INTO {_OUTSTANDING} (user_id, jti, token, created_at, expires_at)
+    SELECT %(sub)s, %(new_jti)s, '', %(now)s, %(expires_at)s FROM extended
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM presented), (SELECT count(*) FROM recorded), live.amr, live.auth_time,
+    live.created_at, live.username, live.user_type
+FROM (SELECT 1) AS one LEFT JOIN live ON true
+"""  # noqa: S608 - the table names are the models'; every value is a parameter
+
+
 def tokens_refresh(*, refresh_token: str, ip: str | None = None) -> Login:
-    """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session."""
+    """Rotate a refresh token. The used one is claimed atomically; presenting it again ends the session.
+
+    One SQL statement (its own transaction: one round trip, one commit to flush) claims the presented token,
+    extends its session and records the new refresh token, all or nothing. The claim is an insert into the
+    blacklist's unique column, made only while the session is alive (its row locked for the statement): among
+    concurrent refreshes with one token exactly one inserts; the others wait for its commit and find the
+    token taken, which is reuse. The new tokens are signed after the commit.
+    """
     claims = tokens.decode(refresh_token, token_type=tokens.REFRESH)
-    reused = False
-    session: UserSession | None = None
+    now = timezone.now().replace(microsecond=0)
+    new_jti = uuid.uuid4().hex
+    params = {
+        "jti": claims["jti"],
+        "now": now,
+        "expires_at": now + settings.JWT_REFRESH_LIFETIME,
+        "sid": claims["sid"],
+        "sub": int(claims["sub"]),
+        "new_jti": new_jti,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_ROTATE, params)
+        presented, recorded, amr, auth_time, created_at, username, user_type = cursor.fetchone()
+    if not presented:
+        raise TokenInvalid("Token is invalid.")
+    if username is None:  # no live session: nothing was claimed
+        raise SessionEnded("Session has ended; log in again.")
+    if recorded:
+        session_id = claims["sid"]
+        user = CustomUser.from_db(
+            connection.alias, ["id", "username", "user_type"], [params["sub"], username, user_type]
+        )
+        amr = json.loads(amr) if isinstance(amr, str) else amr
+        pair = tokens.token_pair_issue(
+            user=user, session_id=session_id, amr=amr, auth_time=auth_time or created_at, now=now, refresh_jti=new_jti
+        )
+        session = UserSession.from_db(  # the values in the model's field order, as from_db reads them
+            connection.alias,
+            ["id", "user_id", "created_at", "last_used_at", "expires_at", "amr", "auth_time"],
+            [uuid.UUID(session_id), user.pk, created_at, now, params["expires_at"], amr, auth_time],
+        )
+        return Login(user=user, session=session, tokens=pair)
     with transaction.atomic():
-        outstanding = OutstandingToken.objects.filter(jti=claims["jti"]).only("id").first()
-        if outstanding is None:
-            raise TokenInvalid("Token is invalid.")
-        try:
-            with transaction.atomic():
-                # The unique one-to-one makes this insert the single winner among concurrent refreshes.
-                BlacklistedToken.objects.create(token=outstanding)
-        except IntegrityError:
-            reused = True
-        if reused:
-            ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
-            if ended:
-                logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
-                security_event_record(
-                    event_type=SecurityEvent.Type.REFRESH_REUSE,
-                    user=CustomUser.objects.filter(pk=claims["sub"]).first(),
-                    ip=ip,
-                    data={"session_id": claims["sid"]},
-                )
-        else:
-            session = (
-                UserSession.objects.select_for_update(of=("self",))
-                .select_related("user")
-                .filter(pk=claims["sid"], user_id=claims["sub"])
-                .first()
+        ended = _sessions_end(UserSession.objects.filter(pk=claims["sid"]), reason=SessionEndReason.REFRESH_REUSE)
+        if ended:
+            logger.warning("refresh token reuse: session %s of user %s ended", claims["sid"], claims["sub"])
+            security_event_record(
+                event_type=SecurityEvent.Type.REFRESH_REUSE,
+                user=CustomUser.objects.filter(pk=claims["sub"]).first(),
+                ip=ip,
+                data={"session_id": claims["sid"]},
             )
-            if session is None or not session.is_active or not session.user.is_active:
-                raise SessionEnded("Session has ended; log in again.")
-            pair = tokens.token_pair_issue(
-                user=session.user,
-                session_id=str(session.id),
-                amr=session.amr,
-                auth_time=session.auth_time or session.created_at,
-            )
-            session.last_used_at = timezone.now()
-            session.expires_at = pair.refresh_expires_at
-            session.save(update_fields=["last_used_at", "expires_at"])
-            _outstanding_record(user=session.user, pair=pair)
-    if reused or session is None:
-        raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
-    return Login(user=session.user, session=session, tokens=pair)
+    raise SessionEnded("Refresh token was already used; the session has been ended.", code="token_reused")
 
 
 def _sessions_end(sessions, *, reason: str) -> list:

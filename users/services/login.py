@@ -327,9 +327,10 @@ def login_complete(
     Only this module decides that the steps have passed; other ways in reach this through ``password_login``,
     ``login_continue`` or ``second_factor_login``.
     """
-    session = session_start(user=user, ip=ip, user_agent=user_agent, amr=amr) if start_session else None
-    details: dict[str, Any] = {"amr": list(amr), **(data or {})}
-    if session is not None:
-        details["session_id"] = str(session.session.id)
-    login_succeeded(user=user, channel=channel, ip=ip, user_agent=user_agent, data=details)
+    with transaction.atomic():  # the session and its record commit together: one commit, one flush
+        session = session_start(user=user, ip=ip, user_agent=user_agent, amr=amr) if start_session else None
+        details: dict[str, Any] = {"amr": list(amr), **(data or {})}
+        if session is not None:
+            details["session_id"] = str(session.session.id)
+        login_succeeded(user=user, channel=channel, ip=ip, user_agent=user_agent, data=details)
     return LoginCompleted(user=user, amr=list(amr), session=session)

@@ -4,10 +4,12 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -50,6 +52,18 @@ def service_account_save(*, account: ServiceAccount) -> ServiceAccount:
     return account
 
 
+def _last_used_touch(account: ServiceAccount) -> None:
+    """Record the grant's time, at most every ``SERVICE_ACCOUNT_LAST_USED_SECONDS`` (no write in between)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SERVICE_ACCOUNT_LAST_USED_SECONDS)
+    if account.last_used_at is not None and account.last_used_at > stale:
+        return
+    # Conditional: of simultaneous grants that all saw a stale time, the first writes and the rest match nothing.
+    ServiceAccount.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale), pk=account.pk).update(
+        last_used_at=now
+    )
+
+
 @dataclass(frozen=True)
 class ServiceToken:
     access_token: str
@@ -64,7 +78,7 @@ def service_token_issue(*, client_id: str, client_secret: str, ip: str | None = 
     ``users.services.credentials.client_credentials_check``.
     """
     account = client_credentials_check(client_id=client_id, client_secret=client_secret, ip=ip)
-    ServiceAccount.objects.filter(pk=account.pk).update(last_used_at=timezone.now())
+    _last_used_touch(account)
     security_event_record(
         event_type=SecurityEvent.Type.SERVICE_TOKEN_ISSUED, ip=ip, data={"client_id": account.client_id}
     )

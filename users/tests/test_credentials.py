@@ -160,3 +160,50 @@ class TestConcurrentLogins:
         assert outcomes.count("locked") == 15
         assert _outcome(student.username, TEST_PASSWORD) == "locked"
         assert SecurityEvent.objects.filter(type="lockout").count() == 1
+
+
+class TestPasswordHashUpgrade:
+    """Hashes made with other parameters (Django's Argon2 defaults, PBKDF2) are re-hashed at the next login."""
+
+    @pytest.fixture(autouse=True)
+    def _production_hashers(self, settings, _fast_hashing_and_clean_cache):
+        from user_service import settings as configured
+
+        settings.PASSWORD_HASHERS = configured.PASSWORD_HASHERS
+
+    def _stored_with(self, user: CustomUser, hasher) -> str:
+        encoded = hasher.encode(TEST_PASSWORD, hasher.salt())
+        CustomUser.objects.filter(pk=user.pk).update(password=encoded)
+        return encoded
+
+    def test_new_passwords_use_owasps_argon2id_parameters(self, student):
+        from argon2 import Type, extract_parameters
+
+        student.set_password(TEST_PASSWORD)
+        params = extract_parameters(student.password.removeprefix("argon2"))
+        assert (params.type, params.memory_cost, params.time_cost, params.parallelism) == (Type.ID, 19456, 2, 1)
+
+    @pytest.mark.parametrize("old", ["django-argon2-defaults", "pbkdf2"])
+    def test_the_right_password_upgrades_an_old_hash(self, student, old):
+        from django.contrib.auth.hashers import Argon2PasswordHasher, PBKDF2PasswordHasher, identify_hasher
+
+        from users.hashers import Argon2idPasswordHasher
+
+        before = self._stored_with(student, Argon2PasswordHasher() if old != "pbkdf2" else PBKDF2PasswordHasher())
+
+        _check(student.username, TEST_PASSWORD)
+
+        after = CustomUser.objects.get(pk=student.pk).password
+        assert after != before
+        assert isinstance(identify_hasher(after), Argon2idPasswordHasher)
+        assert not identify_hasher(after).must_update(after)
+        assert _check(student.username, TEST_PASSWORD) == student  # the new hash opens the account
+
+    def test_a_wrong_password_leaves_the_old_hash(self, student):
+        from django.contrib.auth.hashers import Argon2PasswordHasher
+
+        before = self._stored_with(student, Argon2PasswordHasher())
+
+        assert _outcome(student.username, "not-the-password") == "invalid"
+
+        assert CustomUser.objects.get(pk=student.pk).password == before

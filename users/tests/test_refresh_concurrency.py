@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 def test_fifty_concurrent_refreshes_have_exactly_one_winner(make_user, tmp_path, settings):
     # Given a committed user (hashed as the server hashes), served by a real multi-process gunicorn
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2idPasswordHasher"]
     user = make_user(username="racer")
     env = {**os.environ, "DB_NAME": connection.settings_dict["NAME"]}
     with GunicornServer(env, tmp_path, workers=3, threads=20, static=False) as server:

@@ -88,6 +88,57 @@ class TestWindowCounter:
         assert 0 < cache.client.get_client(write=True).ttl(redis_key) <= 30
         assert cache.get("throttle-test:a") == 3  # a plain integer, readable through the cache API
 
+    def test_a_counter_never_outlives_its_window(self):
+        """A counter whose window ended between two commands is started again with a lifetime, never without."""
+        from django.core.cache import cache
+
+        from users.cache import counter_incr
+
+        raw = cache.client.get_client(write=True)
+        redis_key = cache.client.make_key("throttle-test:race")
+        raw.set(redis_key, 7)  # what INCR leaves when the key expired just before it: a count without a lifetime
+
+        count, seconds_left = counter_incr("throttle-test:race", timeout=30)
+
+        assert count == 8
+        assert 0 < raw.ttl(redis_key) <= 30
+        assert 0 < seconds_left <= 30
+        raw.delete(redis_key)
+        assert counter_incr("throttle-test:race", timeout=30)[0] == 1
+        assert 0 < raw.ttl(redis_key) <= 30
+
+    def test_a_busy_principal_is_counted_in_batches_and_still_stopped(self, rates):
+        """At 1,000/min a process adds to the shared count every 10 requests; the ceiling holds within that."""
+        from types import SimpleNamespace
+
+        from django.core.cache import cache
+
+        from users.api import throttles
+
+        rates(principal="1000/min")
+        request = SimpleNamespace(user=SimpleNamespace(is_service=True, client_id="batch-test"))
+        shared = cache.client.get_client(write=True)
+        redis_key = cache.client.make_key(
+            PrincipalThrottle.cache_format % {"scope": "principal", "ident": "service:batch-test"}
+        )
+        round_trips = []
+        real_incr = throttles.cache.counter_incr
+
+        def counting(*args, **kwargs):
+            round_trips.append(kwargs.get("amount", 1))
+            return real_incr(*args, **kwargs)
+
+        throttles.cache.counter_incr = counting
+        try:
+            allowed = [PrincipalThrottle().allow_request(request, None) for _ in range(1_050)]
+        finally:
+            throttles.cache.counter_incr = real_incr
+
+        assert 1_000 <= allowed.count(True) <= 1_010
+        assert allowed[-20:] == [False] * 20  # refused once over, and stays so
+        assert len(round_trips) <= 1_050 // 10 + 2  # one round trip per batch, not per request
+        assert int(shared.get(redis_key)) == sum(round_trips) >= allowed.count(True) - 10
+
     def test_redis_unreachable_answers_none_and_requests_pass(self, request, client_for, student, rates):
         from users.cache import counter_incr
 

@@ -340,13 +340,13 @@ class TestVerifiedTokens:
     @pytest.fixture
     def verifications(self, monkeypatch):
         calls = []
-        real = jwt.decode_complete
+        real = tokens._jwt.decode_complete
 
         def counting(*args, **kwargs):
             calls.append(args[0])
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(jwt, "decode_complete", counting)
+        monkeypatch.setattr(tokens._jwt, "decode_complete", counting)
         return calls
 
     def test_a_token_is_verified_once(self, student, session_id, verifications):
