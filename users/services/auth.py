@@ -127,6 +127,25 @@ def _sessions_end(sessions, *, reason: str) -> list:
 
 
 @transaction.atomic
+def session_end_for_reuse(*, session_id: str, reason: str, ip: str | None = None, data: dict | None = None) -> list:
+    """End one session because a single-use credential of it came back (a refresh token, an authorization code);
+    audited as a reuse. Returns the ids ended (none if it had ended already)."""
+    session = UserSession.objects.filter(pk=session_id).select_related("user").first()
+    if session is None:
+        return []
+    ended = _sessions_end(UserSession.objects.filter(pk=session_id), reason=reason)
+    if ended:
+        logger.warning("single-use credential reused: session %s of user %s ended", session_id, session.user_id)
+        security_event_record(
+            event_type=SecurityEvent.Type.REFRESH_REUSE,
+            user=session.user,
+            ip=ip,
+            data={"session_id": str(session_id), **(data or {})},
+        )
+    return ended
+
+
+@transaction.atomic
 def sessions_end_for_user(*, user: CustomUser, reason: str, keep_session_id: str | None = None) -> list:
     """End every open session of ``user`` except ``keep_session_id``."""
     sessions = UserSession.objects.filter(user=user)

@@ -1,0 +1,20 @@
+"""Routes of the single sign-on pages and the OpenID Connect endpoints."""
+
+from django.urls import path
+from oauth2_provider.views import RevokeTokenView, UserInfoView
+
+from users.web import account, logout, oidc, views
+
+app_name = "web"
+
+urlpatterns = [
+    path("account/", account.account, name="account"),
+    path("account/sign-in/", views.sign_in, name="sign-in"),
+    path("account/sign-in/second-factor/", views.second_factor, name="second-factor"),
+    path("account/sign-in/enrol/", views.enrol, name="enrol"),
+    path("oidc/authorize/", oidc.authorize, name="authorize"),
+    path("oidc/token/", oidc.token, name="token"),
+    path("oidc/userinfo/", UserInfoView.as_view(), name="userinfo"),
+    path("oidc/revoke/", RevokeTokenView.as_view(), name="revoke"),
+    path("oidc/logout/", logout.end_session, name="end-session"),
+]
