@@ -383,6 +383,8 @@ SSO_COOKIE_NAME = config("SSO_COOKIE_NAME", default="ums_sso")
 SSO_COOKIE_SECURE = config("SSO_COOKIE_SECURE", default=not DEBUG, cast=bool)
 # Seconds an authorization code may wait for its exchange (single use; OAuth 2.0 Security BCP: short).
 OIDC_CODE_SECONDS = config("OIDC_CODE_SECONDS", default=60, cast=int)
+# Seconds a client's back-channel logout endpoint may take to answer (then the outbox retries).
+OIDC_BACKCHANNEL_TIMEOUT_SECONDS = config("OIDC_BACKCHANNEL_TIMEOUT_SECONDS", default=5.0, cast=float)
 # Schemes a client's redirect URI may use; plain http only for development.
 OIDC_REDIRECT_URI_SCHEMES = config("OIDC_REDIRECT_URI_SCHEMES", default="https,http" if DEBUG else "https", cast=Csv())
 # What each scope releases (users/services/oidc/claims.py); the protocol's own settings follow.

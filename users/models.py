@@ -357,6 +357,7 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email"
         EVENT = "event"
+        LOGOUT = "logout"  # an OpenID Connect back-channel logout token for one client
 
     class Status(models.TextChoices):
         PENDING = "pending"

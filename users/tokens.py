@@ -160,9 +160,11 @@ def _reset_key_ring(*, setting: str, **kwargs: Any) -> None:
         key_ring.cache_clear()
 
 
-def encode(claims: dict[str, Any]) -> str:
+def encode(claims: dict[str, Any], *, typ: str | None = None) -> str:
+    """Sign ``claims`` with the current key (``kid`` in the header; ``typ`` too when given, e.g. ``logout+jwt``)."""
     ring = key_ring()
-    return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers={"kid": ring.kid})
+    headers = {"kid": ring.kid, **({"typ": typ} if typ else {})}
+    return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers=headers)
 
 
 def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:

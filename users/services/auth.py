@@ -18,6 +18,7 @@ from users import tokens
 from users.exceptions import NotFound, SessionEnded, TokenInvalid
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services.audit import security_event_record
+from users.services.oidc.backchannel import backchannel_logout_enqueue
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
@@ -117,12 +118,14 @@ def _sessions_end(sessions, *, reason: str) -> list:
     """End the still-open sessions of ``sessions`` and refuse their tokens at once; returns their ids.
 
     Call inside a transaction: if Redis cannot record the end, ``RevocationUnavailable`` (503) rolls it back
-    (``users.session_state``), so no caller ever reports an end that tokens would not see.
+    (``users.session_state``), so no caller ever reports an end that tokens would not see. The clients that got
+    tokens through these sessions get a back-channel logout token (``users.services.oidc.backchannel``, outbox).
     """
     ids = list(sessions.filter(ended_at__isnull=True).values_list("id", flat=True))
     if ids:
         UserSession.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)
         sessions_mark_ended(ids)
+        backchannel_logout_enqueue(session_ids=ids)  # the apps signed in through these sessions hear of it
     return ids
 
 

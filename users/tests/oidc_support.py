@@ -2,6 +2,8 @@
 
 import base64
 import hashlib
+import io
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from django.core.management import call_command
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -19,6 +22,17 @@ REDIRECT_URI = "http://rp.test/callback"
 SCOPE = "openid profile email school"
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def oidc_client_register(*options: str, name: str = "Library") -> dict:
+    """``create_oidc_client NAME --redirect-uri REDIRECT_URI --json *options``: its JSON answer."""
+    out = io.StringIO()
+    call_command("create_oidc_client", name, "--redirect-uri", REDIRECT_URI, "--json", *options, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def hidden_fields(html: str) -> dict[str, str]:
@@ -61,6 +75,10 @@ class Browser:
     def sign_in(self, page: requests.Response, username: str, password: str = TEST_PASSWORD) -> requests.Response:
         assert 'name="password"' in page.text, page.text[:500]
         return self.post_form(page, {"username": username, "password": password})
+
+    def authorize(self, rp: "RelyingParty", username: str, **extra: str) -> requests.Response:
+        """Start at the app's authorization URL and sign in: the answer (the redirect to the app, or a page)."""
+        return self.sign_in(self.get(rp.authorization_url(**extra)), username)
 
 
 def callback_params(response: requests.Response) -> dict[str, str]:

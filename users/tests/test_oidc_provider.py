@@ -1,73 +1,39 @@
 """The OpenID Connect provider end to end: a real relying party (Authlib) against a live server over HTTP."""
 
-import io
-import json
 from datetime import timedelta
 
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.core.management import call_command
 from django.utils import timezone
 from oauth2_provider.models import Grant
 
 from conftest import TEST_PASSWORD
 from users.models import OidcAuthorization, SessionEndReason, UserSession, UserType
 from users.tests.mfa_support import enrol_totp
-from users.tests.oidc_support import REDIRECT_URI, Browser, RelyingParty, callback_params, hidden_fields
+from users.tests.oidc_support import (
+    REDIRECT_URI,
+    Browser,
+    RelyingParty,
+    callback_params,
+    hidden_fields,
+    oidc_client_register,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 API = "/api/v1/users"
 
 
-@pytest.fixture
-def issuer(live_server, settings) -> str:
-    """The live server is the issuer; plain http redirect URIs and cookies are allowed for the loopback run."""
-    url = live_server.url
-    settings.JWT_ISSUER = url
-    settings.OIDC_REDIRECT_URI_SCHEMES = ["https", "http"]
-    settings.OAUTH2_PROVIDER = {
-        **django_settings.OAUTH2_PROVIDER,
-        "OIDC_ISS_ENDPOINT": url,
-        "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
-    }
-    settings.SSO_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.SESSION_COOKIE_SECURE = False
-    return url
-
-
-@pytest.fixture
-def discovery(issuer) -> dict:
-    response = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10)
-    assert response.status_code == 200
-    return response.json()
-
-
 def _client(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("create_oidc_client", "Library", "--redirect-uri", REDIRECT_URI, "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
-
-
-@pytest.fixture
-def rp(issuer, discovery) -> RelyingParty:
-    created = _client("--first-party")
-    return RelyingParty(issuer, created["client_id"], created["client_secret"], discovery)
+    return oidc_client_register(*args)
 
 
 def _auth(rp: RelyingParty) -> tuple[str, str]:
     return (rp.client_id, rp.client_secret or "")
 
 
-@pytest.fixture
-def browser(issuer) -> Browser:
-    return Browser(issuer)
-
-
 def _sign_in_and_authorize(browser: Browser, rp: RelyingParty, username: str, **extra: str) -> requests.Response:
-    page = browser.get(rp.authorization_url(**extra))
-    return browser.sign_in(page, username)
+    return browser.authorize(rp, username, **extra)
 
 
 def _bearer(token: str) -> dict:
