@@ -66,6 +66,15 @@ class Browser:
         response = self.http.post(action, data={**fields, **data}, allow_redirects=False, timeout=10)
         return self._follow(response)
 
+    def post_to(
+        self, page: requests.Response, action: str, data: dict[str, str], *, csrf: bool = True
+    ) -> requests.Response:
+        """Post one of the page's forms (by its action) with the page's CSRF token."""
+        assert f'action="{action}"' in page.text, action
+        fields = {"csrfmiddlewaretoken": hidden_fields(page.text)["csrfmiddlewaretoken"]} if csrf else {}
+        response = self.http.post(urljoin(self.base_url, action), data={**fields, **data}, allow_redirects=False)
+        return self._follow(response)
+
     def _follow(self, response: requests.Response) -> requests.Response:
         while response.is_redirect and urljoin(response.url, response.headers["Location"]).startswith(self.base_url):
             response = self.http.get(urljoin(response.url, response.headers["Location"]), allow_redirects=False)

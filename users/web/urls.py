@@ -9,6 +9,9 @@ app_name = "web"
 
 urlpatterns = [
     path("account/", account.account, name="account"),
+    path("account/sessions/<uuid:session_id>/end/", account.session_end, name="account-session-end"),
+    path("account/apps/<int:application_id>/revoke/", account.app_revoke, name="account-app-revoke"),
+    path("account/password/", account.password, name="account-password"),
     path("account/sign-in/", views.sign_in, name="sign-in"),
     path("account/sign-in/second-factor/", views.second_factor, name="second-factor"),
     path("account/sign-in/enrol/", views.enrol, name="enrol"),

@@ -159,18 +159,22 @@ class OidcValidator(OAuth2Validator):
     def validate_refresh_token(
         self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
-        family = (
+        row = (
             RefreshToken.objects.filter(token_checksum=checksum(refresh_token), application=client)
-            .values_list("token_family", "revoked")
+            .values_list("token_family", "revoked", "created")
             .first()
         )
-        if family is None or family[0] is None:
+        if row is None or row[0] is None:
             return False
-        authorization = OidcAuthorization.objects.select_related("session").filter(pk=family[0]).first()
+        family, revoked, created = row
+        authorization = OidcAuthorization.objects.select_related("session").filter(pk=family).first()
         if authorization is None:
             return False
-        if family[1] is not None:  # rotated away or revoked: presenting it again is a reuse
-            self._reused(authorization, request, grant="refresh_token")
+        if revoked is not None:
+            # Rotated away (a newer token of its family exists): presenting it again is a reuse. Merely revoked
+            # (the revocation endpoint, consent withdrawn, logout): refused, nothing more.
+            if RefreshToken.objects.filter(token_family=family, created__gt=created).exists():
+                self._reused(authorization, request, grant="refresh_token")
             return False
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
