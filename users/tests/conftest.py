@@ -8,7 +8,7 @@ import pytest
 import requests
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
-from django.db import connections
+from django.db import connection, connections
 
 from user_service.celery import app as celery_app
 from users.tests.oidc_support import Browser, RelyingParty, oidc_client_register
@@ -49,8 +49,21 @@ def fast_retries(settings):
     return settings
 
 
+def _live_server_connections_end() -> None:
+    """End the database connections the live server's request threads still hold.
+
+    A client's kept-alive socket keeps its request thread (and that thread's connection) waiting for a next
+    request that never comes; the test database could then not be dropped at the end of the run.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
-def issuer(live_server, settings) -> str:
+def issuer(live_server, settings) -> Iterator[str]:
     """The live server as the OpenID Connect issuer; http redirect URIs and cookies allowed for the loopback run."""
     url = live_server.url
     settings.JWT_ISSUER = url
@@ -63,7 +76,9 @@ def issuer(live_server, settings) -> str:
     settings.SSO_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
     settings.SESSION_COOKIE_SECURE = False
-    return url
+    yield url
+    if connection.vendor == "postgresql":
+        _live_server_connections_end()
 
 
 @pytest.fixture
@@ -92,5 +107,7 @@ def rp(make_rp) -> RelyingParty:
 
 
 @pytest.fixture
-def browser(issuer) -> Browser:
-    return Browser(issuer)
+def browser(issuer) -> Iterator[Browser]:
+    browser = Browser(issuer)
+    yield browser
+    browser.close()

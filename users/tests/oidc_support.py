@@ -53,6 +53,10 @@ class Browser:
         self.http = requests.Session()
         self.last: requests.Response | None = None
 
+    def close(self) -> None:
+        """End the keep-alive connection (and with it the live server thread holding a database connection)."""
+        self.http.close()
+
     def get(self, url: str) -> requests.Response:
         return self._follow(self.http.get(urljoin(self.base_url, url), allow_redirects=False, timeout=10))
 
@@ -76,8 +80,10 @@ class Browser:
         return self._follow(response)
 
     def _follow(self, response: requests.Response) -> requests.Response:
+        response.content  # noqa: B018 - read it all, so the connection goes back to the pool (and gets closed)
         while response.is_redirect and urljoin(response.url, response.headers["Location"]).startswith(self.base_url):
             response = self.http.get(urljoin(response.url, response.headers["Location"]), allow_redirects=False)
+            response.content  # noqa: B018
         self.last = response
         return response
 
@@ -122,21 +128,27 @@ class RelyingParty:
         )
 
     def authorization_url(self, **extra: str) -> str:
-        url, self.state = self.session().create_authorization_url(
-            self.discovery["authorization_endpoint"], nonce=self.nonce, code_verifier=self.verifier, **extra
-        )
+        with self.session() as session:
+            url, self.state = session.create_authorization_url(
+                self.discovery["authorization_endpoint"], nonce=self.nonce, code_verifier=self.verifier, **extra
+            )
         return url
 
     def exchange(self, callback: requests.Response, *, verifier: str | None = None) -> dict:
         location = callback.headers["Location"]
-        return dict(
-            self.session().fetch_token(
-                self.discovery["token_endpoint"],
-                authorization_response=location,
-                code_verifier=self.verifier if verifier is None else verifier,
-                state=self.state,
+        with self.session() as session:
+            return dict(
+                session.fetch_token(
+                    self.discovery["token_endpoint"],
+                    authorization_response=location,
+                    code_verifier=self.verifier if verifier is None else verifier,
+                    state=self.state,
+                )
             )
-        )
+
+    def refresh(self, refresh_token: str) -> dict:
+        with self.session() as session:
+            return dict(session.refresh_token(self.discovery["token_endpoint"], refresh_token=refresh_token))
 
     def id_token_claims(self, token: dict) -> dict:
         """The id_token verified as an RP must: signature by the JWKS's key, iss, aud, exp, iat, nonce, at_hash."""

@@ -132,7 +132,9 @@ class TestBackChannelLogout:
     def test_only_clients_that_got_tokens_in_that_session_hear_of_it(
         self, browser, bcl_rp, make_rp, student, staff, client_endpoint, login
     ):
-        _signed_in(Browser(bcl_rp.issuer), bcl_rp, staff)  # another person's session at the same client
+        other_browser = Browser(bcl_rp.issuer)
+        _signed_in(other_browser, bcl_rp, staff)  # another person's session at the same client
+        other_browser.close()
         sid = _signed_in(browser, bcl_rp, student)["claims"]["sid"]
         api = login(student)["access_token"]
 

@@ -1,5 +1,7 @@
 """The OpenID Connect provider end to end: a real relying party (Authlib) against a live server over HTTP."""
 
+import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from oauth2_provider.models import Grant
 
 from conftest import TEST_PASSWORD
 from users.models import OidcAuthorization, SessionEndReason, UserSession, UserType
-from users.tests.mfa_support import enrol_totp
+from users.tests.mfa_support import STEP, code_at, enrol_totp
 from users.tests.oidc_support import (
     REDIRECT_URI,
     Browser,
@@ -124,7 +126,7 @@ def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(browser, rp
     token = rp.exchange(_sign_in_and_authorize(browser, rp, student.username))
     sid = rp.id_token_claims(token)["sid"]
 
-    rotated = rp.session().refresh_token(rp.discovery["token_endpoint"], refresh_token=token["refresh_token"])
+    rotated = rp.refresh(token["refresh_token"])
     assert rotated["refresh_token"] != token["refresh_token"]
     assert requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(rotated["access_token"]), timeout=10).ok
 
@@ -392,3 +394,44 @@ def test_every_code_remembers_its_login_session(browser, rp, student):
     authorization = OidcAuthorization.objects.get()
     assert str(authorization.session_id) == rp.id_token_claims(token)["sid"]
     assert authorization.exchanged_at is not None
+
+
+def test_prompt_none_without_consent_answers_consent_required(browser, make_rp, student, issuer):
+    rp = make_rp(scope="openid email")
+    browser.authorize(rp, student.username)  # signed in; the consent page is left unanswered
+
+    response = browser.get(rp.authorization_url(prompt="none"))
+
+    assert callback_params(response) == {"error": "consent_required", "state": rp.state, "iss": issuer}
+
+
+def test_a_role_that_needs_a_second_factor_sets_one_up_while_signing_in(browser, rp, hod, settings):
+    settings.MFA_REQUIRED_ROLES = frozenset({"hod"})
+
+    enrol = browser.authorize(rp, hod.username)
+    assert enrol.status_code == 200
+    secret = re.search(r"Key: <code>([A-Z2-7]+)</code>", enrol.text).group(1)
+    assert "<svg" in enrol.text
+    finish = browser.post_form(enrol, {"code": code_at(secret, time.time() - STEP)})
+    assert "Your recovery codes" in finish.text
+    callback = browser.post_form(finish, {"code": code_at(secret, time.time())})
+
+    claims = rp.id_token_claims(rp.exchange(callback))
+    assert claims["sub"] == str(hod.pk)
+    assert "mfa" in claims["amr"]
+
+
+def test_the_sign_in_page_counts_toward_the_login_rate(browser, rp, student, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "2/min"},
+    }
+    page = browser.get(rp.authorization_url())
+    for _ in range(2):
+        assert browser.sign_in(page, student.username, password="wrong").status_code == 401
+
+    throttled = browser.sign_in(page, student.username)
+
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert not UserSession.objects.filter(user=student).exists()

@@ -23,6 +23,7 @@ from users.services.credentials import Channel
 from users.services.login import LoginCompleted, LoginPending, Step
 from users.web.security import page_headers
 from users.web.signin import signin_cookie_set
+from users.web.throttle import sign_in_wait_seconds
 
 IDENTIFIER_MAX_LENGTH = 254
 PASSWORD_MAX_LENGTH = 4096
@@ -92,6 +93,11 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         form = SignInForm(initial={"next": request.GET.get("next", "")})
         return _page(request, "sign_in.html", {"form": form})
     form = SignInForm(request.POST)
+    if (wait := sign_in_wait_seconds(request)) is not None:
+        context = {"form": SignInForm(initial={"next": request.POST.get("next", "")})}
+        response = _page(request, "sign_in.html", {**context, "error": "Too many attempts; try again later."}, 429)
+        response["Retry-After"] = str(wait)
+        return response
     if not form.is_valid():
         return _page(request, "sign_in.html", {"form": form}, status=400)
     target = safe_next(request, form.cleaned_data["next"])
