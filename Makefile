@@ -76,10 +76,13 @@ typecheck: install-dev $(TEST_KEY)
 
 test: lint test-only
 
-# Debian packages the tests run for real (nginx: deploy/tests/test_nginx_live.py), installed with apt if missing.
+# Debian packages the tests run for real (nginx: deploy/tests/test_nginx_live.py; chromium: the SSO pages in a
+# browser, users/tests/test_oidc_browser.py), installed with apt if missing.
 system-deps:
 	@test -x /usr/sbin/nginx || command -v nginx >/dev/null || (apt-get install -y nginx >/dev/null 2>&1 || \
 		(apt-get update >/dev/null && apt-get install -y nginx >/dev/null))
+	@test -x /usr/bin/chromium || (apt-get install -y chromium >/dev/null 2>&1 || \
+		(apt-get update >/dev/null && apt-get install -y chromium >/dev/null))
 
 test-only: install-dev $(TEST_KEY) system-deps
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)

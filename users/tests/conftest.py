@@ -8,7 +8,7 @@ import pytest
 import requests
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
-from django.db import connection, connections
+from django.db import connections
 
 from user_service.celery import app as celery_app
 from users.tests.oidc_support import Browser, RelyingParty, oidc_client_register
@@ -49,23 +49,16 @@ def fast_retries(settings):
     return settings
 
 
-def _live_server_connections_end() -> None:
-    """End the database connections the live server's request threads still hold.
-
-    A client's kept-alive socket keeps its request thread (and that thread's connection) waiting for a next
-    request that never comes; the test database could then not be dropped at the end of the run.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-
-
 @pytest.fixture
 def issuer(live_server, settings) -> Iterator[str]:
     """The live server as the OpenID Connect issuer; http redirect URIs and cookies allowed for the loopback run."""
     url = live_server.url
+    # Each request of the live server closes its database connection when it ends: a client's kept-alive
+    # socket would otherwise hold a request thread and its connection past the test (and the test database
+    # could not be dropped at the end of the run).
+    database = connections.settings["default"]
+    conn_max_age = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
     settings.JWT_ISSUER = url
     settings.OIDC_REDIRECT_URI_SCHEMES = ["https", "http"]
     settings.OAUTH2_PROVIDER = {
@@ -77,8 +70,7 @@ def issuer(live_server, settings) -> Iterator[str]:
     settings.CSRF_COOKIE_SECURE = False
     settings.SESSION_COOKIE_SECURE = False
     yield url
-    if connection.vendor == "postgresql":
-        _live_server_connections_end()
+    database["CONN_MAX_AGE"] = conn_max_age
 
 
 @pytest.fixture

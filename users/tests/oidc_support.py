@@ -134,8 +134,9 @@ class RelyingParty:
             )
         return url
 
-    def exchange(self, callback: requests.Response, *, verifier: str | None = None) -> dict:
-        location = callback.headers["Location"]
+    def exchange(self, callback: requests.Response | str, *, verifier: str | None = None) -> dict:
+        """The token response for the code in ``callback`` (the redirect to the app, or the URL it led to)."""
+        location = callback if isinstance(callback, str) else callback.headers["Location"]
         with self.session() as session:
             return dict(
                 session.fetch_token(

@@ -21,7 +21,7 @@ def page_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         response = view(request, *args, **kwargs)
         response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response["X-Frame-Options"] = "DENY"
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = "same-origin"  # "no-referrer" makes browsers post forms with Origin: null
         add_never_cache_headers(response)
         return response
 
