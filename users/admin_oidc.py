@@ -6,7 +6,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, IDToken, Ref
 
 from users.admin import HODPermissionsMixin
 from users.models import OidcClient, OidcConsent
-from users.services.oidc.clients import backchannel_uri_validate
+from users.services.oidc.clients import backchannel_uri_validate, client_secret_set
 
 for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
     if admin.site.is_registered(model):
@@ -56,10 +56,10 @@ class ApplicationAdmin(HODPermissionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
         obj.algorithm = Application.NO_ALGORITHM  # id_tokens are always RS256 with the service's key ring
-        if obj.client_type == Application.CLIENT_PUBLIC:
-            obj.client_secret = ""
         if not change:
             obj.user = request.user
+            public = obj.client_type == Application.CLIENT_PUBLIC
+            client_secret_set(obj, None if public else obj.client_secret)
         super().save_model(request, obj, form, change)
 
 

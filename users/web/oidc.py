@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -94,7 +95,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
             return _error_page(request, error.description or error.error)
         application = Application.objects.filter(client_id=error.client_id).first() if error.client_id else None
         return _error_redirect(error, error.redirect_uri, application)
-    application = Application.objects.get(client_id=credentials["client_id"])
+    validated = credentials.pop("request", None)  # oauthlib's request: the client it loaded, reused below
+    application = getattr(validated, "client", None) or Application.objects.get(client_id=credentials["client_id"])
     redirect_uri = credentials["redirect_uri"]
     state = credentials.get("state")
     prompt = request.GET.get("prompt", "").split()
@@ -128,8 +130,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
 
     request.user = user
     credentials["ums_sid"] = str(session.pk)
+    credentials["client"] = application  # not loaded again when oauthlib validates the request once more
     try:
-        uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
+        with transaction.atomic():  # the grant and its authorization: one commit
+            uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
     except OAuthToolkitError as exc:
         return _error_redirect(exc.oauthlib_error, redirect_uri, application)
     return _back_to_client(uri, application)

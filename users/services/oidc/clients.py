@@ -11,6 +11,7 @@ from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 
 from users.models import CustomUser, OidcClient
+from users.services.credentials import secret_hash
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,17 @@ class ClientCreated:
     application: Application
     client_id: str
     client_secret: str | None
+
+
+def client_secret_set(application: Application, secret: str | None) -> None:
+    """Store ``secret`` as the service accounts' secrets are stored (``credentials.secret_hash``, SHA-256).
+
+    A client secret is 256 random bits, so a fast hash is enough, as for service accounts; django-oauth-toolkit's
+    default (the password hasher, Argon2id) would cost every code exchange a password check.
+    ``OidcValidator._check_secret`` compares it.
+    """
+    application.client_secret = secret_hash(secret) if secret else ""
+    application.hash_client_secret = False  # hashed here already
 
 
 def backchannel_uri_validate(uri: str) -> None:
@@ -54,9 +66,8 @@ def oidc_client_create(
         post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
         skip_authorization=first_party,
         algorithm=Application.NO_ALGORITHM,  # id_tokens are always RS256 with the service's key ring
-        client_secret=secret or "",
-        hash_client_secret=True,
     )
+    client_secret_set(application, secret)
     application.full_clean()
     application.save()
     backchannel_uri_validate(backchannel_logout_uri)

@@ -16,6 +16,7 @@ code and token storage, refresh token rotation. This validator adds what belongs
 """
 
 import hashlib
+import hmac
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
 from users.principal import principal_resolve
 from users.services.auth import session_end_for_reuse
+from users.services.credentials import secret_hash
 from users.services.oidc import claims as oidc_claims
 from users.session_state import session_live_get
 
@@ -64,6 +66,12 @@ def _client_ip(request: Request) -> str | None:
 
 class OidcValidator(OAuth2Validator):
     oidc_claim_scope = None  # the scopes' claims are users.services.oidc.claims'
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        """Secrets stored by ``users.services.oidc.clients`` (SHA-256, as service accounts'); others as DOT does."""
+        if stored_secret.startswith("sha256$"):
+            return hmac.compare_digest(stored_secret, secret_hash(provided_secret))
+        return super()._check_secret(provided_secret, stored_secret)
 
     # --- authorization request -------------------------------------------------------------------------------
 
