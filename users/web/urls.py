@@ -3,7 +3,7 @@
 from django.urls import path
 from oauth2_provider.views import RevokeTokenView, UserInfoView
 
-from users.web import account, logout, oidc, views
+from users.web import account, logout, oidc, recovery, views
 
 app_name = "web"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path("account/sign-in/", views.sign_in, name="sign-in"),
     path("account/sign-in/second-factor/", views.second_factor, name="second-factor"),
     path("account/sign-in/enrol/", views.enrol, name="enrol"),
+    # the e-mail links ({FRONTEND_URL}/reset-password?..., /verify-email?..., /login), FRONTEND_URL={issuer}/account
+    path("account/forgot-password/", recovery.forgot_password, name="forgot-password"),
+    path("account/reset-password", recovery.reset_password, name="reset-password"),
+    path("account/verify-email", recovery.verify_email, name="verify-email"),
+    path("account/login", recovery.login_link, name="login-link"),
     path("oidc/authorize/", oidc.authorize, name="authorize"),
     path("oidc/token/", oidc.token, name="token"),
     path("oidc/userinfo/", UserInfoView.as_view(), name="userinfo"),
