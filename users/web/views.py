@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import rotate_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -72,6 +73,7 @@ def _refused(request: HttpRequest, template: str, context: dict[str, Any], exc: 
 
 
 def _completed(request: HttpRequest, completed: LoginCompleted, target: str) -> HttpResponse:
+    rotate_token(request)  # a new CSRF secret for the signed-in browser, as Django's own login does
     response = HttpResponseRedirect(target)
     if completed.session is not None:
         signin_cookie_set(response, completed.session.session)
