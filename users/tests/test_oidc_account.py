@@ -1,10 +1,14 @@
 """The account page of the single sign-on: profile, sessions, factors, password, apps, through a real browser flow."""
 
+import re
+import time
+
 import pytest
 import requests
 
 from conftest import TEST_PASSWORD
 from users.models import OidcConsent, SessionEndReason, UserSession
+from users.tests.mfa_support import code_at, enrol_totp
 from users.tests.oidc_support import Browser, bearer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -140,3 +144,35 @@ def test_sessions_lists_the_apps_a_session_came_through(browser, rp, student, si
     [session] = sessions
     assert session["is_current"] is True
     assert session["apps"] == [{"client_id": rp.client_id, "name": "Library"}]
+
+
+class TestFactors:
+    def test_setting_up_an_authenticator_app_from_the_account_page(self, browser, rp, student, signed_in):
+        page = browser.get("/account/")
+        assert "Authenticator app: not set up" in page.text
+        setup = browser.post_to(page, "/account/factors/totp/", {})
+        secret = re.search(r"Key: <code>([A-Z2-7]+)</code>", setup.text).group(1)
+
+        wrong = browser.post_to(setup, "/account/factors/totp/confirm/", {"code": "000000"})
+        assert wrong.status_code == 400
+        secret = re.search(r"Key: <code>([A-Z2-7]+)</code>", wrong.text).group(1)
+        done = browser.post_to(wrong, "/account/factors/totp/confirm/", {"code": code_at(secret, time.time())})
+
+        assert "Your authenticator app is set up" in done.text
+        assert done.text.count("<li><code>") == 10
+        assert "Authenticator app: set up" in browser.get("/account/").text
+
+    def test_new_recovery_codes_and_removal_need_a_recent_sign_in(self, browser, rp, student, signed_in, settings):
+        enrol_totp(student)
+        page = browser.get("/account/")
+
+        fresh = browser.post_to(page, "/account/factors/recovery-codes/", {})
+        assert "New recovery codes" in fresh.text
+        settings.REAUTH_SECONDS = -1
+        refused = browser.post_to(browser.get("/account/"), "/account/factors/totp/remove/", {})
+        assert refused.status_code == 403
+        assert "Sign in again" in refused.text
+        settings.REAUTH_SECONDS = 300
+        removed = browser.post_to(browser.get("/account/"), "/account/factors/totp/remove/", {})
+        assert "The authenticator app was removed." in removed.text
+        assert "Authenticator app: not set up" in removed.text

@@ -1,8 +1,9 @@
 """The signed-in person's own page: profile, open sessions (sign out one), second factors, password, apps.
 
 Each change is the existing owner's: ending a session ``users.services.auth.session_revoke``, the password
-``users.services.people.passwords.password_change`` (after the same recent-authentication check as the API's
-``change-password/``), withdrawing an app's access ``users.services.oidc.consent.consent_revoke``.
+``users.services.people.passwords.password_change``, the factors ``users.services.mfa`` (removing one and new
+recovery codes after the same recent-authentication check as the API's), withdrawing an app's access
+``users.services.oidc.consent.consent_revoke``.
 """
 
 from typing import Any
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from user_service.exceptions import error_status
 from users.exceptions import ApplicationError
-from users.http import client_ip
+from users.http import client_ip, user_agent
 from users.models import UserSession
 from users.selectors import consents_for, session_apps, sessions_active_for, user_public_data
 from users.services import mfa
@@ -30,6 +31,10 @@ from users.web.security import page_headers
 from users.web.signin import signin_cookie_clear, signin_session_get
 
 PASSWORD_MAX_LENGTH = 4096
+
+
+class TOTPConfirmForm(forms.Form):
+    code = forms.CharField(label="Code from your authenticator app", max_length=64)
 
 
 class PasswordChangeForm(forms.Form):
@@ -80,6 +85,7 @@ def account(request: HttpRequest) -> HttpResponse:
     if session is None:
         return _sign_in_first()
     notice = {
+        "totp-removed": "The authenticator app was removed.",
         "password": "Your password was changed; your other sessions were signed out.",
         "app": "The app's access was withdrawn.",
         "session": "That session was signed out.",
@@ -143,3 +149,74 @@ def password(request: HttpRequest) -> HttpResponse:
             form.add_error(field if field in form.fields else None, messages)
         return _account_page(request, session, form=form, status=400)
     return HttpResponseRedirect(f"{reverse('web:account')}?done=password")
+
+
+def _refused(request: HttpRequest, session: UserSession, exc: ApplicationError) -> HttpResponse:
+    message = exc.message
+    if exc.code == "reauthentication_required":
+        message = "Sign in again to change this (it has been a while since you did)."
+    return _account_page(request, session, status=error_status(exc), error=message)
+
+
+def _factor_page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    return render(request, "web/account_factor.html", {"site_name": settings.SSO_SITE_NAME, **context}, status=status)
+
+
+@page_headers
+@require_http_methods(["POST"])
+def totp_begin(request: HttpRequest) -> HttpResponse:
+    session = signin_session_get(request)
+    if session is None:
+        return _sign_in_first()
+    try:
+        enrolment = mfa.totp_enrol_begin(user=session.user)
+    except ApplicationError as exc:
+        return _refused(request, session, exc)
+    return _factor_page(request, {"enrolment": enrolment, "form": TOTPConfirmForm()})
+
+
+@page_headers
+@require_http_methods(["POST"])
+def totp_confirm(request: HttpRequest) -> HttpResponse:
+    session = signin_session_get(request)
+    if session is None:
+        return _sign_in_first()
+    form = TOTPConfirmForm(request.POST)
+    if not form.is_valid():
+        return _factor_page(request, {"form": form, "enrolment": mfa.totp_enrol_begin(user=session.user)}, 400)
+    try:
+        codes = mfa.totp_enrol_confirm(
+            user=session.user, code=form.cleaned_data["code"], ip=client_ip(request), user_agent=user_agent(request)
+        )
+    except ApplicationError as exc:  # a wrong code: a new secret to scan (the pending one is not shown again)
+        context = {"form": TOTPConfirmForm(), "enrolment": mfa.totp_enrol_begin(user=session.user)}
+        return _factor_page(request, {**context, "error": exc.message}, error_status(exc))
+    return _factor_page(request, {"recovery_codes": codes, "enrolled": True})
+
+
+@page_headers
+@require_http_methods(["POST"])
+def totp_remove(request: HttpRequest) -> HttpResponse:
+    session = signin_session_get(request)
+    if session is None:
+        return _sign_in_first()
+    try:
+        session_recent_authentication_require(session_id=str(session.pk))
+        mfa.totp_remove(user=session.user, ip=client_ip(request), user_agent=user_agent(request))
+    except ApplicationError as exc:
+        return _refused(request, session, exc)
+    return HttpResponseRedirect(f"{reverse('web:account')}?done=totp-removed")
+
+
+@page_headers
+@require_http_methods(["POST"])
+def recovery_codes(request: HttpRequest) -> HttpResponse:
+    session = signin_session_get(request)
+    if session is None:
+        return _sign_in_first()
+    try:
+        session_recent_authentication_require(session_id=str(session.pk))
+        codes = mfa.recovery_codes_regenerate(user=session.user, ip=client_ip(request), user_agent=user_agent(request))
+    except ApplicationError as exc:
+        return _refused(request, session, exc)
+    return _factor_page(request, {"recovery_codes": codes})
