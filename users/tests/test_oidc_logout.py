@@ -11,6 +11,7 @@ from werkzeug import Response
 from conftest import TEST_PASSWORD
 from users.models import OutboxMessage, SessionEndReason, UserSession
 from users.services.oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
+from users.tests.mfa_support import code_at, enrol_totp, secret_of
 from users.tests.oidc_support import Browser, RelyingParty, bearer
 from users.tokens import key_ring
 
@@ -47,6 +48,10 @@ def client_endpoint(httpserver: HTTPServer) -> HTTPServer:
 def bcl_rp(make_rp, client_endpoint) -> RelyingParty:
     uri = client_endpoint.url_for("/backchannel-logout")
     return make_rp("--first-party", "--backchannel-logout-uri", uri, "--post-logout-redirect-uri", POST_LOGOUT_URI)
+
+
+def _code(user) -> str:
+    return code_at(secret_of(user), time.time())
 
 
 def _signed_in(browser: Browser, rp: RelyingParty, user) -> dict:
@@ -221,3 +226,19 @@ def test_sign_in_never_returns_to_another_site(browser, student, issuer):
     assert done.url.endswith("/account/")
     assert "Your account" in done.text
     assert student.email in done.text
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_an_mfa_reset_notifies_the_client(browser, bcl_rp, student, hod, client_endpoint, login):
+    enrol_totp(student)
+    page = browser.get(bcl_rp.authorization_url())
+    second = browser.sign_in(page, student.username)
+    sid = bcl_rp.id_token_claims(bcl_rp.exchange(browser.post_form(second, {"code": _code(student)})))["sid"]
+    api = login(hod)["access_token"]
+
+    reset = requests.post(f"{bcl_rp.issuer}{API}/{student.pk}/mfa/reset/", headers=bearer(api), timeout=10)
+
+    assert reset.status_code in (200, 204), reset.text
+    [claims] = _wait_for_logout_tokens(client_endpoint, 1)
+    _assert_logout_token(claims, rp=bcl_rp, user=student, sid=sid)
+    assert UserSession.objects.get(pk=sid).end_reason == SessionEndReason.MFA_RESET
