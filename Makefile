@@ -76,9 +76,9 @@ typecheck: install-dev $(TEST_KEY)
 
 test: lint test-only
 
-# Debian packages the tests run for real (nginx: deploy/tests/test_nginx_live.py; chromium: the admin's sign-in in
-# a real browser, users/tests/test_admin_browser.py, driven by Playwright without a browser download), installed
-# with apt if missing.
+# Debian packages the tests run for real (nginx: deploy/tests/test_nginx_live.py; chromium: the admin's sign-in and
+# the SSO pages in a real browser, users/tests/test_admin_browser.py and test_oidc_browser.py, driven by Playwright
+# without a browser download), installed with apt if missing.
 system-deps:
 	@test -x /usr/sbin/nginx || command -v nginx >/dev/null || (apt-get install -y nginx >/dev/null 2>&1 || \
 		(apt-get update >/dev/null && apt-get install -y nginx >/dev/null))

@@ -29,6 +29,7 @@ app.conf.update(
     task_routes={
         "users.tasks.outbox_email_task": {"queue": "email", "routing_key": "email"},
         "users.tasks.outbox_event_task": {"queue": "events", "routing_key": "events"},
+        "users.tasks.outbox_logout_task": {"queue": "events", "routing_key": "events"},
         "users.tasks.*": {"queue": "default", "routing_key": "default"},
     },
     # No result backend: tasks record their outcome in the database (outbox rows).

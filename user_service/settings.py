@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "oauth2_provider",  # the OpenID Connect provider's protocol (users/services/oidc/, users/web/)
 ]
 
 MIDDLEWARE = [
@@ -433,6 +434,65 @@ PEOPLE_COUNT_EXACT_LIMIT = config("PEOPLE_COUNT_EXACT_LIMIT", default=1000, cast
 # Largest roster CSV (bytes) and most data rows per import.
 ROSTER_MAX_BYTES = config("ROSTER_MAX_BYTES", default=5_242_880, cast=int)
 ROSTER_MAX_ROWS = config("ROSTER_MAX_ROWS", default=20_000, cast=int)
+
+# --- Single sign-on: the OpenID Connect provider (users/services/oidc/, users/web/) -------------------
+# The name the sign-in, consent and account pages show.
+SSO_SITE_NAME = config("SSO_SITE_NAME", default="School account")
+# The sign-in session's cookie: signed, HttpOnly, SameSite=Lax; Secure unless DEBUG (or this says otherwise).
+SSO_COOKIE_NAME = config("SSO_COOKIE_NAME", default="ums_sso")
+SSO_COOKIE_SECURE = config("SSO_COOKIE_SECURE", default=not DEBUG, cast=bool)
+# Seconds an authorization code may wait for its exchange (single use; OAuth 2.0 Security BCP: short).
+OIDC_CODE_SECONDS = config("OIDC_CODE_SECONDS", default=60, cast=int)
+# Seconds a client's back-channel logout endpoint may take to answer (then the outbox retries).
+OIDC_BACKCHANNEL_TIMEOUT_SECONDS = config("OIDC_BACKCHANNEL_TIMEOUT_SECONDS", default=5.0, cast=float)
+# Schemes a client's redirect URI may use; plain http only for development.
+OIDC_REDIRECT_URI_SCHEMES = config("OIDC_REDIRECT_URI_SCHEMES", default="https,http" if DEBUG else "https", cast=Csv())
+# What each scope releases (users/services/oidc/claims.py); the protocol's own settings follow.
+OIDC_SCOPES = {
+    "openid": "Sign you in (your account id)",
+    "profile": "Your name and username",
+    "email": "Your e-mail address",
+    "school": "Your role, department and school id",
+}
+# django-oauth-toolkit's own models, unswapped (its migrations name these settings).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": JWT_ISSUER,
+    "OAUTH2_VALIDATOR_CLASS": "users.services.oidc.validator.OidcValidator",
+    "ACCESS_TOKEN_GENERATOR": "users.services.oidc.validator.access_token_generate",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+    "SCOPES": OIDC_SCOPES,
+    "DEFAULT_SCOPES": ["openid"],
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token", "client_credentials"],
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": OIDC_CODE_SECONDS,
+    # The access token is the service's own access JWT (users.tokens), so it lives as long as any other.
+    "ACCESS_TOKEN_EXPIRE_SECONDS": JWT_ACCESS_MINUTES * 60,
+    "ID_TOKEN_EXPIRE_SECONDS": JWT_ACCESS_MINUTES * 60,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": JWT_REFRESH_DAYS * 86_400,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": OIDC_REDIRECT_URI_SCHEMES,
+    "REQUEST_APPROVAL_PROMPT": "auto",
+    # OAuth 2.0 Security BCP (RFC 9700): no implicit or password grant, no "plain" PKCE, no token in a query
+    # string, the iss parameter in every authorization response (RFC 9207), token values hashed at rest.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
 
 # --- Product behaviour ------------------------------------------------------------------------
 FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/")

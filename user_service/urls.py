@@ -1,4 +1,4 @@
-"""Root URLconf: the users API, its OpenAPI schema and docs, discovery, and the admin."""
+"""Root URLconf: the users API, its schema and docs, discovery, the sign-in pages and OpenID Connect, the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,6 +10,7 @@ from users.metrics import metrics_view
 
 urlpatterns = [
     path("api/v1/users/", include("users.api.urls")),
+    path("", include("users.web.urls")),
     path(".well-known/openid-configuration", OpenIDConfigurationView.as_view(), name="openid-configuration"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

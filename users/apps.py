@@ -15,7 +15,7 @@ class UsersConfig(AppConfig):
     def ready(self) -> None:
         # Registration on import (admin pages, signal receivers, Celery tasks the outbox publishes by
         # name) needs the models loaded, which they are only once the registry calls ready().
-        from users import admin_outbox, admin_service, signals, tasks  # noqa: F401
+        from users import admin_oidc, admin_outbox, admin_service, signals, tasks  # noqa: F401
         from users.admin_auth import session  # noqa: F401  (marks when a Django session signs in)
 
         token_provider_factory_install(ServiceTokenMinter)  # calls to siblings carry our own service token

@@ -207,6 +207,7 @@ class SessionEndReason(models.TextChoices):
     DEACTIVATED = "deactivated", "User deactivated"
     EXPIRED = "expired", "Expired"
     MFA_RESET = "mfa_reset", "Second factors reset"
+    CODE_REUSE = "code_reuse", "Authorization code reused"
 
 
 class UserSessionQuerySet(models.QuerySet):
@@ -356,6 +357,7 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email"
         EVENT = "event"
+        LOGOUT = "logout"  # an OpenID Connect back-channel logout token for one client
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -505,3 +507,60 @@ class WebAuthnChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} WebAuthn challenge {self.pk}"
+
+
+class OidcClient(models.Model):
+    """This service's own attributes of an OpenID Connect client; the protocol's are django-oauth-toolkit's
+    ``Application`` (redirect URIs, client type, secret hash, ``skip_authorization`` for first-party clients,
+    ``post_logout_redirect_uris``)."""
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="oidc_client"
+    )
+    backchannel_logout_uri = models.URLField(
+        max_length=512, blank=True, help_text="OpenID Connect Back-Channel Logout 1.0: where logout tokens are posted."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "OpenID Connect client settings"
+        verbose_name_plural = "OpenID Connect client settings"
+
+    def __str__(self) -> str:
+        return f"settings of client {self.application_id}"
+
+
+class OidcAuthorization(models.Model):
+    """One authorization code, the login session it was issued in, and (through ``id``, the token family of the
+    refresh tokens it led to) everything the client got for it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code_checksum = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(UserSession, on_delete=models.CASCADE, related_name="oidc_authorizations")
+    created_at = models.DateTimeField(default=timezone.now)
+    exchanged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "application"], name="users_oidcauth_session_app_idx")]
+
+    def __str__(self) -> str:
+        return f"authorization {self.id} of session {self.session_id}"
+
+
+class OidcConsent(models.Model):
+    """The scopes a person allowed one client to have; asked again only for a scope outside them."""
+
+    user = models.ForeignKey(CustomUser, on_delete=models.CASCADE, related_name="oidc_consents")
+    application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="+")
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "application"], name="users_oidcconsent_user_app_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"consent of user {self.user_id} to client {self.application_id}"

@@ -3,6 +3,7 @@
 import json
 from datetime import datetime
 from functools import cache as cache_result
+from uuid import UUID
 
 from django.db import connection
 from django.db.models import CharField, DateTimeField, F, Lookup, Model, Q, QuerySet, Value
@@ -14,6 +15,8 @@ from users.models import (
     ROLE_NAMES,
     AdminHOD,
     CustomUser,
+    OidcAuthorization,
+    OidcConsent,
     ProfileBase,
     Staff,
     Student,
@@ -124,6 +127,25 @@ def user_public_data(user: CustomUser) -> dict:
 
 def sessions_active_for(*, user: CustomUser) -> QuerySet[UserSession]:
     return UserSession.objects.active().filter(user=user).order_by("-created_at")
+
+
+def session_apps(*, session_ids: list[UUID]) -> dict[str, list[dict[str, str]]]:
+    """The apps (OpenID Connect clients) that got tokens through each session, by session id: one query."""
+    apps: dict[str, list[dict[str, str]]] = {}
+    rows = (
+        OidcAuthorization.objects.filter(session__in=session_ids, exchanged_at__isnull=False)
+        .values_list("session_id", "application__client_id", "application__name")
+        .order_by("session_id", "application__name")
+        .distinct()
+    )
+    for session_id, client_id, name in rows:
+        apps.setdefault(str(session_id), []).append({"client_id": client_id, "name": name})
+    return apps
+
+
+def consents_for(*, user: CustomUser) -> QuerySet[OidcConsent]:
+    """The apps ``user`` allowed, with what they may read."""
+    return OidcConsent.objects.filter(user=user).select_related("application").order_by("application__name")
 
 
 # --- People directory (students, staff, HODs, all users) -------------------------------------

@@ -67,6 +67,12 @@ def outbox_event_task(self: Task, message_id: str) -> str:
     return _deliver(self, message_id)
 
 
+@shared_task(name=DELIVERY_TASKS[OutboxMessage.Kind.LOGOUT], **_DELIVERY_OPTIONS)
+def outbox_logout_task(self: Task, message_id: str) -> str:
+    """Post one back-channel logout token to its client (queue ``events``)."""
+    return _deliver(self, message_id)
+
+
 @shared_task(
     name=RELAY_TASK,
     acks_late=True,

@@ -200,9 +200,11 @@ class _JWT(jwt.PyJWT):
 _jwt = _JWT()
 
 
-def encode(claims: dict[str, Any]) -> str:
+def encode(claims: dict[str, Any], *, typ: str | None = None) -> str:
+    """Sign ``claims`` with the current key (``kid`` in the header; ``typ`` too when given, e.g. ``logout+jwt``)."""
     ring = key_ring()
-    return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers={"kid": ring.kid})
+    headers = {"kid": ring.kid, **({"typ": typ} if typ else {})}
+    return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers=headers)
 
 
 def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
@@ -292,6 +294,40 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def access_token_issue(
+    *,
+    user: Any,
+    session_id: str,
+    amr: Sequence[str] = contract.DEFAULT_AMR,
+    auth_time: datetime | None = None,
+    now: datetime | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, datetime]:
+    """An access token for one session of ``user``, and when it expires.
+
+    ``extra`` adds claims that name where the token went (the OpenID Connect token endpoint adds ``client_id``);
+    it cannot replace the contract's claims.
+    """
+    now = now or timezone.now().replace(microsecond=0)
+    expires_at = now + settings.JWT_ACCESS_LIFETIME
+    claims = {
+        **(extra or {}),
+        "sub": str(user.pk),
+        "sid": str(session_id),
+        "iat": _epoch(now),
+        "iss": settings.JWT_ISSUER,
+        "jti": uuid.uuid4().hex,
+        "exp": _epoch(expires_at),
+        "token_type": ACCESS,
+        "user_type": user.user_type,
+        "role": user.role,
+        "username": user.username,
+        "amr": list(amr) or list(contract.DEFAULT_AMR),
+        "auth_time": _epoch(auth_time or now),
+    }
+    return encode(claims), expires_at
+
+
 def token_pair_issue(
     *,
     user: Any,
@@ -309,22 +345,9 @@ def token_pair_issue(
     token's id, when the caller has already recorded it.
     """
     now = now or timezone.now().replace(microsecond=0)
-    access_exp = now + settings.JWT_ACCESS_LIFETIME
+    access, access_exp = access_token_issue(user=user, session_id=session_id, amr=amr, auth_time=auth_time, now=now)
     refresh_exp = now + settings.JWT_REFRESH_LIFETIME
     common = {"sub": str(user.pk), "sid": str(session_id), "iat": _epoch(now), "iss": settings.JWT_ISSUER}
-    access = encode(
-        {
-            **common,
-            "jti": uuid.uuid4().hex,
-            "exp": _epoch(access_exp),
-            "token_type": ACCESS,
-            "user_type": user.user_type,
-            "role": user.role,
-            "username": user.username,
-            "amr": list(amr) or list(contract.DEFAULT_AMR),
-            "auth_time": _epoch(auth_time or now),
-        }
-    )
     refresh_jti = refresh_jti or uuid.uuid4().hex
     refresh = encode({**common, "jti": refresh_jti, "exp": _epoch(refresh_exp), "token_type": REFRESH})
     return TokenPair(

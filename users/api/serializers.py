@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -291,9 +291,20 @@ class SessionSerializer(serializers.Serializer):
     ip = serializers.IPAddressField(allow_null=True)
     user_agent = serializers.CharField()
     is_current = serializers.SerializerMethodField()
+    apps = serializers.SerializerMethodField(
+        help_text="The apps (OpenID Connect clients) that signed in through this session: client_id and name."
+    )
 
     def get_is_current(self, session) -> bool:
         return str(session.id) == self.context["current_session_id"]
+
+    @extend_schema_field(
+        inline_serializer(
+            name="SessionApp", fields={"client_id": serializers.CharField(), "name": serializers.CharField()}, many=True
+        )
+    )
+    def get_apps(self, session) -> list[dict[str, str]]:
+        return self.context.get("apps", {}).get(str(session.id), [])
 
 
 class ValidateTokenResponseSerializer(serializers.Serializer):

@@ -20,7 +20,7 @@ from users.authentication import bearer_token_from
 from users.exceptions import MfaEnrolmentRequired, MfaRequired, TokenInvalid
 from users.http import client_ip, user_agent
 from users.principal import principal_resolve
-from users.selectors import sessions_active_for, users_with_profiles
+from users.selectors import session_apps, sessions_active_for, users_with_profiles
 from users.services import auth as auth_services
 from users.services import login as login_services
 from users.services import people as people_services
@@ -223,8 +223,9 @@ class SessionListView(APIView):
         responses={200: s.SessionSerializer(many=True), **errors(401, 403)},
     )
     def get(self, request):
-        sessions = sessions_active_for(user=request.user)
-        context = {"current_session_id": request.auth["sid"]}
+        sessions = list(sessions_active_for(user=request.user))
+        apps = session_apps(session_ids=[session.id for session in sessions])
+        context = {"current_session_id": request.auth["sid"], "apps": apps}
         return Response(s.SessionSerializer(sessions, many=True, context=context).data)
 
 

@@ -1,4 +1,4 @@
-"""Public key discovery: the JWKS and the OpenID-style discovery document."""
+"""Public key discovery: the JWKS and the OpenID Connect discovery document."""
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from users.api.views import PublicAPIView
+from users.services.oidc import claims as oidc_claims
 from users.tokens import ALGORITHM, key_ring
 
 
@@ -23,7 +24,7 @@ class JWKSView(PublicAPIView):
 class OpenIDConfigurationView(PublicAPIView):
     @extend_schema(
         tags=["services"],
-        summary="Discovery document: issuer, JWKS and token endpoints, algorithms",
+        summary="Discovery document: issuer, JWKS, OpenID Connect and token endpoints, scopes, claims, algorithms",
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -34,16 +35,33 @@ class OpenIDConfigurationView(PublicAPIView):
             {
                 "issuer": settings.JWT_ISSUER,
                 "jwks_uri": url("users:jwks"),
-                "token_endpoint": url("users:service-token"),
-                "introspection_endpoint": url("users:token-introspect"),
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                # OpenID Connect: the sign-in pages and the protocol endpoints (users/web/)
+                "authorization_endpoint": url("web:authorize"),
+                "token_endpoint": url("web:token"),
+                "userinfo_endpoint": url("web:userinfo"),
+                "revocation_endpoint": url("web:revoke"),
+                "end_session_endpoint": url("web:end-session"),
+                "scopes_supported": oidc_claims.scopes_supported(),
+                "claims_supported": oidc_claims.claims_supported(),
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+                "code_challenge_methods_supported": ["S256"],
+                "acr_values_supported": [oidc_claims.ACR_SINGLE_FACTOR, oidc_claims.ACR_MULTI_FACTOR],
+                "prompt_values_supported": ["none", "login", "consent"],
+                "authorization_response_iss_parameter_supported": True,
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
+                "frontchannel_logout_supported": False,
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+                "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
                 "id_token_signing_alg_values_supported": [ALGORITHM],
-                "grant_types_supported": ["client_credentials"],
+                "subject_types_supported": ["public"],
+                # This service's own API: service tokens (also served by token_endpoint), introspection, login
+                "service_token_endpoint": url("users:service-token"),
+                "introspection_endpoint": url("users:token-introspect"),
                 "login_endpoint": url("users:login"),
                 "refresh_endpoint": url("users:token-refresh"),
-                "response_types_supported": ["token"],
-                "subject_types_supported": ["public"],
-                "claims_supported": ["sub", "user_type", "role", "username", "sid", "jti", "iat", "exp", "iss"],
             },
             headers={"Cache-Control": "public, max-age=300"},
         )

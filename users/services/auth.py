@@ -21,6 +21,7 @@ from users import tokens
 from users.exceptions import NotFound, SessionEnded, TokenInvalid
 from users.models import CustomUser, EventType, SecurityEvent, SessionEndReason, UserSession
 from users.services.audit import security_event_record
+from users.services.oidc.backchannel import backchannel_logout_enqueue
 from users.services.outbox import event_enqueue
 from users.session_state import sessions_mark_ended
 from users.tokens import TokenPair
@@ -157,13 +158,34 @@ def _sessions_end(sessions, *, reason: str) -> list:
     """End the still-open sessions of ``sessions`` and refuse their tokens at once; returns their ids.
 
     Call inside a transaction: if Redis cannot record the end, ``RevocationUnavailable`` (503) rolls it back
-    (``users.session_state``), so no caller ever reports an end that tokens would not see.
+    (``users.session_state``), so no caller ever reports an end that tokens would not see. The clients that got
+    tokens through these sessions get a back-channel logout token (``users.services.oidc.backchannel``, outbox).
     """
     ids = list(sessions.filter(ended_at__isnull=True).values_list("id", flat=True))
     if ids:
         UserSession.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)
         sessions_mark_ended(ids)
+        backchannel_logout_enqueue(session_ids=ids)  # the apps signed in through these sessions hear of it
     return ids
+
+
+@transaction.atomic
+def session_end_for_reuse(*, session_id: str, reason: str, ip: str | None = None, data: dict | None = None) -> list:
+    """End one session because a single-use credential of it came back (a refresh token, an authorization code);
+    audited as a reuse. Returns the ids ended (none if it had ended already)."""
+    session = UserSession.objects.filter(pk=session_id).select_related("user").first()
+    if session is None:
+        return []
+    ended = _sessions_end(UserSession.objects.filter(pk=session_id), reason=reason)
+    if ended:
+        logger.warning("single-use credential reused: session %s of user %s ended", session_id, session.user_id)
+        security_event_record(
+            event_type=SecurityEvent.Type.REFRESH_REUSE,
+            user=session.user,
+            ip=ip,
+            data={"session_id": str(session_id), **(data or {})},
+        )
+    return ended
 
 
 @transaction.atomic

@@ -34,6 +34,7 @@ class Channel(StrEnum):
     DJANGO_AUTH = "django-auth"  # django.contrib.auth.authenticate(): the test client, anything built on it
     SERVICE_TOKEN = "service-token"  # noqa: S105 - a channel name
     REAUTHENTICATE = "reauthenticate"  # a signed-in person confirming it is them (step-up)
+    SSO = "sso"  # the single sign-on pages (users/web/)
 
 
 def secret_hash(secret: str) -> str:

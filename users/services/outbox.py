@@ -32,7 +32,11 @@ logger = logging.getLogger(__name__)
 Status = OutboxMessage.Status
 Kind = OutboxMessage.Kind
 # The Celery task that carries each kind of message, and the one that relays missed rows.
-DELIVERY_TASKS = {Kind.EMAIL: "users.tasks.outbox_email_task", Kind.EVENT: "users.tasks.outbox_event_task"}
+DELIVERY_TASKS = {
+    Kind.EMAIL: "users.tasks.outbox_email_task",
+    Kind.EVENT: "users.tasks.outbox_event_task",
+    Kind.LOGOUT: "users.tasks.outbox_logout_task",
+}
 RELAY_TASK = "users.tasks.outbox_relay_task"
 
 

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from users.models import OutboxMessage
 from users.services import emails, events
+from users.services.oidc import backchannel
 from users.services.outbox import PermanentDeliveryError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def _send(message: OutboxMessage) -> str | None:
     """Hand the message to the sender of its kind: why it was deliberately not sent, or None once sent."""
     if message.kind == OutboxMessage.Kind.EMAIL:
         return emails.email_deliver(message)
+    if message.kind == OutboxMessage.Kind.LOGOUT:
+        return backchannel.backchannel_logout_deliver(message)
     return events.event_deliver(message)
 
 

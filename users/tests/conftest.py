@@ -1,14 +1,17 @@
-"""Fixtures of the users app's tests that need a broker: an isolated one, and a real Celery worker on it."""
+"""Fixtures of the users app's tests: an isolated broker and a real Celery worker on it; the OpenID Connect
+provider on a live server, with a browser and relying parties."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.db import connections
 
 from user_service.celery import app as celery_app
+from users.tests.oidc_support import Browser, RelyingParty, oidc_client_register
 from users.tests.outbox_support import broker_at, purge_queues
 
 
@@ -44,3 +47,59 @@ def fast_retries(settings):
     settings.OUTBOX_RETRY_BACKOFF_MAX_SECONDS = 0.5
     settings.OUTBOX_MAX_ATTEMPTS = 4
     return settings
+
+
+@pytest.fixture
+def issuer(live_server, settings) -> Iterator[str]:
+    """The live server as the OpenID Connect issuer; http redirect URIs and cookies allowed for the loopback run."""
+    url = live_server.url
+    # Each request of the live server closes its database connection when it ends: a client's kept-alive
+    # socket would otherwise hold a request thread and its connection past the test (and the test database
+    # could not be dropped at the end of the run).
+    database = connections.settings["default"]
+    conn_max_age = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
+    settings.JWT_ISSUER = url
+    settings.OIDC_REDIRECT_URI_SCHEMES = ["https", "http"]
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "OIDC_ISS_ENDPOINT": url,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    }
+    settings.SSO_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.SESSION_COOKIE_SECURE = False
+    yield url
+    database["CONN_MAX_AGE"] = conn_max_age
+
+
+@pytest.fixture
+def discovery(issuer) -> dict:
+    response = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture
+def make_rp(issuer, discovery) -> Callable[..., RelyingParty]:
+    """``make_rp(*create_oidc_client options, scope=...)``: a relying party of a newly registered client."""
+
+    def make(*options: str, scope: str | None = None) -> RelyingParty:
+        created = oidc_client_register(*options)
+        extra = {"scope": scope} if scope else {}
+        return RelyingParty(issuer, created["client_id"], created["client_secret"], discovery, **extra)
+
+    return make
+
+
+@pytest.fixture
+def rp(make_rp) -> RelyingParty:
+    """A first-party confidential client."""
+    return make_rp("--first-party")
+
+
+@pytest.fixture
+def browser(issuer) -> Iterator[Browser]:
+    browser = Browser(issuer)
+    yield browser
+    browser.close()

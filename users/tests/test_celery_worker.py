@@ -18,7 +18,7 @@ from users.services import outbox
 from users.services.events import verify_webhook_signature
 from users.services.outbox import event_enqueue
 from users.services.outbox_delivery import Delivery, outbox_deliver
-from users.tasks import cleanup_task, outbox_email_task, outbox_event_task, outbox_relay_task
+from users.tasks import cleanup_task, outbox_email_task, outbox_event_task, outbox_logout_task, outbox_relay_task
 from users.tests.outbox_support import Receiver, broker_key_prefix, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ class TestConfiguration:
         assert conf.task_reject_on_worker_lost is True
         assert conf.worker_prefetch_multiplier == 1
         assert conf.task_soft_time_limit < conf.task_time_limit
-        for task in (outbox_email_task, outbox_event_task, outbox_relay_task, cleanup_task):
+        for task in (outbox_email_task, outbox_event_task, outbox_logout_task, outbox_relay_task, cleanup_task):
             assert task.acks_late is True, task.name
             assert task.reject_on_worker_lost is True, task.name
             assert task.soft_time_limit < task.time_limit, task.name
@@ -48,13 +48,18 @@ class TestConfiguration:
 
         assert queue_of(outbox_email_task) == "email"
         assert queue_of(outbox_event_task) == "events"
+        assert queue_of(outbox_logout_task) == "events"
         assert queue_of(outbox_relay_task) == "default"
         assert queue_of(cleanup_task) == "default"
         assert {q.name for q in app.conf.task_queues} == {"default", "email", "events"}
 
     def test_the_outbox_publishes_the_tasks_by_the_names_they_register_under(self):
         # The service layer names the tasks; users.tasks registers them (imported by UsersConfig.ready).
-        assert {"email": outbox_email_task.name, "event": outbox_event_task.name} == outbox.DELIVERY_TASKS
+        assert {
+            "email": outbox_email_task.name,
+            "event": outbox_event_task.name,
+            "logout": outbox_logout_task.name,
+        } == outbox.DELIVERY_TASKS
         assert outbox_relay_task.name == outbox.RELAY_TASK
         assert {*outbox.DELIVERY_TASKS.values(), outbox.RELAY_TASK} <= set(app.tasks)  # registered in this process
 

@@ -539,5 +539,6 @@ class TestRotateSigningKey:
 def test_discovery_lists_the_service_endpoints(api_client):
     body = api_client.get("/.well-known/openid-configuration").json()
 
-    assert body["token_endpoint"].endswith("/api/v1/users/service-token/")
+    assert body["service_token_endpoint"].endswith("/api/v1/users/service-token/")
+    assert body["token_endpoint"].endswith("/oidc/token/")  # serves client credentials too
     assert body["introspection_endpoint"].endswith("/api/v1/users/token/introspect/")

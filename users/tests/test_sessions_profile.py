@@ -116,7 +116,17 @@ class TestSessions:
         sessions = response.json()
         assert len(sessions) == 2
         assert [s["is_current"] for s in sessions] == [True, False]
-        assert set(sessions[0]) == {"id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "is_current"}
+        assert set(sessions[0]) == {
+            "id",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "ip",
+            "user_agent",
+            "is_current",
+            "apps",
+        }
+        assert sessions[0]["apps"] == []
         first.post(f"{API}/logout/", {}, format="json")
         assert len(second.get(f"{API}/sessions/").json()) == 1
 
@@ -154,5 +164,5 @@ class TestSessions:
         clients = [client_for(student) for _ in range(5)]
         clients[0].get(f"{API}/sessions/")
 
-        with django_assert_max_num_queries(2):
+        with django_assert_max_num_queries(3):  # the user, the sessions, and the apps of all of them at once
             assert len(clients[0].get(f"{API}/sessions/").json()) == 5

@@ -1,0 +1,262 @@
+"""django-oauth-toolkit's request validator, bound to this service's login sessions, keys and claims.
+
+django-oauth-toolkit (with oauthlib) runs the protocol: client authentication, redirect URI matching, PKCE,
+code and token storage, refresh token rotation. This validator adds what belongs to this service:
+
+- every authorization code is issued inside a login session (``UserSession``) and remembers it
+  (``OidcAuthorization``); tokens minted for the code carry that session's ``sid``;
+- the access token is the service's own RS256 access JWT for that session (``users.tokens``), so
+  ``validate-token/``, introspection, the siblings' local verifiers and ``principal_resolve`` treat it like any
+  other; ending the session ends it;
+- the refresh tokens of one code form one token family whose id is the authorization's id: a refresh is refused
+  once the session has ended, and a used refresh token or code presented again ends the session (reuse);
+- the id_token is signed with the key ring's current key and ``kid`` (the JWKS the service publishes), with
+  ``sid``, ``auth_time``, ``amr`` and ``acr`` of the session;
+- bearer tokens at the userinfo endpoint go through ``principal_resolve``, the one verifier.
+"""
+
+import hashlib
+import hmac
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import Application, IDToken, RefreshToken
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request
+from oauthlib.oauth2.rfc6749 import errors
+
+from users import tokens
+from users.exceptions import ApplicationError
+from users.models import OidcAuthorization, SessionEndReason, UserSession
+from users.principal import principal_resolve
+from users.services.auth import session_end_for_reuse
+from users.services.credentials import secret_hash
+from users.services.oidc import claims as oidc_claims
+from users.session_state import session_live_get
+
+
+def checksum(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def access_token_generate(request: Request) -> str:
+    """The access token of a code or refresh grant: the service's access JWT for the grant's login session."""
+    session: UserSession | None = getattr(request, "ums_session", None)
+    if session is None:  # only grants this validator bound to a session reach the token generator
+        raise errors.InvalidGrantError(request=request)
+    token, _ = tokens.access_token_issue(
+        user=request.user,
+        session_id=str(session.pk),
+        amr=session.amr,
+        auth_time=session.auth_time or session.created_at,
+        extra={"client_id": request.client.client_id},
+    )
+    return token
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.headers.get("REMOTE_ADDR") if request.headers else None
+
+
+class OidcValidator(OAuth2Validator):
+    oidc_claim_scope = None  # the scopes' claims are users.services.oidc.claims'
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        """Secrets stored by ``users.services.oidc.clients`` (SHA-256, as service accounts'); others as DOT does."""
+        if stored_secret.startswith("sha256$"):
+            return hmac.compare_digest(stored_secret, secret_hash(provided_secret))
+        return super()._check_secret(provided_secret, stored_secret)
+
+    # --- authorization request -------------------------------------------------------------------------------
+
+    def is_pkce_required(self, client_id: str, request: Request) -> bool:
+        """Public clients must use PKCE; a confidential client may (its verifier is then checked too)."""
+        client = request.client or Application.objects.filter(client_id=client_id).first()
+        return client is None or client.client_type == Application.CLIENT_PUBLIC
+
+    def validate_silent_login(self, request: Request) -> bool:
+        return True  # prompt=none is answered by the authorization view, which knows the sign-in session
+
+    def validate_silent_authorization(self, request: Request) -> bool:
+        return True  # likewise, for consent
+
+    def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
+        session_id = getattr(request, "ums_sid", None)
+        if not session_id:
+            raise errors.AccessDeniedError(request=request)
+        grant = super()._create_authorization_code(request, code, expires)
+        OidcAuthorization.objects.create(
+            code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
+        )
+        return grant
+
+    # --- code exchange ---------------------------------------------------------------------------------------
+
+    def validate_code(
+        self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        authorization = (
+            OidcAuthorization.objects.select_related("session")
+            .filter(code_checksum=checksum(code), application=client)
+            .first()
+        )
+        if authorization is None:
+            return False
+        if authorization.exchanged_at is not None:
+            self._reused(authorization, request, grant="authorization_code")
+            return False
+        if not super().validate_code(client_id, code, client, request, *args, **kwargs):
+            return False
+        return self._bind_session(request, authorization)
+
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: Request, *args: Any, **kwargs: Any
+    ) -> None:
+        """Spend the code: one exchange wins; a second one, even a concurrent one, counts as a reuse."""
+        super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
+        authorization: OidcAuthorization = request.ums_authorization
+        won = OidcAuthorization.objects.filter(pk=authorization.pk, exchanged_at__isnull=True).update(
+            exchanged_at=timezone.now()
+        )
+        if not won:
+            self._reused(authorization, request, grant="authorization_code")
+            raise errors.InvalidGrantError(request=request)
+
+    def _bind_session(self, request: Request, authorization: OidcAuthorization) -> bool:
+        session = authorization.session
+        if session_live_get(session_id=str(session.pk), user_id=session.user_id) is None:
+            return False
+        request.ums_authorization = authorization
+        request.ums_session = session
+        return True
+
+    def _reused(self, authorization: OidcAuthorization, request: Request, *, grant: str) -> None:
+        """A spent code or refresh token came back: revoke what the code led to and end its login session."""
+        RefreshToken.revoke_family(authorization.pk)
+        session_end_for_reuse(
+            session_id=str(authorization.session_id),
+            reason=SessionEndReason.CODE_REUSE if grant == "authorization_code" else SessionEndReason.REFRESH_REUSE,
+            ip=_client_ip(request),
+            data={"grant": grant, "client_id": request.client_id},
+        )
+
+    def _create_refresh_token(
+        self, request: Request, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
+    ) -> RefreshToken:
+        """As django-oauth-toolkit's, with the code's authorization as the token family."""
+        family = previous_refresh_token.token_family if previous_refresh_token else request.ums_authorization.pk
+        refresh_token = RefreshToken(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=family,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        refresh_token.save()
+        return refresh_token
+
+    # --- refresh ---------------------------------------------------------------------------------------------
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        row = (
+            RefreshToken.objects.filter(token_checksum=checksum(refresh_token), application=client)
+            .values_list("token_family", "revoked", "created")
+            .first()
+        )
+        if row is None or row[0] is None:
+            return False
+        family, revoked, created = row
+        authorization = OidcAuthorization.objects.select_related("session").filter(pk=family).first()
+        if authorization is None:
+            return False
+        if revoked is not None:
+            # Rotated away (a newer token of its family exists): presenting it again is a reuse. Merely revoked
+            # (the revocation endpoint, consent withdrawn, logout): refused, nothing more.
+            if RefreshToken.objects.filter(token_family=family, created__gt=created).exists():
+                self._reused(authorization, request, grant="refresh_token")
+            return False
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        return self._bind_session(request, authorization)
+
+    # --- id_token and userinfo -------------------------------------------------------------------------------
+
+    def get_oidc_issuer_endpoint(self, request: Request) -> str:
+        return settings.JWT_ISSUER
+
+    def get_oidc_claims(self, token: Any, token_handler: Any, request: Request) -> dict[str, Any]:
+        return oidc_claims.person_claims(request.user, list(request.scopes or []))
+
+    def get_discovery_claims(self, request: Request) -> list[str]:
+        return oidc_claims.claims_supported()
+
+    def get_id_token_dictionary(self, token: Any, token_handler: Any, request: Request) -> tuple[dict, Any]:
+        session: UserSession = request.ums_session
+        amr = list(session.amr or ["pwd"])
+        auth_time = session.auth_time or session.created_at
+        expires_at = timezone.now() + timedelta(seconds=oauth2_settings.ID_TOKEN_EXPIRE_SECONDS)
+        claims = {
+            **self.get_oidc_claims(token, token_handler, request),
+            "iss": settings.JWT_ISSUER,
+            "exp": int(expires_at.timestamp()),
+            "auth_time": int(auth_time.timestamp()),
+            "jti": str(uuid.uuid4()),
+            "sid": str(session.pk),
+            "amr": amr,
+            "acr": oidc_claims.acr_for(amr),
+        }
+        return claims, expires_at
+
+    def finalize_id_token(self, id_token: dict, token: Any, token_handler: Any, request: Request) -> str:
+        """Sign the id_token with the key ring (RS256, the JWKS's ``kid``) and record it."""
+        claims, expires_at = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(claims)
+        if "nonce" not in id_token and request.nonce:
+            id_token["nonce"] = request.nonce
+        signed = tokens.encode(id_token)
+        with transaction.atomic():
+            record = self._save_id_token(id_token["jti"], request, expires_at)
+        request.access_token = record
+        request.id_token = record
+        return signed
+
+    def _load_id_token(self, token: str) -> IDToken | None:
+        """The record of an id_token this service signed (expired ones too: a logout hint may be old)."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            public_key = tokens.key_ring().public_keys.get(kid) if isinstance(kid, str) else None
+            if public_key is None:
+                return None
+            payload = jwt.decode(
+                token,
+                public_key,
+                algorithms=[tokens.ALGORITHM],
+                issuer=settings.JWT_ISSUER,
+                options={"verify_aud": False, "verify_exp": False},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        return IDToken.objects.filter(jti=payload.get("jti")).select_related("application", "user").first()
+
+    def get_userinfo_claims(self, request: Request) -> dict[str, Any]:
+        return oidc_claims.person_claims(request.user, list(request.scopes or []))
+
+    def validate_bearer_token(self, token: str, scopes: list[str], request: Request) -> bool:
+        """The one verifier first (signature, claims, live session), then the token's record and scopes."""
+        if not token:
+            return False
+        try:
+            principal_resolve(token)
+        except ApplicationError as exc:
+            request.oauth2_error = {"error": "invalid_token", "error_description": exc.message}
+            return False
+        return super().validate_bearer_token(token, scopes, request)

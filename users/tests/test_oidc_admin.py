@@ -1,0 +1,107 @@
+"""OpenID Connect clients in the admin: HODs register and edit them; consents and issued tokens are read-only."""
+
+import pytest
+from oauth2_provider.models import Application
+
+from conftest import TEST_PASSWORD
+from users.models import OidcClient
+from users.services.credentials import secret_hash
+from users.services.oidc.clients import oidc_client_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hod_admin(client, hod):
+    assert client.login(username=hod.username, password=TEST_PASSWORD)
+    return client
+
+
+def _add_form(client) -> dict:
+    page = client.get("/admin/oauth2_provider/application/add/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    return {"client_id": form["client_id"].value(), "client_secret": form["client_secret"].value()}
+
+
+def test_an_hod_registers_a_client_whose_secret_is_stored_hashed(hod_admin, settings):
+    initial = _add_form(hod_admin)
+
+    response = hod_admin.post(
+        "/admin/oauth2_provider/application/add/",
+        {
+            "name": "Nextcloud",
+            **initial,
+            "client_type": "confidential",
+            "redirect_uris": "https://cloud.school.example/apps/user_oidc/code",
+            "post_logout_redirect_uris": "",
+            "skip_authorization": "on",
+            "oidc_client-TOTAL_FORMS": "1",
+            "oidc_client-INITIAL_FORMS": "0",
+            "oidc_client-MIN_NUM_FORMS": "0",
+            "oidc_client-MAX_NUM_FORMS": "1",
+            "oidc_client-0-backchannel_logout_uri": "https://cloud.school.example/apps/user_oidc/backchannel-logout",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    application = Application.objects.get(name="Nextcloud")
+    assert application.client_secret == secret_hash(initial["client_secret"])
+    assert application.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
+    assert application.skip_authorization is True
+    assert OidcClient.objects.get(application=application).backchannel_logout_uri.endswith("/backchannel-logout")
+
+
+def test_a_plain_http_redirect_uri_is_refused(hod_admin):
+    initial = _add_form(hod_admin)
+
+    response = hod_admin.post(
+        "/admin/oauth2_provider/application/add/",
+        {
+            "name": "Insecure",
+            **initial,
+            "client_type": "confidential",
+            "redirect_uris": "http://insecure.example/cb",
+            "oidc_client-TOTAL_FORMS": "0",
+            "oidc_client-INITIAL_FORMS": "0",
+            "oidc_client-MIN_NUM_FORMS": "0",
+            "oidc_client-MAX_NUM_FORMS": "1",
+        },
+    )
+
+    assert response.status_code == 200
+    assert not Application.objects.filter(name="Insecure").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/oauth2_provider/application/",
+        "/admin/users/oidcconsent/",
+        "/admin/oauth2_provider/refreshtoken/",
+        "/admin/oauth2_provider/accesstoken/",
+        "/admin/oauth2_provider/grant/",
+        "/admin/oauth2_provider/idtoken/",
+    ],
+)
+def test_hods_see_clients_consents_and_issued_tokens(hod_admin, path):
+    oidc_client_create(name="Library", redirect_uris=["https://library.school.example/cb"])
+
+    assert hod_admin.get(path).status_code == 200
+
+
+def test_issued_tokens_cannot_be_added_or_changed_in_the_admin(hod_admin):
+    assert hod_admin.get("/admin/oauth2_provider/accesstoken/add/").status_code == 403
+
+
+def test_staff_do_not_enter(client, staff):
+    client.force_login(staff)
+
+    assert client.get("/admin/oauth2_provider/application/").status_code == 302
+
+
+def test_the_command_refuses_a_client_without_a_valid_redirect_uri():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="redirect"):
+        call_command("create_oidc_client", "Bad", "--redirect-uri", "not a uri")

@@ -1,0 +1,185 @@
+"""The OpenID Connect endpoints a browser or a relying party calls: authorization (with consent) and token.
+
+django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) and issues
+the code; this view adds the sign-in session (``users.web.signin``), ``prompt`` and ``max_age``, and consent
+(``users.services.oidc.consent``). An error about the client or its redirect URI is shown as a page and never
+redirected (the redirect URI cannot be trusted); any other error goes back to the client with ``state`` and ``iss``.
+"""
+
+import base64
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
+from oauth2_provider.http import OAuth2ResponseRedirect
+from oauth2_provider.models import Application
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.views import TokenView
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+
+from user_service.exceptions import error_status
+from users.exceptions import ApplicationError, InvalidClient
+from users.http import client_ip
+from users.models import UserSession
+from users.services.oidc.consent import consent_needed, consent_record
+from users.services.service_accounts import service_token_issue
+from users.web.security import page_headers
+from users.web.signin import signin_session_get
+
+# Parameters that force a new sign-in; they are dropped from the request the sign-in page returns to, which the
+# new sign-in satisfies by being new.
+FRESH_SIGN_IN_PARAMETERS = ("prompt", "max_age")
+
+
+class _OAuthLib(OAuthLibMixin):
+    """django-oauth-toolkit's configured oauthlib server (OpenID Connect) and its Django adapter."""
+
+
+def _core() -> Any:
+    return _OAuthLib.get_oauthlib_core()
+
+
+def _error_page(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+    context = {"site_name": settings.SSO_SITE_NAME, "error": message}
+    return render(request, "web/error.html", context, status=status)
+
+
+def _back_to_client(uri: str, application: Application | None) -> HttpResponse:
+    schemes = application.get_allowed_schemes() if application else list(settings.OIDC_REDIRECT_URI_SCHEMES)
+    return OAuth2ResponseRedirect(uri, schemes)
+
+
+def _error_redirect(
+    error: oauth_errors.OAuth2Error, redirect_uri: str, application: Application | None
+) -> HttpResponse:
+    return _back_to_client(_add_iss_to_redirect(error.in_uri(redirect_uri), settings.JWT_ISSUER), application)
+
+
+def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
+    params = [(k, v) for k, v in request.GET.items() if k not in FRESH_SIGN_IN_PARAMETERS]
+    back = f"{request.path}?{urlencode(params)}"
+    return HttpResponseRedirect(f"{reverse('web:sign-in')}?{urlencode({'next': back})}")
+
+
+def _fresh_sign_in_needed(request: HttpRequest, session: UserSession) -> bool:
+    if "login" in request.GET.get("prompt", "").split():
+        return True
+    max_age = request.GET.get("max_age", "")
+    if max_age.isascii() and max_age.isdigit():
+        auth_time = session.auth_time or session.created_at
+        return (timezone.now() - auth_time).total_seconds() > int(max_age)
+    return False
+
+
+@page_headers
+@require_http_methods(["GET", "POST"])
+def authorize(request: HttpRequest) -> HttpResponse:
+    """The authorization endpoint: GET asks; POST is the consent page's answer (CSRF-checked)."""
+    core = _core()
+    try:
+        scopes, credentials = core.validate_authorization_request(request)
+    except FatalClientError as exc:
+        return _error_page(request, exc.oauthlib_error.description or "The request names no valid client.")
+    except OAuthToolkitError as exc:
+        error = exc.oauthlib_error
+        if not error.redirect_uri:
+            return _error_page(request, error.description or error.error)
+        application = Application.objects.filter(client_id=error.client_id).first() if error.client_id else None
+        return _error_redirect(error, error.redirect_uri, application)
+    validated = credentials.pop("request", None)  # oauthlib's request: the client it loaded, reused below
+    application = getattr(validated, "client", None) or Application.objects.get(client_id=credentials["client_id"])
+    redirect_uri = credentials["redirect_uri"]
+    state = credentials.get("state")
+    prompt = request.GET.get("prompt", "").split()
+
+    session = signin_session_get(request)
+    if session is None or _fresh_sign_in_needed(request, session):
+        if "none" in prompt:
+            return _error_redirect(oauth_errors.LoginRequired(state=state), redirect_uri, application)
+        return _sign_in_redirect(request)
+    user = session.user
+
+    allow = True
+    if request.method == "POST":
+        allow = "allow" in request.POST
+        if allow:
+            consent_record(user=user, application=application, scopes=scopes)
+    elif "consent" in prompt or consent_needed(user=user, application=application, scopes=scopes):
+        if "none" in prompt:
+            return _error_redirect(oauth_errors.ConsentRequired(state=state), redirect_uri, application)
+        return render(
+            request,
+            "web/consent.html",
+            {
+                "site_name": settings.SSO_SITE_NAME,
+                "application": application,
+                "scopes": [(scope, settings.OIDC_SCOPES.get(scope, scope)) for scope in scopes],
+                "user": user,
+                "action": request.get_full_path(),
+            },
+        )
+
+    request.user = user
+    credentials["ums_sid"] = str(session.pk)
+    credentials["client"] = application  # not loaded again when oauthlib validates the request once more
+    try:
+        with transaction.atomic():  # the grant and its authorization: one commit
+            uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
+    except OAuthToolkitError as exc:
+        return _error_redirect(exc.oauthlib_error, redirect_uri, application)
+    return _back_to_client(uri, application)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def token(request: HttpRequest) -> HttpResponse:
+    """The token endpoint: codes and refresh tokens (django-oauth-toolkit); client credentials are service accounts'
+    (``service-token/``'s owner, ``users.services.service_accounts``)."""
+    if request.POST.get("grant_type") == "client_credentials":
+        return _client_credentials(request)
+    return TokenView.as_view()(request)
+
+
+def _client_credentials(request: HttpRequest) -> HttpResponse:
+    client_id, client_secret = _client_auth(request)
+    try:
+        if not (client_id and client_secret):
+            raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
+        issued = service_token_issue(client_id=client_id, client_secret=client_secret, ip=client_ip(request))
+    except ApplicationError as exc:
+        status = error_status(exc)
+        body = {"error": "invalid_client" if status == 401 else exc.code, "error_description": exc.message}
+        response = JsonResponse(body, status=status)
+        if retry_after := exc.extra.get("retry_after"):
+            response["Retry-After"] = str(retry_after)
+        return response
+    return JsonResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "scope": " ".join(issued.scopes),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _client_auth(request: HttpRequest) -> tuple[str, str]:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return "", ""
+        client_id, _, secret = decoded.partition(":")
+        return unquote(client_id), unquote(secret)
+    return request.POST.get("client_id", ""), request.POST.get("client_secret", "")
