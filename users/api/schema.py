@@ -242,6 +242,8 @@ _generation = threading.Lock()
 class SchemaView(SpectacularAPIView):
     """``/api/schema/``: drf-spectacular's view, generating one schema at a time per process."""
 
+    schema = None  # not an operation of the API it describes
+
     def get(self, request, *args, **kwargs):
         with _generation:
             return super().get(request, *args, **kwargs)
