@@ -207,6 +207,25 @@ def encode(claims: dict[str, Any], *, typ: str | None = None) -> str:
     return jwt.encode(claims, ring.private_key, algorithm=ALGORITHM, headers=headers)
 
 
+def id_token_hint_decode(token: str) -> dict[str, Any] | None:
+    """The claims of an id_token this service signed, expired or not (a logout hint may be old), for any audience;
+    None when the signature, algorithm or issuer is not this service's."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = key_ring().public_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            return None
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=settings.JWT_ISSUER,
+            options={"verify_aud": False, "verify_exp": False},
+        )
+    except jwt.InvalidTokenError:
+        return None
+
+
 def decode(token: str, *, token_type: str | tuple[str, ...]) -> dict[str, Any]:
     """Verify signature, algorithm, issuer, expiry and type(s); raise TokenInvalid with a clear reason.
 

@@ -21,7 +21,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import jwt
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -231,19 +230,8 @@ class OidcValidator(OAuth2Validator):
 
     def _load_id_token(self, token: str) -> IDToken | None:
         """The record of an id_token this service signed (expired ones too: a logout hint may be old)."""
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            public_key = tokens.key_ring().public_keys.get(kid) if isinstance(kid, str) else None
-            if public_key is None:
-                return None
-            payload = jwt.decode(
-                token,
-                public_key,
-                algorithms=[tokens.ALGORITHM],
-                issuer=settings.JWT_ISSUER,
-                options={"verify_aud": False, "verify_exp": False},
-            )
-        except jwt.InvalidTokenError:
+        payload = tokens.id_token_hint_decode(token)
+        if payload is None:
             return None
         return IDToken.objects.filter(jti=payload.get("jti")).select_related("application", "user").first()
 
