@@ -50,6 +50,29 @@ def _password_matches(user: CustomUser | None, password: str) -> bool:
     return user.check_password(password)
 
 
+def _attempt(subject: lockout.Subject, check: Callable[[], bool]) -> tuple[lockout.Attempt, bool]:
+    """One attempt under the lockout of ``subject``: refused at once (``AccountLocked``) while it is locked, else
+    ``check``'s answer; an error in ``check`` gives the attempt back uncounted. The caller ends the attempt."""
+    try:
+        attempt = lockout.attempt_begin(subject)
+    except lockout.AccountLocked:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        raise
+    try:
+        return attempt, bool(check())
+    except BaseException:
+        lockout.attempt_abandoned(attempt)
+        raise
+
+
+def _email_verified_require(user: CustomUser) -> None:
+    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
+        raise EmailNotVerified(
+            "Confirm your e-mail address before logging in: open the link we sent you, "
+            "or ask for a new one at verify-email/resend/."
+        )
+
+
 def credentials_check(
     *,
     identifier: str,
@@ -72,18 +95,12 @@ def credentials_check(
     """
     user = user_for_login(identifier)
     subject = lockout.Subject.for_login(user_id=user.pk if user else None, identifier=identifier, ip=ip)
-    try:
-        attempt = lockout.attempt_begin(subject)
-    except lockout.AccountLocked:
-        metrics.LOGINS.labels(outcome="locked").inc()
-        raise
-    try:
-        valid = (
+    attempt, valid = _attempt(
+        subject,
+        lambda: (
             _password_matches(user, password) and user is not None and user.is_active and (admit is None or admit(user))
-        )
-    except BaseException:
-        lockout.attempt_abandoned(attempt)
-        raise
+        ),
+    )
     if not valid or user is None:
         lockout.attempt_failed(attempt)
         security_event_record(
@@ -99,12 +116,7 @@ def credentials_check(
         lockout.attempt_step_passed(attempt)
     else:
         lockout.attempt_succeeded(attempt)
-    # checked only after the password, so it tells nothing to someone without it
-    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
-        raise EmailNotVerified(
-            "Confirm your e-mail address before logging in: open the link we sent you, "
-            "or ask for a new one at verify-email/resend/."
-        )
+    _email_verified_require(user)  # only after the password, so it tells nothing to someone without it
     return user
 
 
@@ -119,16 +131,7 @@ def factor_check(
     Must not run inside a transaction that the refusal rolls back.
     """
     subject = lockout.Subject.for_login(user_id=user.pk, identifier=user.get_username(), ip=ip)
-    try:
-        attempt = lockout.attempt_begin(subject)
-    except lockout.AccountLocked:
-        metrics.LOGINS.labels(outcome="locked").inc()
-        raise
-    try:
-        valid = user.is_active and verify()
-    except BaseException:
-        lockout.attempt_abandoned(attempt)
-        raise
+    attempt, valid = _attempt(subject, lambda: user.is_active and verify())
     if not valid:
         lockout.attempt_failed(attempt)
         security_event_record(
@@ -162,16 +165,7 @@ def passkey_check(
     subject = lockout.Subject.for_login(
         user_id=user.pk if user else None, identifier=f"passkey:{credential_key[:200]}", ip=ip
     )
-    try:
-        attempt = lockout.attempt_begin(subject)
-    except lockout.AccountLocked:
-        metrics.LOGINS.labels(outcome="locked").inc()
-        raise
-    try:
-        valid = verify() and user is not None and user.is_active
-    except BaseException:
-        lockout.attempt_abandoned(attempt)
-        raise
+    attempt, valid = _attempt(subject, lambda: verify() and user is not None and user.is_active)
     if not valid or user is None:
         lockout.attempt_failed(attempt)
         security_event_record(
@@ -184,11 +178,7 @@ def passkey_check(
         metrics.LOGINS.labels(outcome="failed").inc()
         raise InvalidCredentials("The passkey was not accepted.")
     lockout.attempt_succeeded(attempt)
-    if settings.REQUIRE_EMAIL_VERIFICATION and not user.email_verified:
-        raise EmailNotVerified(
-            "Confirm your e-mail address before logging in: open the link we sent you, "
-            "or ask for a new one at verify-email/resend/."
-        )
+    _email_verified_require(user)
     return user
 
 
