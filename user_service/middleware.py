@@ -2,8 +2,8 @@
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 
 from django.contrib.auth import middleware as auth
@@ -21,7 +21,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 def _request_id(request) -> str:
     incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
 
 
 class RequestIdMiddleware:

@@ -15,6 +15,8 @@ raw access goes through the cache's own client, so it shares the pool, key prefi
 
 import json
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -92,17 +94,56 @@ def _raw() -> Any:
     return client if hasattr(client, "get_client") else None
 
 
-def _get(key: str) -> Any:
-    """``cache.get(key)`` on the cache's own client: the same value, None on a miss or an outage.
+class _ReadConnection(threading.local):
+    """This thread's own connection for the hot reads, made by the cache's read pool (so a ``BreakerConnection``
+    with the pool's timeouts), and the pool and process it belongs to."""
 
-    The reads of every authenticated request come through here; django-redis's wrapper around a GET costs
-    about a third of the round trip's CPU again.
+    connection: Any = None
+    pool: Any = None
+    pid: int = 0
+
+
+_read_connection = _ReadConnection()
+
+
+def _read(client: Any, *command: Any) -> Any:
+    """Send one read command on this thread's own connection and return Redis's reply; raises ``RedisError``.
+
+    The reads of every authenticated request (one ``MGET`` or ``GET``) take this path instead of the pool's
+    checkout and release, which cost more CPU than the round trip itself (README, "Benchmarks"). Nothing else
+    changes: the connection is the pool's class, so every call passes the circuit breaker (``connect()`` asks
+    it first) with the same socket timeouts; after any error the connection is dropped, so a reply that was
+    not read can never answer a later command. A new process (after a fork) or a new pool (the cache
+    reconfigured) makes a new connection.
+    """
+    pool = client.get_client(write=False).connection_pool
+    state = _read_connection
+    connection = state.connection
+    if connection is None or state.pool is not pool or state.pid != os.getpid():
+        if connection is not None:
+            connection.disconnect()  # in a forked child this only closes the inherited socket
+        connection = pool.make_connection()
+        state.connection, state.pool, state.pid = connection, pool, os.getpid()
+    try:
+        connection.connect()  # the breaker's check; connects only when not connected
+        connection.send_command(*command)
+        return connection.read_response()
+    except BaseException:
+        state.connection = None
+        connection.disconnect()
+        raise
+
+
+def _get(key: str) -> Any:
+    """``cache.get(key)`` on the cache's own connection: the same value, None on a miss or an outage.
+
+    The reads of every authenticated request come through here (or ``session_with_user_get``).
     """
     client = _raw()
     if client is None:
         return cache.get(key)
     try:
-        value = client.get_client(write=False).get(client.make_key(key))
+        value = _read(client, "GET", client.make_key(key))
     except RedisError as exc:
         _outage("cache read failed; treated as a miss", exc)
         return None
@@ -152,10 +193,10 @@ def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | No
     if client is None:
         found = cache.get_many([session_key, user_key]) or {}
         return found.get(session_key), found.get(user_key)
-    # The hottest read of the service: one MGET on the cache's own client (django-redis's get_many adds a
+    # The hottest read of the service: one MGET on the cache's own connection (django-redis's get_many adds a
     # third of a round trip's CPU building and decoding its dict). Values decode as the cache API wrote them.
     try:
-        state, user = client.get_client(write=False).mget([client.make_key(session_key), client.make_key(user_key)])
+        state, user = _read(client, "MGET", client.make_key(session_key), client.make_key(user_key))
     except RedisError as exc:
         _outage("session state unavailable; asking the database", exc)
         return None, None

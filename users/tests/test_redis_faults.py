@@ -326,3 +326,18 @@ def test_breaker_lets_one_probe_through_after_the_period_and_closes_on_success(s
     breaker.succeeded()
     assert not breaker.is_open
     breaker.before_call()
+
+
+def test_a_reply_that_came_too_late_never_answers_a_later_read(faulty):
+    """The hot reads keep a connection per thread; one that timed out is dropped with whatever Redis sends late."""
+    from users.cache import session_state_get, session_state_offer
+
+    session_state_offer("late-a", 1, timeout=60)
+    session_state_offer("late-b", 2, timeout=60)
+    assert session_state_get("late-a") == 1  # the thread's read connection is open
+    faulty.pause()
+    assert session_state_get("late-a") is None  # timed out: a miss, and Redis holds the GET to answer later
+
+    back_from_outage(faulty)
+
+    assert [session_state_get("late-b"), session_state_get("late-a")] == [2, 1]
