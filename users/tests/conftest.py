@@ -9,8 +9,10 @@ import requests
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.db import connections
-from django.db.models.signals import post_delete, post_save
+from django.db.models import Model
+from django.db.models.signals import ModelSignal, post_delete, post_save
 
+from conftest import TEST_PASSWORD
 from user_service.celery import app as celery_app
 from users import signals
 from users.models import AdminHOD, CustomUser, Staff, Student
@@ -22,7 +24,9 @@ from users.tests.outbox_support import broker_at, purge_queues
 def cache_safety_net_off() -> Iterator[None]:
     """``users.signals``' cache invalidation on every model save and delete disconnected: a change shows in the
     cached views (user/{id}/, bulk_info/, the token verifier's snapshot) only if the owner that made it dropped them."""
-    hooks = [(signal, signals._user_changed, CustomUser) for signal in (post_save, post_delete)]
+    hooks: list[tuple[ModelSignal, Callable[..., None], type[Model]]] = [
+        (signal, signals._user_changed, CustomUser) for signal in (post_save, post_delete)
+    ]
     hooks += [
         (signal, signals._profile_changed, model)
         for signal in (post_save, post_delete)
@@ -34,6 +38,13 @@ def cache_safety_net_off() -> Iterator[None]:
     finally:
         for signal, hook, sender in disconnected:
             signal.connect(hook, sender=sender)
+
+
+@pytest.fixture
+def hod_admin(client, hod):
+    """The Django test client signed in to the admin as an HOD."""
+    assert client.login(username=hod.username, password=TEST_PASSWORD)
+    return client
 
 
 def _close_db_connections(**kwargs: Any) -> None:
