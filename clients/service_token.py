@@ -20,6 +20,7 @@ from clients.exceptions import ClientNotConfigured, ServiceError, ServiceRespons
 
 __all__ = [
     "SERVICE_TOKEN_PATH",
+    "CachedTokenProvider",
     "ClientCredentialsTokenProvider",
     "TokenProvider",
     "TokenProviderFactory",
@@ -59,11 +60,43 @@ def token_provider_for(scopes: Sequence[str]) -> TokenProvider:
     return _factory(scopes=scopes)
 
 
-class ClientCredentialsTokenProvider:
+class CachedTokenProvider:
+    """A token provider that keeps its token until RENEW_BEFORE_SECONDS before it expires, then gets a new one.
+
+    Call it for the token (thread-safe; one renewal at a time). Subclasses say how a token is got: ``_renew(now)``
+    answers the token and when it expires (seconds since the epoch on ``clock``). The one cache of service tokens
+    for both ends: ``ClientCredentialsTokenProvider`` below and the user service's own ``ServiceTokenMinter``.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def __call__(self) -> str:
+        """The cached token, got again when it is within RENEW_BEFORE_SECONDS of expiry."""
+        with self._lock:
+            now = self._clock()
+            if self._token is None or self._expires_at - now <= RENEW_BEFORE_SECONDS:
+                self._token, self._expires_at = self._renew(now)
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the cached token (a receiver refused it): the next call gets a new one."""
+        with self._lock:
+            self._token = None
+
+    def _renew(self, now: float) -> tuple[str, float]:
+        """A new token and its expiry time."""
+        raise NotImplementedError
+
+
+class ClientCredentialsTokenProvider(CachedTokenProvider):
     """A service token from the user service's ``service-token/`` (client credentials), cached until near expiry.
 
-    Call it for the token (thread-safe; one exchange at a time). The token carries the scopes the service
-    account holds. Errors: ``ServiceUnavailable`` (transport failure, timeout, 5xx) and ``ServiceError`` (the
+    Call it for the token (thread-safe; one exchange at a time). The token carries the scopes the service account
+    holds. Errors: ``ServiceUnavailable`` (transport failure, timeout, 5xx) and ``ServiceError`` (the
     credentials were refused: 401 ``invalid_client``, or 429); ``ServiceResponseInvalid`` for an unexpected body.
     Redirects are not followed: the secret only goes to ``base_url``.
     """
@@ -86,29 +119,14 @@ class ClientCredentialsTokenProvider:
         self._credentials = {"client_id": client_id, "client_secret": client_secret}
         self.timeout = timeout
         self.session = session or requests.Session()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
-
-    def __call__(self) -> str:
-        """The cached token, exchanged again when it is within RENEW_BEFORE_SECONDS of expiry."""
-        with self._lock:
-            now = self._clock()
-            if self._token is None or self._expires_at - now <= RENEW_BEFORE_SECONDS:
-                self._token, self._expires_at = self._exchange(now)
-            return self._token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (a receiver refused it): the next call exchanges the credentials again."""
-        with self._lock:
-            self._token = None
+        super().__init__(clock=clock)
 
     def factory(self, *, scopes: Sequence[str]) -> TokenProvider:
         """As a TokenProviderFactory: every client shares this token (its scopes are the account's, not ``scopes``)."""
         return self
 
-    def _exchange(self, now: float) -> tuple[str, float]:
+    def _renew(self, now: float) -> tuple[str, float]:
+        """The client-credentials exchange."""
         try:
             response = self.session.post(self.url, json=self._credentials, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:

@@ -1,4 +1,11 @@
-"""Signal hooks: cache invalidation after user writes and Celery task metrics; no business rules."""
+"""Signal hooks: a safety net of cache invalidation after any save or delete of a user or profile, and Celery task
+metrics; no business rules.
+
+The owners of changes to a person (``users.services.people``, the monolith import) drop the cached views themselves,
+and every entry point (API, admin, imports, commands) goes through them: ``test_user_cache_owners`` proves each with
+these hooks disconnected. The hooks stay for writes outside any entry point (a ``Model.save()`` in a shell or a data
+fix), whose prompt visibility ``test_service_api`` pins; they call the same owner of the keys (``user_invalidate``).
+"""
 
 from celery.signals import task_failure, task_retry, task_success, worker_ready
 from django.db.models.signals import post_delete, post_save

@@ -36,6 +36,7 @@ from django.utils import timezone
 from clients import claims as contract
 from clients.claims import ACCESS, ALGORITHM, REFRESH
 from clients.claims import SERVICE as SERVICE
+from clients.service_token import CachedTokenProvider
 from users.exceptions import TokenInvalid
 
 
@@ -379,11 +380,9 @@ def token_pair_issue(
     )
 
 
-SERVICE_TOKEN_RENEW_BEFORE_SECONDS = 30
-
-
-class ServiceTokenMinter:
-    """This service's own bearer token for calls to siblings, signed with our key and minted again near expiry.
+class ServiceTokenMinter(CachedTokenProvider):
+    """This service's own bearer token for calls to siblings, signed with our key and minted again near expiry
+    (the cache is the clients' own, ``CachedTokenProvider``, which sibling services use for their exchanged tokens).
 
     ``UsersConfig.ready`` installs it as the token provider of ``clients/`` (one minter per client instance).
     """
@@ -391,22 +390,12 @@ class ServiceTokenMinter:
     def __init__(
         self, *, scopes: Sequence[str], client_id: str | None = None, clock: Callable[[], float] = time.time
     ) -> None:
+        super().__init__(clock=clock)
         self.scopes = list(scopes)
         self.client_id = client_id or settings.SERVICE_CLIENT_ID
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
 
-    def __call__(self) -> str:
-        """The cached token, minted again when it is within SERVICE_TOKEN_RENEW_BEFORE_SECONDS of expiry."""
-        with self._lock:
-            now = self._clock()
-            if self._token is None or self._expires_at - now <= SERVICE_TOKEN_RENEW_BEFORE_SECONDS:
-                self._token, self._expires_at = self._mint(now)
-            return self._token
-
-    def _mint(self, now: float) -> tuple[str, float]:
+    def _renew(self, now: float) -> tuple[str, float]:
+        """A token signed here, for SERVICE_TOKEN_MINUTES."""
         issued_at = int(now)
         expires_at = issued_at + settings.SERVICE_TOKEN_MINUTES * 60
         claims = {

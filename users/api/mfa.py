@@ -6,6 +6,7 @@ The enrolment endpoints (``GET mfa/``, ``POST mfa/totp/``, ``POST mfa/totp/confi
 ``mfa_token`` as the bearer token, for the methods each lists in ``mfa_token_methods``.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -18,14 +19,13 @@ from users.api.permissions import IsHOD, IsPerson, MfaTokenScope, recent_authent
 from users.api.schema import errors
 from users.api.serializers import StrictInputSerializer, TokenResponseSerializer
 from users.api.throttles import PublicEndpointThrottle
-from users.api.views import NO_STORE, PublicAPIView, login_answer
+from users.api.views import NO_STORE, PublicAPIView, login_respond
 from users.api.webauthn_serializers import AssertionSerializer, PasskeySerializer, credential_json
 from users.authentication import ENROLMENT_AUTHENTICATION
 from users.exceptions import NotFound
 from users.http import client_ip, user_agent
 from users.models import CustomUser
 from users.services import mfa
-from users.services.credentials import Channel
 from users.services.login import mfa_required_for, second_factor_login
 from users.services.reauth import PASSWORD_FIELD, reauthenticate
 
@@ -140,9 +140,14 @@ def _one_proof(attrs: dict, *, fields: tuple[str, ...]) -> dict:
     return attrs
 
 
-def _proof(attrs: dict, fields: tuple[str, ...]) -> tuple[str, Any]:
+def _proof(attrs: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[str, Any]:
     field = next(name for name in fields if name in attrs)
     return field, credential_json(attrs[field])
+
+
+def _second_step_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
+    proof_field, proof = _proof(data, mfa.proof_fields())
+    return {"mfa_token": data["mfa_token"], "proof_field": proof_field, "proof": proof}
 
 
 class MfaStatusView(APIView):
@@ -248,18 +253,12 @@ class LoginMfaView(PublicAPIView):
         responses={200: TokenResponseSerializer, **errors(400, 401, 409, 415, 429)},
     )
     def post(self, request):
-        data = LoginMfaInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        proof_field, proof = _proof(data.validated_data, mfa.proof_fields())
-        completed = second_factor_login(
-            mfa_token=data.validated_data["mfa_token"],
-            proof_field=proof_field,
-            proof=proof,
-            channel=Channel.API,
-            ip=client_ip(request),
-            user_agent=user_agent(request),
+        return login_respond(
+            request,
+            input_serializer=LoginMfaInputSerializer,
+            login=second_factor_login,
+            arguments=_second_step_arguments,
         )
-        return login_answer(completed)
 
 
 class ReauthenticateView(APIView):

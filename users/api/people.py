@@ -420,9 +420,9 @@ class UserDetailView(APIView):
 def user_detail_data(*, user_id: int) -> dict | None:
     """``user/{id}/``'s JSON from the cache, serialized once from the database on a miss; None if no such user.
 
-    Writes to the user or its profile drop the entry (``users.cache.user_invalidate``, called by the model
-    signals and by bulk writers), so a reader sees a change at once; the timeout bounds staleness if that
-    delete is ever lost.
+    Writes to the user or its profile drop the entry (``users.cache.user_invalidate``, called by the owner of the
+    change, and by the model signals after a save outside the owners), so a reader sees a change at once; the
+    timeout bounds staleness if that delete is ever lost.
     """
     return cache.user_detail_get(user_id, load=_user_detail_load)
 

@@ -1,12 +1,16 @@
 """Authentication, profile, session and token-validation endpoints: parse, call a service, shape output."""
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from clients.claims import AUTH_TIME, claims_amr
@@ -54,6 +58,24 @@ def login_answer(outcome: LoginOutcome) -> Response:
         )
     assert outcome.session is not None  # noqa: S101 - the API's logins always open a session
     return Response(_token_response(outcome.session), headers=NO_STORE)
+
+
+def login_respond(
+    request: Request,
+    *,
+    input_serializer: type[BaseSerializer],
+    login: Callable[..., LoginOutcome],
+    arguments: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Response:
+    """An API login view's whole work: parse the body with ``input_serializer``, call the ``login`` service (of
+    ``users.services.login``) with ``arguments(validated_data)`` on the API channel with the caller's IP and user
+    agent, and answer ``login_answer`` (the tokens, or the 401 of a second step)."""
+    data = input_serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    outcome = login(
+        **arguments(data.validated_data), channel=Channel.API, ip=client_ip(request), user_agent=user_agent(request)
+    )
+    return login_answer(outcome)
 
 
 def _token_response(login: Login, *, user: dict | None = None) -> dict:
@@ -113,16 +135,12 @@ class LoginView(PublicAPIView):
         responses={200: s.TokenResponseSerializer, 401: LOGIN_REFUSED, **errors(400, 403, 415, 429)},
     )
     def post(self, request):
-        data = s.LoginInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        outcome = login_services.password_login(
-            identifier=data.validated_data["username"],
-            password=data.validated_data["password"],
-            channel=Channel.API,
-            ip=client_ip(request),
-            user_agent=user_agent(request),
+        return login_respond(
+            request,
+            input_serializer=s.LoginInputSerializer,
+            login=login_services.password_login,
+            arguments=lambda data: {"identifier": data["username"], "password": data["password"]},
         )
-        return login_answer(outcome)
 
 
 class TokenRefreshView(PublicAPIView):

@@ -17,7 +17,7 @@ from users.api.permissions import recent_authentication_require
 from users.api.schema import errors
 from users.api.serializers import TokenResponseSerializer
 from users.api.throttles import PublicEndpointThrottle
-from users.api.views import LOGIN_REFUSED, NO_STORE, PublicAPIView, login_answer
+from users.api.views import LOGIN_REFUSED, NO_STORE, PublicAPIView, login_respond
 from users.api.webauthn_serializers import (
     MfaTokenInputSerializer,
     PasskeyLoginInputSerializer,
@@ -157,15 +157,12 @@ class PasskeyLoginView(PublicAPIView):
         responses={200: TokenResponseSerializer, 401: LOGIN_REFUSED, **errors(400, 403, 415, 429)},
     )
     def post(self, request):
-        data = PasskeyLoginInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        outcome = passkey_login(
-            credential=credential_json(data.validated_data["credential"]),
-            channel=Channel.API,
-            ip=client_ip(request),
-            user_agent=user_agent(request),
+        return login_respond(
+            request,
+            input_serializer=PasskeyLoginInputSerializer,
+            login=passkey_login,
+            arguments=lambda data: {"credential": credential_json(data["credential"])},
         )
-        return login_answer(outcome)
 
 
 class ReauthenticatePasskeyOptionsView(APIView):

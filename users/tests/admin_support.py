@@ -43,3 +43,10 @@ def change_form(client, url: str) -> dict[str, list[str]]:
     parser = _FormFields()
     parser.feed(client.get(url).content.decode())
     return parser.data
+
+
+def change_form_post(client, url: str, changes: dict[str, str]):
+    """Post the admin's change form at ``url`` back as a browser would, with ``changes`` typed into it."""
+    data = change_form(client, url)
+    data.update({name: [value] for name, value in changes.items()})
+    return client.post(url, data)

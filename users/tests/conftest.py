@@ -9,10 +9,42 @@ import requests
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.db import connections
+from django.db.models import Model
+from django.db.models.signals import ModelSignal, post_delete, post_save
 
+from conftest import TEST_PASSWORD
 from user_service.celery import app as celery_app
+from users import signals
+from users.models import AdminHOD, CustomUser, Staff, Student
 from users.tests.oidc_support import Browser, RelyingParty, oidc_client_register
 from users.tests.outbox_support import broker_at, purge_queues
+
+
+@pytest.fixture
+def cache_safety_net_off() -> Iterator[None]:
+    """``users.signals``' cache invalidation on every model save and delete disconnected: a change shows in the
+    cached views (user/{id}/, bulk_info/, the token verifier's snapshot) only if the owner that made it dropped them."""
+    hooks: list[tuple[ModelSignal, Callable[..., None], type[Model]]] = [
+        (signal, signals._user_changed, CustomUser) for signal in (post_save, post_delete)
+    ]
+    hooks += [
+        (signal, signals._profile_changed, model)
+        for signal in (post_save, post_delete)
+        for model in (AdminHOD, Staff, Student)
+    ]
+    disconnected = [(signal, hook, sender) for signal, hook, sender in hooks if signal.disconnect(hook, sender=sender)]
+    try:
+        yield
+    finally:
+        for signal, hook, sender in disconnected:
+            signal.connect(hook, sender=sender)
+
+
+@pytest.fixture
+def hod_admin(client, hod):
+    """The Django test client signed in to the admin as an HOD."""
+    assert client.login(username=hod.username, password=TEST_PASSWORD)
+    return client
 
 
 def _close_db_connections(**kwargs: Any) -> None:

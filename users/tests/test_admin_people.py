@@ -18,12 +18,6 @@ API = "/api/v1/users"
 NEW_PASSWORD = "another-Long-passphrase-77"
 
 
-@pytest.fixture
-def hod_admin(client, hod):
-    assert client.login(username=hod.username, password=TEST_PASSWORD)
-    return client
-
-
 def run_action(client, model: str, action: str, pks: list[int]):
     return client.post(
         f"/admin/users/{model}/",

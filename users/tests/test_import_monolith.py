@@ -375,6 +375,25 @@ def test_a_profile_only_change_reaches_the_cached_user_lookup(clean_source, clie
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("cache_safety_net_off")
+def test_a_change_reaches_the_cached_views_through_the_import_alone(clean_source, client_for, request):
+    # Given the imported people, a user's views cached, and the model signals' cache invalidation off
+    monolith_import(path=clean_source)
+    client = client_for(request.getfixturevalue("hod"))  # made after the import: ids 10-13 are the monolith's
+    assert client.get(f"{API}/user/12/").json()["first_name"] == "Alice"
+    assert client.post(f"{API}/bulk_info/", {"user_ids": [11]}, format="json").json()[0]["is_active"] is True
+    update_monolith(clean_source, "UPDATE student_management_app_customuser SET first_name = 'Alicia' WHERE id = 12")
+    update_monolith(clean_source, "UPDATE student_management_app_customuser SET is_active = 0 WHERE id = 11")
+
+    # When the import runs again
+    monolith_import(path=clean_source)
+
+    # Then user/{id}/ and bulk_info/ show the changes at once: the import dropped the cache itself
+    assert client.get(f"{API}/user/12/").json()["first_name"] == "Alicia"
+    assert client.post(f"{API}/bulk_info/", {"user_ids": [11]}, format="json").json()[0]["is_active"] is False
+
+
+@pytest.mark.django_db
 def test_sequences_are_reset_so_new_users_do_not_collide(tmp_path):
     reset_sequences_to_max_ids()  # a fresh database: the next ids would be 1, 2, ...
     source = build_monolith(

@@ -6,6 +6,9 @@ The links are ``{FRONTEND_URL}/reset-password?uid=&token=``, ``/verify-email?...
 by a reset.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,9 +31,14 @@ class ForgotPasswordForm(forms.Form):
     email = forms.EmailField(label="Your e-mail address", max_length=254)
 
 
-class ResetPasswordForm(forms.Form):
+class LinkForm(forms.Form):
+    """The ``uid`` and ``token`` of a single-use e-mail link, carried in hidden fields from the GET to the POST."""
+
     uid = forms.CharField(max_length=LINK_FIELD_MAX_LENGTH, widget=forms.HiddenInput)
     token = forms.CharField(max_length=LINK_FIELD_MAX_LENGTH, widget=forms.HiddenInput)
+
+
+class ResetPasswordForm(LinkForm):
     new_password = forms.CharField(
         label="New password", max_length=PASSWORD_MAX_LENGTH, strip=False, widget=forms.PasswordInput
     )
@@ -39,9 +47,8 @@ class ResetPasswordForm(forms.Form):
     )
 
 
-class VerifyEmailForm(forms.Form):
-    uid = forms.CharField(max_length=LINK_FIELD_MAX_LENGTH, widget=forms.HiddenInput)
-    token = forms.CharField(max_length=LINK_FIELD_MAX_LENGTH, widget=forms.HiddenInput)
+class VerifyEmailForm(LinkForm):
+    """Confirming an address: the link alone, sent by a button (see ``verify_email``)."""
 
 
 def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -75,35 +82,51 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _link_page(
+    request: HttpRequest,
+    *,
+    form_class: type[LinkForm],
+    template: str,
+    act: Callable[[dict[str, Any]], object],
+    done: dict[str, Any],
+) -> HttpResponse:
+    """A page of a single-use e-mail link: GET shows ``form_class`` with the link's ``uid`` and ``token``; POST
+    validates it and calls ``act`` (the owner's service) with its cleaned data, then shows ``done`` (the
+    message page's context). The service's refusal is shown on the form with its status: an ``ApplicationError`` as
+    the page's error, a ``ValidationError`` on the fields it names."""
+    if request.method == "GET":
+        form = form_class(initial={"uid": request.GET.get("uid", ""), "token": request.GET.get("token", "")})
+        return _page(request, template, {"form": form})
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _page(request, template, {"form": form}, status=400)
+    try:
+        act(form.cleaned_data)
+    except ApplicationError as exc:
+        return _page(request, template, {"form": form, "error": exc.message}, error_status(exc))
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, messages)
+        return _page(request, template, {"form": form}, status=400)
+    return _page(request, "message.html", done)
+
+
 @page_headers
 @require_http_methods(["GET", "POST"])
 def reset_password(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
-        form = ResetPasswordForm(initial={"uid": request.GET.get("uid", ""), "token": request.GET.get("token", "")})
-        return _page(request, "reset_password.html", {"form": form})
-    form = ResetPasswordForm(request.POST)
-    if not form.is_valid():
-        return _page(request, "reset_password.html", {"form": form}, status=400)
-    data = form.cleaned_data
-    try:
-        password_reset_confirm(
+    return _link_page(
+        request,
+        form_class=ResetPasswordForm,
+        template="reset_password.html",
+        act=lambda data: password_reset_confirm(
             uid=data["uid"],
             token=data["token"],
             new_password=data["new_password"],
             confirm_password=data["confirm_password"],
-        )
-    except ApplicationError as exc:
-        return _page(request, "reset_password.html", {"form": form, "error": exc.message}, error_status(exc))
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-        return _page(request, "reset_password.html", {"form": form}, status=400)
-    return _page(
-        request,
-        "message.html",
-        {
+        ),
+        done={
             "title": "Your password is set",
-            "message": ("You were signed out everywhere. Sign in with your new password."),
+            "message": "You were signed out everywhere. Sign in with your new password.",
             "sign_in": True,
         },
     )
@@ -113,17 +136,13 @@ def reset_password(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def verify_email(request: HttpRequest) -> HttpResponse:
     """A button, not a GET: mail scanners that open links must not use the single-use link up."""
-    if request.method == "GET":
-        form = VerifyEmailForm(initial={"uid": request.GET.get("uid", ""), "token": request.GET.get("token", "")})
-        return _page(request, "verify_email.html", {"form": form})
-    form = VerifyEmailForm(request.POST)
-    if not form.is_valid():
-        return _page(request, "verify_email.html", {"form": form}, status=400)
-    try:
-        email_verify(uid=form.cleaned_data["uid"], token=form.cleaned_data["token"])
-    except ApplicationError as exc:
-        return _page(request, "verify_email.html", {"form": form, "error": exc.message}, error_status(exc))
-    return _page(request, "message.html", {"title": "Your e-mail address is confirmed", "message": "", "sign_in": True})
+    return _link_page(
+        request,
+        form_class=VerifyEmailForm,
+        template="verify_email.html",
+        act=lambda data: email_verify(uid=data["uid"], token=data["token"]),
+        done={"title": "Your e-mail address is confirmed", "message": "", "sign_in": True},
+    )
 
 
 @require_http_methods(["GET"])
