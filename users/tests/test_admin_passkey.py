@@ -27,7 +27,7 @@ SECOND_STEP = "/admin/login/second-step/"
 SECOND_STEP_OPTIONS = "/admin/login/second-step/passkey/"
 REAUTH = "/admin/reauthenticate/"
 REAUTH_OPTIONS = "/admin/reauthenticate/passkey/"
-SCRIPT = "users/admin_passkey.js"
+SCRIPT = "users/passkey.js"
 
 
 @pytest.fixture(autouse=True)

@@ -272,9 +272,14 @@ def second_factor_options(*, challenge: MfaChallenge) -> dict[str, Any]:
     return _authentication_options(user=challenge.user, purpose=Purpose.SECOND_FACTOR, mfa_challenge=challenge)
 
 
-def passwordless_options() -> dict[str, Any]:
-    """Options for a passwordless sign-in: no account named, the authenticator offers its discoverable ones."""
-    return _authentication_options(user=None, purpose=Purpose.PASSWORDLESS)
+def passwordless_options(*, browser_binding: str | None = None) -> dict[str, Any]:
+    """Options for a passwordless sign-in: no account named, the authenticator offers its discoverable ones.
+
+    ``browser_binding`` (a random id a way in keeps in the asking browser, as the sign-in pages do in a signed
+    cookie) binds the challenge to that browser: only an answer sent with the same id spends it
+    (``passkey_login``'s ``browser_binding``). The API's clients hold no such id; their challenges have none.
+    """
+    return _authentication_options(user=None, purpose=Purpose.PASSWORDLESS, session_id=browser_binding)
 
 
 def reauthentication_options(*, user: CustomUser, session_id: str) -> dict[str, Any]:
