@@ -84,7 +84,7 @@ class TestPasswordless:
         browser = passkey_registered(student, origin=ORIGIN)
         answer = browser.get(_options(client))
 
-        with django_assert_max_num_queries(20):
+        with django_assert_max_num_queries(18):
             response = _answer(client, answer)
 
         assert (response.status_code, response["Location"]) == (status.HTTP_302_FOUND, "/account/")

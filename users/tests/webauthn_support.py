@@ -206,3 +206,22 @@ def passkey_registered(user: Any, *, origin: str = "http://localhost:3000") -> B
     response = client.post(f"{API}/mfa/webauthn/register/", {"credential": browser.create(options)}, format="json")
     assert response.status_code == status.HTTP_201_CREATED, response.content
     return browser
+
+
+# For the browser tests (Playwright): register a passkey of the page's authenticator as a web client of the API
+# would: log in, ask for the options, create the credential, send it. Answers the registration's HTTP status.
+REGISTER_PASSKEY = """async ([username, password]) => {
+  const post = (path, body, token) => fetch("/api/v1/users/" + path, {
+    method: "POST",
+    headers: {"Content-Type": "application/json", ...(token ? {Authorization: "Bearer " + token} : {})},
+    body: JSON.stringify(body || {}),
+  });
+  const login = await (await post("login/", {username, password})).json();
+  const options = await (await post("mfa/webauthn/register/options/", null, login.access_token)).json();
+  const credential = await navigator.credentials.create({
+    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
+  });
+  const registered = await post("mfa/webauthn/register/", {name: "Browser", credential: credential.toJSON()},
+                                login.access_token);
+  return registered.status;
+}"""
