@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from django.db import connections
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from conftest import TEST_PASSWORD
 from users.models import SecurityEvent, UserSession
@@ -103,7 +103,7 @@ def test_app_sign_in_with_a_passkey_consent_and_back_with_a_code(page, make_rp, 
 
     page.goto(rp.authorization_url())
     page.get_by_role("button", name="Sign in with a passkey").click()
-    assert page.get_by_role("heading", name="Allow Library to use your account?").is_visible()
+    expect(page.get_by_role("heading", name="Allow Library to use your account?")).to_be_visible()
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(f"{REDIRECT_URI}**")
 
