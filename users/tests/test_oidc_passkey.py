@@ -235,7 +235,9 @@ class TestSecondStep:
     def _password(self, client: Client, user) -> str:
         page = client.post(SIGN_IN, {"username": user.username, "password": TEST_PASSWORD, "next": "/account/"})
         assert page.status_code == status.HTTP_200_OK, page.content
-        return HIDDEN_MFA_TOKEN.search(page.content.decode()).group(1)
+        match = HIDDEN_MFA_TOKEN.search(page.content.decode())
+        assert match, page.content
+        return match.group(1)
 
     def test_the_second_step_offers_the_passkey_of_a_person_who_has_one(self, client, hod, staff):
         passkey_registered(hod, origin=ORIGIN)
