@@ -161,6 +161,22 @@ class TestPasswordless:
         assert "could not be read" in response.content.decode()
         assert not SecurityEvent.objects.filter(type="login_failed").exists()
 
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            {},
+            {"rawId": 1, "id": [], "response": "x"},
+            {"rawId": "AAAA", "response": {"clientDataJSON": 5}},
+            {"rawId": "AAAA", "response": {"clientDataJSON": "not base64url!"}},
+            {"rawId": "A" * 5000, "type": "public-key", "response": {}},
+        ],
+    )
+    def test_an_answer_that_is_no_assertion_is_refused_like_a_wrong_one(self, client, answer):
+        client.post(OPTIONS)
+
+        _refused(client.post(PASSKEY, {"webauthn": json.dumps(answer)}))
+        assert SecurityEvent.objects.get(type="login_failed").data["known_account"] is False
+
     def test_failures_count_toward_the_accounts_lockout(self, client, student, settings):
         browser = passkey_registered(student, origin=ORIGIN)
         spent = browser.get(_options(client))
@@ -289,7 +305,7 @@ class TestSecondStep:
         expired = client.post(SECOND_FACTOR_OPTIONS, {"mfa_token": "nope"})
         no_passkey = client.post(SECOND_FACTOR_OPTIONS, {"mfa_token": staff_token})
 
-        assert expired.status_code == status.HTTP_400_BAD_REQUEST
+        assert expired.status_code == status.HTTP_401_UNAUTHORIZED  # as the API's login/mfa/webauthn/options/
         assert expired.json()["code"] == "mfa_token_invalid"
         assert no_passkey.status_code == status.HTTP_409_CONFLICT
         assert no_passkey.json()["code"] == "webauthn_not_enrolled"

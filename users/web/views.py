@@ -91,10 +91,6 @@ def _refused(request: HttpRequest, template: str, context: dict[str, Any], exc: 
     return response
 
 
-def _json(body: dict[str, Any], status: int = 200) -> JsonResponse:
-    return JsonResponse(body, status=status)
-
-
 def _completed(request: HttpRequest, completed: LoginCompleted, target: str) -> HttpResponse:
     rotate_token(request)  # a new CSRF secret for the signed-in browser, as Django's own login does
     response = HttpResponseRedirect(target)
@@ -118,6 +114,13 @@ def _pending(request: HttpRequest, pending: LoginPending, target: str) -> HttpRe
     return _second_factor_page(request, SecondFactorForm(initial=initial), has_passkey=has_passkey)
 
 
+def _sign_in_forms(target: str) -> dict[str, forms.Form]:
+    return {
+        "form": SignInForm(initial={"next": target}),
+        "passkey_form": PasskeySignInForm(initial={"next": target}, auto_id=False),
+    }
+
+
 def _sign_in_page(request: HttpRequest, target: str, status: int = 200, **context: Any) -> HttpResponse:
     """The sign-in page: the password form, and the passkey's (its button shows when the browser has WebAuthn)."""
     return _page(request, "sign_in.html", {**_sign_in_forms(target), **context}, status=status)
@@ -130,7 +133,7 @@ def _throttled_page(request: HttpRequest, wait: int) -> HttpResponse:
 
 
 def _throttled_json(wait: int) -> JsonResponse:
-    response = _json({"detail": THROTTLED, "code": "throttled"}, status=429)
+    response = JsonResponse({"detail": THROTTLED, "code": "throttled"}, status=429)
     response["Retry-After"] = str(wait)
     return response
 
@@ -161,13 +164,6 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     return _completed(request, outcome, target)
 
 
-def _sign_in_forms(target: str) -> dict[str, forms.Form]:
-    return {
-        "form": SignInForm(initial={"next": target}),
-        "passkey_form": PasskeySignInForm(initial={"next": target}, auto_id=False),
-    }
-
-
 @page_headers
 @require_http_methods(["POST"])
 def passkey_options(request: HttpRequest) -> HttpResponse:
@@ -175,7 +171,7 @@ def passkey_options(request: HttpRequest) -> HttpResponse:
     if (wait := sign_in_wait_seconds(request)) is not None:
         return _throttled_json(wait)
     binding = str(uuid.uuid4())
-    response = _json(webauthn.passwordless_options(browser_binding=binding))
+    response = JsonResponse(webauthn.passwordless_options(browser_binding=binding))
     passkey_binding_set(response, binding)
     return response
 
@@ -221,9 +217,9 @@ def second_factor_passkey_options(request: HttpRequest) -> HttpResponse:
         return _throttled_json(wait)
     try:
         challenge = mfa.challenge_get(request.POST.get("mfa_token", "")[:256], channel=Channel.SSO.value)
-        return _json(webauthn.second_factor_options(challenge=challenge))
-    except ApplicationError as exc:  # MfaTokenInvalid, FactorConflict (no passkey)
-        return _json({"detail": exc.message, "code": exc.code}, status=400 if isinstance(exc, MfaTokenInvalid) else 409)
+        return JsonResponse(webauthn.second_factor_options(challenge=challenge))
+    except ApplicationError as exc:  # MfaTokenInvalid (expired, spent, another way in's), FactorConflict (no passkey)
+        return JsonResponse({"detail": exc.message, "code": exc.code}, status=error_status(exc))
 
 
 def _passkey_offered(mfa_token: str) -> bool:

@@ -3,10 +3,11 @@ as a passwordless first factor and as a reauthentication.
 
 Every ceremony is two calls: the options, holding a fresh 256-bit challenge, then the authenticator's answer. The
 challenge is stored server-side as its SHA-256 (``WebAuthnChallenge``, PostgreSQL, like the ``mfa_token``), bound
-to what asked for it (the person registering, the pending login, the session reauthenticating, or nobody yet for a
-passwordless sign-in), lives ``CHALLENGE_SECONDS`` and is spent by one conditional UPDATE before anything else is
-checked: an answer is tried once, right or wrong. The answer names its challenge inside ``clientDataJSON``; that is
-how it is found, so no other handle travels between the two calls.
+to what asked for it (the person registering, the pending login, the session reauthenticating; for a passwordless
+sign-in the browser that asked, when the way in keeps an id in it, else nobody yet), lives ``CHALLENGE_SECONDS``
+and is spent by one conditional UPDATE before anything else is checked: an answer is tried once, right or wrong.
+The answer names its challenge inside ``clientDataJSON``; that is how it is found, so no other handle travels
+between the two calls.
 
 What is refused: an origin not in ``WEBAUTHN_ORIGINS`` or a relying-party id other than ``WEBAUTHN_RP_ID``; an
 authenticator that did not verify the user (PIN or biometric: user verification is required everywhere, which is
