@@ -486,7 +486,8 @@ class WebAuthnChallenge(models.Model):
     """A WebAuthn ceremony in progress: the challenge the server handed out, stored as its SHA-256, single use.
 
     Bound to what opened it: a person (registration, reauthentication), a pending login (``mfa_challenge``, the
-    second step) or nobody yet (a passwordless sign-in, which learns the person from the credential).
+    second step) or nobody yet (a passwordless sign-in, which learns the person from the credential; ``session_id``
+    then holds the asking browser's id when the way in keeps one, as the sign-in pages do).
     """
 
     class Purpose(models.TextChoices):

@@ -3,7 +3,6 @@
 They parse what the person typed; every decision is the services' (``users.services.login``, ``reauth``, ``mfa``).
 """
 
-import json
 from typing import Any
 
 from django import forms
@@ -13,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from users.exceptions import EmailNotVerified, InvalidCredentials
+from users.forms import PasskeyAnswerField
 from users.http import client_ip, user_agent
 from users.models import UserType
 from users.services import mfa
@@ -100,31 +100,6 @@ def _recovery_code_field() -> forms.CharField:
         label="Or a recovery code",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-
-
-PASSKEY_ANSWER_MAX = 16_384  # an assertion's JSON is a few hundred bytes to a few kilobytes
-
-
-class PasskeyAnswerField(forms.CharField):
-    """The browser's answer of ``navigator.credentials.get()`` as JSON (``credential.toJSON()``), put in a hidden
-    field by ``users/static/users/admin_passkey.js``; cleaned to the dict the passkey factor checks."""
-
-    widget = forms.HiddenInput
-
-    def __init__(self) -> None:
-        super().__init__(required=False, max_length=PASSKEY_ANSWER_MAX, strip=True)
-
-    def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
-        if not text:
-            return None
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise ValidationError("The passkey's answer could not be read; try again.", code="webauthn_malformed")
-        return answer
 
 
 class ProofForm(forms.Form):

@@ -5,7 +5,7 @@ Each page parses a form and calls one service: ``password_login``, ``second_fact
 the policy are the API's), ``reauthenticate`` (``users.services.reauth``). Django's ``login()`` opens the admin's
 session only once a login is complete. A locked account is answered 429 with ``Retry-After`` on every page.
 
-A passkey is a proof like a code: ``users/static/users/admin_passkey.js`` asks the page's options view
+A passkey is a proof like a code: ``users/static/users/passkey.js`` asks the page's options view
 (``webauthn.second_factor_options`` for the pending login, ``webauthn.reauthentication_options`` for the person and
 this session) and puts the browser's answer in the form's hidden ``webauthn`` field; the form goes to the same
 service as a code. Without JavaScript the pages take codes as before.

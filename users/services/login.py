@@ -3,7 +3,7 @@
 A login is a first factor (a password, or a passkey that proves two factors at once), then, when the policy says
 so, a second step, then the completion. Every way in calls this module rather than deciding for itself: the API's
 ``login/`` and ``login/mfa/``, the passkey sign-in (``passkey_login``), the admin's login pages
-(``users.admin_auth``), and later the single sign-on pages.
+(``users.admin_auth``) and the single sign-on pages (``users.web``).
 
 - ``password_login``: checks the password (``credentials.credentials_check``, lockout included), then
   ``login_continue``.
@@ -246,17 +246,24 @@ def second_factor_login(
 
 
 def passkey_login(
-    *, credential: dict[str, Any], channel: Channel, ip: str | None, user_agent: str, start_session: bool = True
+    *,
+    credential: dict[str, Any],
+    channel: Channel,
+    ip: str | None,
+    user_agent: str,
+    start_session: bool = True,
+    browser_binding: str | None = None,
 ) -> LoginOutcome:
     """A passwordless sign-in: an assertion of a discoverable passkey with user verification, answering the
-    challenge of ``webauthn.passwordless_options``. A first factor that proves two (``amr`` holds ``mfa``), so the
-    policy lets it in at once; checked under the same lockout as a password (``credentials.passkey_check``)."""
+    challenge of ``webauthn.passwordless_options`` given the same ``browser_binding`` (None: a challenge bound to
+    no browser, the API's). A first factor that proves two (``amr`` holds ``mfa``), so the policy lets it in at
+    once; checked under the same lockout as a password (``credentials.passkey_check``)."""
     saved = webauthn.credential_named(credential)
     user = passkey_check(
         user=saved.user if saved is not None else None,
         credential_key=str(credential.get("rawId")),
         verify=lambda: webauthn.assertion_check(
-            credential=credential, user=None, purpose=webauthn.Purpose.PASSWORDLESS
+            credential=credential, user=None, purpose=webauthn.Purpose.PASSWORDLESS, session_id=browser_binding
         ),
         channel=channel,
         ip=ip,

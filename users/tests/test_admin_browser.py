@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from conftest import TEST_PASSWORD
 from users.models import SecurityEvent, TOTPDevice, WebAuthnCredential
 from users.tests.mfa_support import code_at, enrol_totp
+from users.tests.webauthn_support import REGISTER_PASSKEY
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -91,23 +92,6 @@ def test_an_hod_without_a_factor_sets_up_an_app_then_enters(page: Page, live_ser
     expect(page).to_have_url(f"{live_server.url}/admin/")
     assert TOTPDevice.objects.get(user=hod).confirmed_at is not None
 
-
-# Register a passkey as a web client of the API would: log in, ask for the options, create the credential, send it.
-REGISTER_PASSKEY = """async ([username, password]) => {
-  const post = (path, body, token) => fetch("/api/v1/users/" + path, {
-    method: "POST",
-    headers: {"Content-Type": "application/json", ...(token ? {Authorization: "Bearer " + token} : {})},
-    body: JSON.stringify(body || {}),
-  });
-  const login = await (await post("login/", {username, password})).json();
-  const options = await (await post("mfa/webauthn/register/options/", null, login.access_token)).json();
-  const credential = await navigator.credentials.create({
-    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
-  });
-  const registered = await post("mfa/webauthn/register/", {name: "Browser", credential: credential.toJSON()},
-                                login.access_token);
-  return registered.status;
-}"""
 
 # The admin's pages as a strict Content-Security-Policy would serve them: scripts from the site only, none inline.
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"

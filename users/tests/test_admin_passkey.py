@@ -17,7 +17,7 @@ from users.admin_auth.session import PENDING_KEY
 from users.models import CustomUser, MfaChallenge, SecurityEvent, UserType, WebAuthnCredential
 from users.tests.mfa_support import API, enrol_totp
 from users.tests.principals import bearer_client
-from users.tests.webauthn_support import Browser, SoftAuthenticator
+from users.tests.webauthn_support import Browser, passkey_registered
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ SECOND_STEP = "/admin/login/second-step/"
 SECOND_STEP_OPTIONS = "/admin/login/second-step/passkey/"
 REAUTH = "/admin/reauthenticate/"
 REAUTH_OPTIONS = "/admin/reauthenticate/passkey/"
-SCRIPT = "users/admin_passkey.js"
+SCRIPT = "users/passkey.js"
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +37,7 @@ def _relying_party(settings):
 
 
 def _with_passkey(user: CustomUser) -> Browser:
-    """A passkey registered for ``user`` through the API, and the browser holding it."""
-    browser = Browser(SoftAuthenticator(), origin=ORIGIN)
-    client = bearer_client(user)
-    options = client.post(f"{API}/mfa/webauthn/register/options/").json()
-    response = client.post(f"{API}/mfa/webauthn/register/", {"credential": browser.create(options)}, format="json")
-    assert response.status_code == status.HTTP_201_CREATED, response.content
-    return browser
+    return passkey_registered(user, origin=ORIGIN)
 
 
 def _password(client, user: CustomUser, next_url: str = "/admin/"):

@@ -7,12 +7,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from django.db import connections
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from conftest import TEST_PASSWORD
-from users.models import UserSession
+from users.models import SecurityEvent, UserSession
 from users.tests.mfa_support import enrol_totp
 from users.tests.oidc_support import REDIRECT_URI, RelyingParty, bearer
+from users.tests.webauthn_support import REGISTER_PASSKEY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -75,6 +76,46 @@ def test_app_sign_in_second_factor_consent_and_back_with_a_code(page, make_rp, h
     assert requests.get(rp.discovery["userinfo_endpoint"], headers=bearer(token["access_token"]), timeout=10).ok
 
 
+def test_app_sign_in_with_a_passkey_consent_and_back_with_a_code(page, make_rp, student, settings, issuer):
+    """The passkey button of the sign-in page, in chromium with a virtual authenticator (DevTools' WebAuthn domain),
+    under the pages' own Content-Security-Policy (script from the site only)."""
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = (issuer,)
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Security Policy" in message.text else None)
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("WebAuthn.enable")
+    devtools.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    page.goto(f"{issuer}/account/sign-in/")
+    assert page.evaluate(REGISTER_PASSKEY, [student.username, TEST_PASSWORD]) == 201
+    rp: RelyingParty = make_rp(scope="openid profile email")
+
+    page.goto(rp.authorization_url())
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    expect(page.get_by_role("heading", name="Allow Library to use your account?")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{REDIRECT_URI}**")
+
+    code_url = _code_url(page)
+    assert {k: v[0] for k, v in parse_qs(urlparse(code_url).query).items()}["state"] == rp.state
+    claims = rp.id_token_claims(rp.exchange(code_url))
+    assert claims["sub"] == str(student.pk)
+    assert "mfa" in claims["amr"]
+    assert SecurityEvent.objects.filter(type="login_succeeded", data__channel="sso", user=student).count() == 1
+    assert violations == []
+
+
 def test_the_keyboard_reaches_every_field_with_a_visible_focus(page, rp):
     page.goto(rp.authorization_url())
 
@@ -92,7 +133,7 @@ def test_the_account_page_signs_out_another_session(page, rp, student, login, is
     page.goto(rp.authorization_url())
     page.get_by_label("Username or e-mail").fill(student.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{REDIRECT_URI}**")
 
     page.goto(f"{issuer}/account/")
@@ -114,7 +155,7 @@ def test_rp_initiated_logout_returns_to_the_app(page, make_rp, student, issuer):
     page.goto(rp.authorization_url())
     page.get_by_label("Username or e-mail").fill(student.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{REDIRECT_URI}**")
     sid = rp.id_token_claims(rp.exchange(_code_url(page)))["sid"]
 

@@ -9,7 +9,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from conftest import TEST_PASSWORD
-from users.models import OutboxMessage, SessionEndReason, UserSession
+from users.models import OutboxMessage, SecurityEvent, SessionEndReason, UserSession
 from users.services.oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from users.tests.mfa_support import code_at, enrol_totp, secret_of
 from users.tests.oidc_support import Browser, RelyingParty, bearer
@@ -133,6 +133,27 @@ class TestBackChannelLogout:
         assert deleted.status_code == 204, deleted.text
         [claims] = _wait_for_logout_tokens(client_endpoint, 1)
         _assert_logout_token(claims, rp=bcl_rp, user=student, sid=sid)
+
+    @pytest.mark.parametrize("again", ["same-person", "another-person"])
+    def test_a_new_sign_in_in_the_same_browser_signs_the_earlier_session_out(
+        self, browser, bcl_rp, student, staff, client_endpoint, again
+    ):
+        first = _signed_in(browser, bcl_rp, student)
+        sid = first["claims"]["sid"]
+        person = student if again == "same-person" else staff
+
+        second = bcl_rp.exchange(browser.authorize(bcl_rp, person.username, prompt="login"))
+
+        new_sid = bcl_rp.id_token_claims(second)["sid"]
+        assert new_sid != sid
+        assert UserSession.objects.get(pk=sid).end_reason == SessionEndReason.LOGOUT
+        assert UserSession.objects.get(pk=new_sid).ended_at is None
+        [claims] = _wait_for_logout_tokens(client_endpoint, 1)
+        _assert_logout_token(claims, rp=bcl_rp, user=student, sid=sid)
+        validate = f"{bcl_rp.issuer}{API}/validate-token/"
+        assert requests.get(validate, headers=bearer(first["access_token"]), timeout=10).status_code == 401
+        assert requests.get(validate, headers=bearer(second["access_token"]), timeout=10).status_code == 200
+        assert SecurityEvent.objects.get(type="logout", user=student).data == {"session_ids": [sid]}
 
     def test_only_clients_that_got_tokens_in_that_session_hear_of_it(
         self, browser, bcl_rp, make_rp, student, staff, client_endpoint, login

@@ -29,6 +29,10 @@ from fido2.webauthn import (
     PublicKeyCredentialCreationOptions,
     PublicKeyCredentialRequestOptions,
 )
+from rest_framework import status
+
+from users.tests.mfa_support import API
+from users.tests.principals import bearer_client
 
 AAGUID = bytes.fromhex("5e1f7a0c0d3b4a8e9f2c6b1d7e4a3c20")
 FLAG = AuthenticatorData.FLAG
@@ -192,3 +196,32 @@ class Browser:
     def get(self, options: dict[str, Any]) -> dict[str, Any]:
         """``navigator.credentials.get({publicKey: options})`` then ``credential.toJSON()``."""
         return dict(self._client().get_assertion(PublicKeyCredentialRequestOptions.from_dict(options)).get_response(0))
+
+
+def passkey_registered(user: Any, *, origin: str = "http://localhost:3000") -> Browser:
+    """A passkey registered for ``user`` through the API (a discoverable one), and the browser holding it."""
+    browser = Browser(SoftAuthenticator(), origin=origin)
+    client = bearer_client(user)
+    options = client.post(f"{API}/mfa/webauthn/register/options/").json()
+    response = client.post(f"{API}/mfa/webauthn/register/", {"credential": browser.create(options)}, format="json")
+    assert response.status_code == status.HTTP_201_CREATED, response.content
+    return browser
+
+
+# For the browser tests (Playwright): register a passkey of the page's authenticator as a web client of the API
+# would: log in, ask for the options, create the credential, send it. Answers the registration's HTTP status.
+REGISTER_PASSKEY = """async ([username, password]) => {
+  const post = (path, body, token) => fetch("/api/v1/users/" + path, {
+    method: "POST",
+    headers: {"Content-Type": "application/json", ...(token ? {Authorization: "Bearer " + token} : {})},
+    body: JSON.stringify(body || {}),
+  });
+  const login = await (await post("login/", {username, password})).json();
+  const options = await (await post("mfa/webauthn/register/options/", null, login.access_token)).json();
+  const credential = await navigator.credentials.create({
+    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
+  });
+  const registered = await post("mfa/webauthn/register/", {name: "Browser", credential: credential.toJSON()},
+                                login.access_token);
+  return registered.status;
+}"""

@@ -7,11 +7,13 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
-# Only this service's own stylesheet and images; no script, no plugin, no framing, no <base>. ``form-action`` is
-# left out on purpose: browsers apply it to the redirects that follow a form post, and the consent form's
-# answer is a redirect to the client.
+# Only this service's own stylesheet, images and scripts (the passkey button's static file; no inline script, so
+# nothing injected into a page can run), fetches to itself only (the passkey options); no plugin, no framing, no
+# <base>. ``form-action`` is left out on purpose: browsers apply it to the redirects that follow a form post, and
+# the consent form's answer is a redirect to the client.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
 
 

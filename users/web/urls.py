@@ -17,7 +17,14 @@ urlpatterns = [
     path("account/factors/totp/remove/", account.totp_remove, name="account-totp-remove"),
     path("account/factors/recovery-codes/", account.recovery_codes, name="account-recovery-codes"),
     path("account/sign-in/", views.sign_in, name="sign-in"),
+    path("account/sign-in/passkey/options/", views.passkey_options, name="sign-in-passkey-options"),
+    path("account/sign-in/passkey/", views.passkey_sign_in, name="sign-in-passkey"),
     path("account/sign-in/second-factor/", views.second_factor, name="second-factor"),
+    path(
+        "account/sign-in/second-factor/passkey/options/",
+        views.second_factor_passkey_options,
+        name="second-factor-passkey-options",
+    ),
     path("account/sign-in/enrol/", views.enrol, name="enrol"),
     # the e-mail links ({FRONTEND_URL}/reset-password?..., /verify-email?..., /login), FRONTEND_URL={issuer}/account
     path("account/forgot-password/", recovery.forgot_password, name="forgot-password"),

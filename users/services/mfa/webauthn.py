@@ -3,10 +3,11 @@ as a passwordless first factor and as a reauthentication.
 
 Every ceremony is two calls: the options, holding a fresh 256-bit challenge, then the authenticator's answer. The
 challenge is stored server-side as its SHA-256 (``WebAuthnChallenge``, PostgreSQL, like the ``mfa_token``), bound
-to what asked for it (the person registering, the pending login, the session reauthenticating, or nobody yet for a
-passwordless sign-in), lives ``CHALLENGE_SECONDS`` and is spent by one conditional UPDATE before anything else is
-checked: an answer is tried once, right or wrong. The answer names its challenge inside ``clientDataJSON``; that is
-how it is found, so no other handle travels between the two calls.
+to what asked for it (the person registering, the pending login, the session reauthenticating; for a passwordless
+sign-in the browser that asked, when the way in keeps an id in it, else nobody yet), lives ``CHALLENGE_SECONDS``
+and is spent by one conditional UPDATE before anything else is checked: an answer is tried once, right or wrong.
+The answer names its challenge inside ``clientDataJSON``; that is how it is found, so no other handle travels
+between the two calls.
 
 What is refused: an origin not in ``WEBAUTHN_ORIGINS`` or a relying-party id other than ``WEBAUTHN_RP_ID``; an
 authenticator that did not verify the user (PIN or biometric: user verification is required everywhere, which is
@@ -272,9 +273,14 @@ def second_factor_options(*, challenge: MfaChallenge) -> dict[str, Any]:
     return _authentication_options(user=challenge.user, purpose=Purpose.SECOND_FACTOR, mfa_challenge=challenge)
 
 
-def passwordless_options() -> dict[str, Any]:
-    """Options for a passwordless sign-in: no account named, the authenticator offers its discoverable ones."""
-    return _authentication_options(user=None, purpose=Purpose.PASSWORDLESS)
+def passwordless_options(*, browser_binding: str | None = None) -> dict[str, Any]:
+    """Options for a passwordless sign-in: no account named, the authenticator offers its discoverable ones.
+
+    ``browser_binding`` (a random id a way in keeps in the asking browser, as the sign-in pages do in a signed
+    cookie) binds the challenge to that browser: only an answer sent with the same id spends it
+    (``passkey_login``'s ``browser_binding``). The API's clients hold no such id; their challenges have none.
+    """
+    return _authentication_options(user=None, purpose=Purpose.PASSWORDLESS, session_id=browser_binding)
 
 
 def reauthentication_options(*, user: CustomUser, session_id: str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 /*
- * "Use a passkey" on the admin's second step and "confirm it's you" pages.
+ * "Use a passkey" on every page that takes one: the admin's second step and "confirm it's you" pages, and the
+ * single sign-on pages' sign-in (passwordless) and second step.
  *
- * The button (#use-passkey) names its form (data-form) and the URL of its options (data-options-url). A click asks
- * that URL for the options (POST with the page's CSRF token), passes them to navigator.credentials.get(), puts the
- * answer (credential.toJSON(), binary values base64url) in the form's hidden "webauthn" field and submits the form,
- * which the server checks like a code. A separate file, no inline script: the pages work under
- * "script-src 'self'". Without JavaScript or WebAuthn the button stays hidden and the codes work as before.
+ * The button (#use-passkey) names its form (data-form) and the URL of its options (data-options-url); data-send
+ * lists the form's fields the options need (the sign-on pages' mfa_token), data-restart the page to go back to when
+ * the pending sign-in expired (else the page reloads). A click asks that URL for the options (POST with the page's
+ * CSRF token), passes them to navigator.credentials.get(), puts the answer (credential.toJSON(), binary values
+ * base64url) in the form's hidden "webauthn" field and submits the form, which the server checks like a code. A
+ * separate file, no inline script: the pages work under "script-src 'self'". Without JavaScript or WebAuthn the
+ * button stays hidden and the password and codes work as before.
  */
 (function () {
   "use strict";
@@ -85,16 +88,29 @@
   function usePasskey() {
     button.disabled = true;
     say("Waiting for your passkey\u2026");
+    var sent = new URLSearchParams();
+    (button.getAttribute("data-send") || "").split(" ").forEach(function (name) {
+      if (name && form.elements[name]) {
+        sent.append(name, form.elements[name].value);
+      }
+    });
     fetch(button.getAttribute("data-options-url"), {
       method: "POST",
       credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+      body: sent,
     })
       .then(function (response) {
         return response.json().then(function (body) {
           if (!response.ok) {
             if (body.code === "mfa_token_invalid") {
-              window.location.reload(); // the sign-in expired: the page sends the person back to the password
+              // the sign-in expired: back to the password
+              var restart = button.getAttribute("data-restart");
+              if (restart) {
+                window.location.assign(restart);
+              } else {
+                window.location.reload();
+              }
             }
             throw new Error(body.detail || "The passkey cannot be used now.");
           }
