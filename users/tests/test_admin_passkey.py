@@ -54,7 +54,7 @@ def _options(client, url: str = SECOND_STEP_OPTIONS) -> dict:
 
 
 def _passkey_step(client, browser: Browser, *, tamper=None):
-    """What admin_passkey.js does: the options, the browser's answer in the hidden field, the form posted."""
+    """What passkey.js does: the options, the browser's answer in the hidden field, the form posted."""
     options = _options(client)
     if tamper:
         tamper(options)
