@@ -40,6 +40,7 @@ from users.services.lockout import AccountLocked
 from users.services.login import LoginCompleted, Step, enrolment_login, second_factor_login
 from users.services.mfa import webauthn
 from users.services.reauth import reauthenticate
+from users.services.throttle import sign_in_wait_seconds
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -74,6 +75,22 @@ def _locked(response: TemplateResponse, exc: AccountLocked) -> TemplateResponse:
 def _json(body: dict[str, Any], *, status: int = 200) -> JsonResponse:
     response = JsonResponse(body, status=status)
     response["Cache-Control"] = NO_STORE
+    return response
+
+
+THROTTLED = "Too many sign-in attempts; try again in a moment."
+
+
+def _throttled(request: HttpRequest, *, json: bool = False) -> HttpResponse | None:
+    """429 with ``Retry-After`` when a POST goes over the client's sign-in rate (``users.services.throttle``, the
+    counter the API's ``login/`` and the SSO pages share), else None; a page's refusal is plain text."""
+    if request.method != "POST" or (wait := sign_in_wait_seconds(request)) is None:
+        return None
+    if json:
+        response: HttpResponse = _json({"detail": THROTTLED, "code": "throttled"}, status=429)
+    else:
+        response = HttpResponse(f"{THROTTLED}\n", status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(wait)
     return response
 
 
@@ -123,6 +140,8 @@ def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | No
     """``AdminSite.login`` with the admin's own login view (same context, same template)."""
     if request.method == "GET" and site.has_permission(request):
         return HttpResponseRedirect(_url(site, "index"))
+    if throttled := _throttled(request):
+        return throttled
     context: dict[str, Any] = {
         **site.each_context(request),
         "title": "Log in",
@@ -148,6 +167,8 @@ def login_page(site: "AdminSite", request: HttpRequest, extra_context: dict | No
 @never_cache
 def second_step(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """The second page of a sign-in: a code from the authenticator app or a recovery code."""
+    if throttled := _throttled(request):
+        return throttled
     pending = session.pending_get(request)
     if pending is None:
         return _start_again(site, request, request.GET.get(REDIRECT_FIELD_NAME, ""))
@@ -197,6 +218,8 @@ def second_step(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
 @require_POST
 def second_step_passkey_options(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """The options for ``navigator.credentials.get()`` of the pending sign-in's second step, as JSON."""
+    if throttled := _throttled(request, json=True):
+        return throttled
     pending = session.pending_get(request)
     if pending is None or pending.step is not Step.FACTOR:
         return _json({"detail": EXPIRED, "code": "mfa_token_invalid"}, status=400)
@@ -218,6 +241,8 @@ def enrol(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     GET starts (again) with a new secret and shows its QR code; POST confirms it with a code and completes the login
     in one go (``enrolment_login``), then shows the recovery codes, this once.
     """
+    if throttled := _throttled(request):
+        return throttled
     pending = session.pending_get(request)
     if pending is None or pending.step is not Step.ENROLMENT:
         return _start_again(site, request, request.GET.get(REDIRECT_FIELD_NAME, ""))
@@ -316,6 +341,8 @@ def reauthenticate_page(request: HttpRequest, site: "AdminSite") -> HttpResponse
 @require_POST
 def reauthenticate_passkey_options(request: HttpRequest, site: "AdminSite") -> HttpResponseBase:
     """The options for ``navigator.credentials.get()`` of "confirm it's you", bound to the person and this session."""
+    if throttled := _throttled(request, json=True):
+        return throttled
     user: CustomUser = request.user  # type: ignore[assignment]  # admin_view let only a signed-in HOD in
     try:
         options = webauthn.reauthentication_options(user=user, session_id=session.passkey_binding(request))

@@ -259,6 +259,35 @@ class TestSharedLockout:
         assert statuses == [200, 200, 429]
 
 
+class TestSignInRate:
+    """The admin's sign-in posts count toward the client's sign-in rate, on the counter the API's login/ uses."""
+
+    @pytest.fixture(autouse=True)
+    def _two_per_minute(self, settings):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "2/min"}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+    def test_the_password_page_shares_the_api_login_rate(self, client, hod):
+        APIClient().post(f"{API}/login/", {"username": hod.username, "password": "wrong-1"}, format="json")
+        client.post(LOGIN, {"username": hod.username, "password": "wrong-2"})
+
+        response = client.post(LOGIN, {"username": hod.username, "password": TEST_PASSWORD})
+
+        assert response.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+        assert int(response["Retry-After"]) > 0
+        assert not _entered(client)
+        assert client.get(LOGIN).status_code == status.HTTP_200_OK  # reading the page is not an attempt
+
+    def test_codes_on_the_second_page_count_too(self, client, hod, hod_with_app):
+        _password(client, hod)  # 1
+        client.post(SECOND_STEP, {"code": "000000"})  # 2
+
+        response = client.post(SECOND_STEP, {"code": hod_with_app.code()})
+
+        assert response.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+        assert not _entered(client)
+
+
 class TestEnrolment:
     def test_an_hod_without_a_factor_sets_one_up_and_is_signed_in(self, client, hod, mfa_policy):
         response = _password(client, hod)

@@ -75,6 +75,19 @@ def other_hod(make_user):
 
 
 class TestSecondStep:
+    def test_the_options_count_toward_the_sign_in_rate(self, client, hod, settings):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "2/min"}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+        _with_passkey(hod)
+        _password(client, hod)  # 1
+        _options(client)  # 2
+
+        response = client.post(SECOND_STEP_OPTIONS)
+
+        assert response.status_code == status.HTTP_429_TOO_MANY_REQUESTS
+        assert response.json()["code"] == "throttled"
+        assert int(response["Retry-After"]) > 0
+
     def test_the_page_offers_a_passkey_to_an_hod_who_has_one(self, client, hod):
         _with_passkey(hod)
         _password(client, hod)

@@ -20,8 +20,8 @@ from django.views.decorators.http import require_http_methods
 from user_service.exceptions import error_status
 from users.exceptions import ApplicationError
 from users.services.account import email_verify, password_reset_confirm, password_reset_request
+from users.services.throttle import sign_in_wait_seconds
 from users.web.security import page_headers
-from users.web.throttle import sign_in_wait_seconds
 
 PASSWORD_MAX_LENGTH = 4096
 LINK_FIELD_MAX_LENGTH = 256

@@ -31,9 +31,9 @@ from users.services import login, mfa
 from users.services.credentials import Channel
 from users.services.login import LoginCompleted, LoginPending, Step
 from users.services.mfa import webauthn
+from users.services.throttle import sign_in_wait_seconds
 from users.web.security import page_headers
 from users.web.signin import passkey_binding_clear, passkey_binding_get, passkey_binding_set, signin_session_open
-from users.web.throttle import sign_in_wait_seconds
 
 IDENTIFIER_MAX_LENGTH = 254
 PASSWORD_MAX_LENGTH = 4096

@@ -1,6 +1,7 @@
-"""The sign-in page's rate limit: the API's ``login`` throttle counter, shared (same key, same rate).
+"""The sign-in rate limit of the pages: the API's ``login`` throttle counter, shared (same key, same rate).
 
-A client IP gets ``THROTTLE_LOGIN_RATE`` password posts, counted across the API's ``login/`` and this page
+A client IP gets ``THROTTLE_LOGIN_RATE`` sign-in attempts (passwords, codes, passkey options and answers),
+counted across the API's ``login/`` family, the SSO pages and the admin's sign-in pages
 (``users.cache.counter_incr``, the one counting primitive; the key is the one DRF's throttle of ``login/``
 uses). Like the API's throttles it fails open while the cache is down; the lockout
 (``users.services.credentials``) is what holds then.
