@@ -154,12 +154,25 @@ class Server:
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if requests.get(self.url + LIVE_PATH, timeout=5).status_code == 200:
+                    self.warm()
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.stop()
         raise SystemExit(f"gunicorn did not start; see {log}")
+
+    def warm(self) -> None:
+        """Have the workers build the schema before schemathesis asks for it (it allows ten seconds to load it,
+        and each worker builds it on its first request: on a busy machine that took longer). Concurrent requests
+        land on different workers."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import requests
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for response in pool.map(lambda _: requests.get(self.url + SCHEMA_PATH, timeout=300), range(16)):
+                response.raise_for_status()
 
     def stop(self) -> None:
         self.process.terminate()
