@@ -499,12 +499,28 @@ FRONTEND_URL = config("FRONTEND_URL", default="http://localhost:3000").rstrip("/
 
 # Passkeys (WebAuthn, users/services/mfa/webauthn.py). The relying-party id is the domain passkeys are bound to:
 # by default the host of FRONTEND_URL (the pages that run the ceremony); the origins (scheme://host[:port],
-# comma-separated) default to FRONTEND_URL's origin. Each origin must be https (http only for localhost) on the
-# RP id or a subdomain of it, or start-up stops: a mismatch would refuse every passkey.
+# comma-separated) default to FRONTEND_URL's origin, and JWT_ISSUER's when it is on the RP id. Each origin must be
+# https (http only for localhost) on the RP id or a subdomain of it, or start-up stops: a mismatch would refuse every
+# passkey.
 WEBAUTHN_RP_ID = config("WEBAUTHN_RP_ID", default="") or (urlsplit(FRONTEND_URL).hostname or "")
 WEBAUTHN_RP_NAME = config("WEBAUTHN_RP_NAME", default="") or MFA_TOTP_ISSUER
+
+
+def _default_webauthn_origins(rp_id: str, frontend_url: str, issuer_url: str) -> list[str]:
+    """The frontend's origin, and the service's own (``JWT_ISSUER``: the admin and sign-in pages run ceremonies
+    too) when a browser would accept it for ``rp_id`` (on the RP id or a subdomain; https, or http on localhost)."""
+    origins = [_origin_of(frontend_url, name="FRONTEND_URL")]
+    issuer = _origin_of(issuer_url, name="JWT_ISSUER")
+    host, scheme = urlsplit(issuer).hostname or "", urlsplit(issuer).scheme
+    on_rp_id = host == rp_id or host.endswith("." + rp_id)
+    if on_rp_id and (scheme == "https" or host == "localhost") and issuer not in origins:
+        origins.append(issuer)
+    return origins
+
+
 WEBAUTHN_ORIGINS = tuple(
-    config("WEBAUTHN_ORIGINS", default="", cast=Csv()) or [_origin_of(FRONTEND_URL, name="FRONTEND_URL")]
+    config("WEBAUTHN_ORIGINS", default="", cast=Csv())
+    or _default_webauthn_origins(WEBAUTHN_RP_ID, FRONTEND_URL, JWT_ISSUER)
 )
 _webauthn_settings_check(WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS)
 ALLOW_SELF_REGISTRATION = config("ALLOW_SELF_REGISTRATION", default=True, cast=bool)

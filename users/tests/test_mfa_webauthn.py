@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.test import APIClient
 
-from user_service.settings import _webauthn_settings_check
+from user_service.settings import _default_webauthn_origins, _webauthn_settings_check
 from users.models import (
     CustomUser,
     EventType,
@@ -506,3 +506,29 @@ def test_a_forged_attestation_certificate_is_400_not_500(staff):
     assert response.status_code == status.HTTP_400_BAD_REQUEST, response.content
     assert response.json()["code"] == "webauthn_invalid"
     assert not WebAuthnCredential.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "frontend", "issuer", "origins"),
+    [
+        (
+            "school.example",
+            "https://school.example",
+            "https://id.school.example/",
+            ["https://school.example", "https://id.school.example"],
+        ),
+        ("school.example", "https://school.example", "https://school.example", ["https://school.example"]),
+        ("school.example", "https://school.example", "https://id.other.example", ["https://school.example"]),
+        ("school.example", "https://school.example", "http://id.school.example", ["https://school.example"]),
+        (
+            "localhost",
+            "http://localhost:3000",
+            "http://localhost:8000",
+            ["http://localhost:3000", "http://localhost:8000"],
+        ),
+        ("localhost", "http://localhost:3000", "http://127.0.0.1:8000", ["http://localhost:3000"]),
+    ],
+)
+def test_the_default_origins_add_the_issuer_when_a_browser_would_accept_it(rp_id, frontend, issuer, origins):
+    assert _default_webauthn_origins(rp_id, frontend, issuer) == origins
+    _webauthn_settings_check(rp_id, tuple(origins))  # and what they give always passes start-up
