@@ -101,3 +101,16 @@ def test_a_revoked_sign_in_gets_no_code(signed_in):
     assert urlparse(response["Location"]).path == reverse("web:sign-in")
     assert parse_qs(urlparse(silent["Location"]).query)["error"] == ["login_required"]
     assert Grant.objects.count() == issued
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_row_deleted_behind_its_cached_state_gets_a_sign_in_page_not_an_error(signed_in):
+    _code(signed_in.browser.get(signed_in.url))  # the session's state is cached as alive
+    issued = Grant.objects.count()
+    UserSession.objects.filter(pk=signed_in.session.pk).delete()
+
+    response = signed_in.browser.get(signed_in.url)
+
+    assert response.status_code == 302
+    assert urlparse(response["Location"]).path == reverse("web:sign-in")
+    assert Grant.objects.count() == issued

@@ -117,10 +117,16 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         allow = "allow" in request.POST
         if allow:
-            consent_record(user=user, application=application, scopes=scopes)
+            try:
+                consent_record(user=user, application=application, scopes=scopes)
+            except IntegrityError:  # the person's row was deleted since the session's state was cached
+                return _sign_in_redirect(request)
     elif "consent" in prompt or consent_needed(user=user, application=application, scopes=scopes):
         if "none" in prompt:
             return _error_redirect(oauth_errors.ConsentRequired(state=state), redirect_uri, application)
+        person = CustomUser.objects.filter(pk=signin.user_id).first()
+        if person is None:
+            return _sign_in_redirect(request)
         return render(
             request,
             "web/consent.html",
@@ -128,7 +134,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "site_name": settings.SSO_SITE_NAME,
                 "application": application,
                 "scopes": [(scope, settings.OIDC_SCOPES.get(scope, scope)) for scope in scopes],
-                "user": CustomUser.objects.get(pk=signin.user_id),
+                "user": person,
                 "action": request.get_full_path(),
             },
         )
@@ -141,7 +147,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
             uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
     except OAuthToolkitError as exc:
         return _error_redirect(exc.oauthlib_error, redirect_uri, application)
-    except IntegrityError:  # the login session's row was deleted since its state was cached: sign in again
+    except IntegrityError:  # the session's or the person's row was deleted since its state was cached
         return _sign_in_redirect(request)
     return _back_to_client(uri, application)
 
