@@ -153,7 +153,8 @@ def main() -> int:
             ],
         )
     )
-    return 0 if exchange_failed == refresh_failed == 0 else 1
+    passed = ratio_rps >= 0.5 and ratio_p50 <= 2
+    return 0 if passed and exchange_failed == refresh_failed == 0 else 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,11 +29,11 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from user_service.exceptions import error_status
 from users.exceptions import ApplicationError, InvalidClient
 from users.http import client_ip
-from users.models import UserSession
+from users.models import CustomUser, UserSession
 from users.services.oidc.consent import consent_needed, consent_record
 from users.services.service_accounts import service_token_issue
 from users.web.security import page_headers
-from users.web.signin import signin_session_get
+from users.web.signin import SignIn, signin_get
 
 # Parameters that force a new sign-in; they are dropped from the request the sign-in page returns to, which the
 # new sign-in satisfies by being new.
@@ -70,12 +70,15 @@ def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('web:sign-in')}?{urlencode({'next': back})}")
 
 
-def _fresh_sign_in_needed(request: HttpRequest, session: UserSession) -> bool:
+def _fresh_sign_in_needed(request: HttpRequest, signin: SignIn) -> bool:
     if "login" in request.GET.get("prompt", "").split():
         return True
     max_age = request.GET.get("max_age", "")
     if max_age.isascii() and max_age.isdigit():
-        auth_time = session.auth_time or session.created_at
+        times = UserSession.objects.filter(pk=signin.session_id).values_list("auth_time", "created_at").first()
+        if times is None:
+            return True
+        auth_time = times[0] or times[1]
         return (timezone.now() - auth_time).total_seconds() > int(max_age)
     return False
 
@@ -101,21 +104,29 @@ def authorize(request: HttpRequest) -> HttpResponse:
     state = credentials.get("state")
     prompt = request.GET.get("prompt", "").split()
 
-    session = signin_session_get(request)
-    if session is None or _fresh_sign_in_needed(request, session):
+    signin = signin_get(request)
+    if signin is None or _fresh_sign_in_needed(request, signin):
         if "none" in prompt:
             return _error_redirect(oauth_errors.LoginRequired(state=state), redirect_uri, application)
         return _sign_in_redirect(request)
-    user = session.user
+    # The person by id: the consent and the grant rows need nothing else, and the sign-in check above already
+    # refused an ended session or a deactivated person. The consent page loads the whole row.
+    user = CustomUser(pk=signin.user_id)
 
     allow = True
     if request.method == "POST":
         allow = "allow" in request.POST
         if allow:
-            consent_record(user=user, application=application, scopes=scopes)
+            try:
+                consent_record(user=user, application=application, scopes=scopes)
+            except IntegrityError:  # the person's row was deleted since the session's state was cached
+                return _sign_in_redirect(request)
     elif "consent" in prompt or consent_needed(user=user, application=application, scopes=scopes):
         if "none" in prompt:
             return _error_redirect(oauth_errors.ConsentRequired(state=state), redirect_uri, application)
+        person = CustomUser.objects.filter(pk=signin.user_id).first()
+        if person is None:
+            return _sign_in_redirect(request)
         return render(
             request,
             "web/consent.html",
@@ -123,19 +134,21 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "site_name": settings.SSO_SITE_NAME,
                 "application": application,
                 "scopes": [(scope, settings.OIDC_SCOPES.get(scope, scope)) for scope in scopes],
-                "user": user,
+                "user": person,
                 "action": request.get_full_path(),
             },
         )
 
     request.user = user
-    credentials["ums_sid"] = str(session.pk)
+    credentials["ums_sid"] = signin.session_id
     credentials["client"] = application  # not loaded again when oauthlib validates the request once more
     try:
-        with transaction.atomic():  # the grant and its authorization: one commit
+        with transaction.atomic():  # the grant and its authorization, and nothing else: one commit
             uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
     except OAuthToolkitError as exc:
         return _error_redirect(exc.oauthlib_error, redirect_uri, application)
+    except IntegrityError:  # the session's or the person's row was deleted since its state was cached
+        return _sign_in_redirect(request)
     return _back_to_client(uri, application)
 
 

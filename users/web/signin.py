@@ -9,6 +9,7 @@ back-channel logout) before the cookie names the new one; otherwise it would sta
 """
 
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -24,8 +25,20 @@ SALT = "users.web.signin"
 PASSKEY_SALT = "users.web.passkey"
 
 
-def signin_session_get(request: HttpRequest) -> UserSession | None:
-    """The live login session the browser's cookie names, or None (no cookie, tampered, ended, expired)."""
+@dataclass(frozen=True)
+class SignIn:
+    """A live sign-in: the login session the cookie names and its owner."""
+
+    session_id: str
+    user_id: int
+
+
+def signin_get(request: HttpRequest) -> SignIn | None:
+    """The live sign-in the browser's cookie names, or None (no cookie, tampered, ended, expired).
+
+    Liveness is the login session's state (``session_live_get``, the check every token goes through), so an
+    ended or revoked session is refused here without its row being read.
+    """
     raw = request.get_signed_cookie(settings.SSO_COOKIE_NAME, default=None, salt=SALT)
     if not raw:
         return None
@@ -37,7 +50,15 @@ def signin_session_get(request: HttpRequest) -> UserSession | None:
         return None
     if session_live_get(session_id=session_id, user_id=owner) is None:
         return None
-    return UserSession.objects.select_related("user").filter(pk=session_id, user_id=owner).first()
+    return SignIn(session_id=session_id, user_id=owner)
+
+
+def signin_session_get(request: HttpRequest) -> UserSession | None:
+    """The live login session the browser's cookie names, with its user, or None (see ``signin_get``)."""
+    signin = signin_get(request)
+    if signin is None:
+        return None
+    return UserSession.objects.select_related("user").filter(pk=signin.session_id, user_id=signin.user_id).first()
 
 
 def signin_session_open(request: HttpRequest, response: HttpResponse, session: UserSession) -> None:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from oauth2_provider.models import Application, IDToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -86,13 +86,24 @@ class OidcValidator(OAuth2Validator):
         return True  # likewise, for consent
 
     def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
+        """The grant and its authorization in one transaction, committed without waiting for the WAL flush.
+
+        A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
+        is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
+        the exchange that spends the code commits durably, and flushing its commit flushes the code's before it,
+        so single use and the revocation of a reused code's tokens never rest on an unflushed row. The setting holds
+        for the whole enclosing transaction: the authorization view opens one for the code alone.
+        """
         session_id = getattr(request, "ums_sid", None)
         if not session_id:
             raise errors.AccessDeniedError(request=request)
-        grant = super()._create_authorization_code(request, code, expires)
-        OidcAuthorization.objects.create(
-            code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
-        )
+        with transaction.atomic(savepoint=False):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            grant = super()._create_authorization_code(request, code, expires)
+            OidcAuthorization.objects.create(
+                code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
+            )
         return grant
 
     # --- code exchange ---------------------------------------------------------------------------------------
