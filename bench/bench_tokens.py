@@ -23,6 +23,7 @@ import sys
 import time
 
 os.environ.setdefault("JWT_ACCESS_MINUTES", "60")  # tokens must outlive the run
+os.environ.setdefault("SERVICE_TOKEN_MINUTES", "60")  # the gateway's service token too
 os.environ.setdefault("THROTTLE_PRINCIPAL_RATE", "100000000/min")  # one client sends everything here
 os.environ.setdefault("THROTTLE_REFRESH_RATE", "100000000/min")  # every refresh comes from 127.0.0.1
 os.environ.setdefault("THROTTLE_SERVICE_TOKEN_RATE", "100000000/min")
