@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from conftest import TEST_PASSWORD
 from users.models import SecurityEvent, TOTPDevice, WebAuthnCredential
 from users.tests.mfa_support import code_at, enrol_totp
-from users.tests.webauthn_support import REGISTER_PASSKEY
+from users.tests.webauthn_support import REGISTER_PASSKEY, virtual_authenticator_add
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -123,19 +123,7 @@ def passkey_page(browser: Browser, live_server, settings) -> Iterator[Page]:
 
     devtools.on("Fetch.requestPaused", strict)
     devtools.send("Fetch.enable", {"patterns": [{"resourceType": "Document", "requestStage": "Response"}]})
-    devtools.send("WebAuthn.enable")
-    devtools.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-            }
-        },
-    )
+    virtual_authenticator_add(devtools)
     yield page
     context.close()
     assert violations == []  # the passkey script ran under the policy, nothing was blocked

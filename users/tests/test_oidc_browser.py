@@ -13,7 +13,7 @@ from conftest import TEST_PASSWORD
 from users.models import SecurityEvent, UserSession
 from users.tests.mfa_support import enrol_totp
 from users.tests.oidc_support import REDIRECT_URI, RelyingParty, bearer
-from users.tests.webauthn_support import REGISTER_PASSKEY
+from users.tests.webauthn_support import REGISTER_PASSKEY, virtual_authenticator_add
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -84,19 +84,7 @@ def test_app_sign_in_with_a_passkey_consent_and_back_with_a_code(page, make_rp, 
     violations: list[str] = []
     page.on("console", lambda message: violations.append(message.text) if "Security Policy" in message.text else None)
     devtools = page.context.new_cdp_session(page)
-    devtools.send("WebAuthn.enable")
-    devtools.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-            }
-        },
-    )
+    virtual_authenticator_add(devtools)
     page.goto(f"{issuer}/account/sign-in/")
     assert page.evaluate(REGISTER_PASSKEY, [student.username, TEST_PASSWORD]) == 201
     rp: RelyingParty = make_rp(scope="openid profile email")

@@ -225,3 +225,21 @@ REGISTER_PASSKEY = """async ([username, password]) => {
                                 login.access_token);
   return registered.status;
 }"""
+
+
+def virtual_authenticator_add(devtools: Any) -> None:
+    """Give the browser of a Playwright CDP session a platform authenticator that holds passkeys and verifies the
+    person (DevTools' WebAuthn domain, enabled here)."""
+    devtools.send("WebAuthn.enable")
+    devtools.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )

@@ -12,6 +12,7 @@ codes work as before.
 """
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -148,15 +149,25 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         return _throttled_page(request, wait)
     if not form.is_valid():
         return _sign_in_page(request, request.POST.get("next", "")[:4096], status=400, form=form)
-    target = safe_next(request, form.cleaned_data["next"])
-    try:
-        outcome = login.password_login(
+    return _first_step(
+        request,
+        safe_next(request, form.cleaned_data["next"]),
+        lambda: login.password_login(
             identifier=form.cleaned_data["username"],
             password=form.cleaned_data["password"],
             channel=Channel.SSO,
             ip=client_ip(request),
             user_agent=user_agent(request),
-        )
+        ),
+    )
+
+
+def _first_step(
+    request: HttpRequest, target: str, attempt: Callable[[], LoginCompleted | LoginPending]
+) -> HttpResponse:
+    """A sign-in's first step (password or passkey): on to the second step, or signed in; refused, the page again."""
+    try:
+        outcome = attempt()
     except ApplicationError as exc:
         return _refused(request, "sign_in.html", _sign_in_forms(target), exc)
     if isinstance(outcome, LoginPending):
@@ -192,21 +203,18 @@ def _passkey_signed_in(request: HttpRequest) -> HttpResponse:
     form = PasskeySignInForm(request.POST)
     if not form.is_valid() or form.cleaned_data["webauthn"] is None:
         return _sign_in_page(request, request.POST.get("next", "")[:4096], status=400, error=UNREADABLE)
-    target = safe_next(request, form.cleaned_data["next"])
-    try:
-        outcome = login.passkey_login(
+    return _first_step(
+        request,
+        safe_next(request, form.cleaned_data["next"]),
+        lambda: login.passkey_login(
             credential=form.cleaned_data["webauthn"],
             channel=Channel.SSO,
             ip=client_ip(request),
             user_agent=user_agent(request),
             # without its cookie the answer is tried against an id no challenge has: refused and counted as any
             browser_binding=passkey_binding_get(request) or str(uuid.uuid4()),
-        )
-    except ApplicationError as exc:
-        return _refused(request, "sign_in.html", _sign_in_forms(target), exc)
-    if isinstance(outcome, LoginPending):
-        return _pending(request, outcome, target)
-    return _completed(request, outcome, target)
+        ),
+    )
 
 
 @page_headers
