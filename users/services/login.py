@@ -263,7 +263,11 @@ def passkey_login(
         user=saved.user if saved is not None else None,
         credential_key=str(credential.get("rawId")),
         verify=lambda: webauthn.assertion_check(
-            credential=credential, user=None, purpose=webauthn.Purpose.PASSWORDLESS, session_id=browser_binding
+            credential=credential,
+            user=None,
+            purpose=webauthn.Purpose.PASSWORDLESS,
+            named=saved,
+            session_id=browser_binding,
         ),
         channel=channel,
         ip=ip,
@@ -334,7 +338,9 @@ def login_complete(
     Only this module decides that the steps have passed; other ways in reach this through ``password_login``,
     ``login_continue`` or ``second_factor_login``.
     """
-    with transaction.atomic():  # the session and its record commit together: one commit, one flush
+    # The session and its record commit together: one commit, one flush. Inside a caller's transaction (a second
+    # step spending its token) no savepoint: an error here fails the whole step, which rolls back as one.
+    with transaction.atomic(savepoint=False):
         session = session_start(user=user, ip=ip, user_agent=user_agent, amr=amr) if start_session else None
         details: dict[str, Any] = {"amr": list(amr), **(data or {})}
         if session is not None:

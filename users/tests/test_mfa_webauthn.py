@@ -252,6 +252,19 @@ class TestPasswordless:
         assert login is not None
         assert login.data["amr"] == ["hwk", "user", "mfa"]
 
+    def test_the_sign_in_asks_the_database_a_bounded_number_of_times(self, staff, django_assert_max_num_queries):
+        # The credential with its person and profile (read once), the lockout (3), the challenge spent by one
+        # UPDATE, the counter, then one transaction: session, refresh record, last_login, two audit records, event.
+        browser = _with_passkey(staff)
+        options = APIClient().post(f"{API}/login/webauthn/options/").json()
+        assertion = browser.get(options)
+
+        with django_assert_max_num_queries(14):
+            response = APIClient().post(f"{API}/login/webauthn/", {"credential": assertion}, format="json")
+
+        assert response.status_code == status.HTTP_200_OK, response.content
+        assert response.json()["user"]["id"] == staff.pk
+
     def test_an_hod_whose_role_needs_mfa_is_in_at_once(self, settings, hod):
         settings.MFA_REQUIRED_ROLES = frozenset({"hod"})
         browser = _with_passkey(hod)

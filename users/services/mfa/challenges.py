@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from users.exceptions import MfaTokenInvalid
-from users.models import CustomUser, MfaChallenge
+from users.models import PROFILE_RELATED_NAMES, CustomUser, MfaChallenge
 from users.services.mfa.factors import factors_confirmed
 
 TOKEN_PREFIX = "mfa_"  # noqa: S105 - a prefix, not a secret
@@ -57,8 +57,9 @@ def challenge_get(token: str, *, channel: str) -> MfaChallenge:
     """The live challenge of ``token`` opened on ``channel``, for an active user; ``MfaTokenInvalid`` otherwise."""
     if not isinstance(token, str) or not looks_like_mfa_token(token):
         raise MfaTokenInvalid("This is not an mfa_token; log in again.")
+    people = [f"user__{name}" for name in PROFILE_RELATED_NAMES.values()]  # the login's answer shows the profile
     challenge = (
-        MfaChallenge.objects.select_related("user")
+        MfaChallenge.objects.select_related("user", *people)
         .filter(token_hash=_token_hash(token), used_at__isnull=True, expires_at__gt=timezone.now())
         .first()
     )

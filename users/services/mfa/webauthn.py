@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from webauthn import (
     generate_authentication_options,
@@ -46,7 +46,7 @@ from webauthn.helpers.structs import (
 )
 
 from users.exceptions import FactorConflict, NotFound, ProofRejected
-from users.models import CustomUser, MfaChallenge, WebAuthnChallenge, WebAuthnCredential
+from users.models import PROFILE_RELATED_NAMES, CustomUser, MfaChallenge, WebAuthnChallenge, WebAuthnCredential
 from users.services.mfa import recovery
 from users.services.mfa.changes import FACTORS_CHANGED_TEMPLATE, Change, mfa_changed
 from users.services.mfa.factors import FactorContext, factor_register, factors_confirmed
@@ -98,18 +98,32 @@ def _client_challenge(credential: dict) -> bytes | None:
         return None
 
 
+def _live_challenges(challenge: bytes, *, purpose: str, **binding: Any) -> QuerySet[WebAuthnChallenge]:
+    return WebAuthnChallenge.objects.filter(
+        challenge_hash=_hash(challenge), purpose=purpose, used_at__isnull=True, expires_at__gt=timezone.now(), **binding
+    )
+
+
 def _challenge_take(credential: dict, *, purpose: str, **binding: Any) -> tuple[bytes, WebAuthnChallenge] | None:
-    """Spend the live challenge of ``purpose`` and ``binding`` that ``credential`` answers; None if there is none."""
+    """Spend the live challenge of ``purpose`` and ``binding`` that ``credential`` answers, and return it with its
+    row; None if there is none."""
     challenge = _client_challenge(credential)
     if challenge is None:
         return None
-    live = WebAuthnChallenge.objects.filter(
-        challenge_hash=_hash(challenge), purpose=purpose, used_at__isnull=True, expires_at__gt=timezone.now(), **binding
-    )
+    live = _live_challenges(challenge, purpose=purpose, **binding)
     row = live.first()
     if row is None or live.filter(pk=row.pk).update(used_at=timezone.now()) != 1:
         return None
     return challenge, row
+
+
+def _challenge_spend(credential: dict, *, purpose: str, **binding: Any) -> bytes | None:
+    """As ``_challenge_take`` for a caller that needs only the challenge: one conditional UPDATE (the hash is
+    unique, so it spends at most one row, and only one of simultaneous answers spends it)."""
+    challenge = _client_challenge(credential)
+    if challenge is None or _live_challenges(challenge, purpose=purpose, **binding).update(used_at=timezone.now()) != 1:
+        return None
+    return challenge
 
 
 def challenges_prune(*, batch_size: int) -> int:
@@ -293,20 +307,30 @@ def reauthentication_options(*, user: CustomUser, session_id: str) -> dict[str, 
 
 
 def credential_named(credential: dict[str, Any]) -> WebAuthnCredential | None:
-    """The stored credential an assertion names (its ``rawId``), with its person; None if unknown."""
+    """The stored credential an assertion names (its ``rawId``), with its person and their profile; None if
+    unknown."""
     raw_id = credential.get("rawId") if isinstance(credential, dict) else None
     if not isinstance(raw_id, str) or len(raw_id) > 1400:
         return None
-    return WebAuthnCredential.objects.select_related("user").filter(credential_id=raw_id).first()
+    people = [f"user__{name}" for name in PROFILE_RELATED_NAMES.values()]
+    return WebAuthnCredential.objects.select_related("user", *people).filter(credential_id=raw_id).first()
 
 
-def assertion_check(*, credential: dict[str, Any], user: CustomUser | None, purpose: str, **binding: Any) -> bool:
+def assertion_check(
+    *,
+    credential: dict[str, Any],
+    user: CustomUser | None,
+    purpose: str,
+    named: WebAuthnCredential | None = None,
+    **binding: Any,
+) -> bool:
     """Whether ``credential`` (an assertion) answers the live challenge of ``purpose``/``binding`` with a passkey of
     ``user`` (for a passwordless sign-in: of the person whose user handle it returns). Spends the challenge first,
-    and advances the credential's counter when it checks out."""
-    taken = _challenge_take(credential, purpose=purpose, **binding)
-    saved = credential_named(credential)
-    if taken is None or saved is None or (user is not None and saved.user_id != user.pk):
+    and advances the credential's counter when it checks out. ``named``: the caller's ``credential_named`` of this
+    assertion, if it has read it already (its counter is compared again when advanced, so it is never stale)."""
+    spent = _challenge_spend(credential, purpose=purpose, **binding)
+    saved = named or credential_named(credential)
+    if spent is None or saved is None or (user is not None and saved.user_id != user.pk):
         return False
     if purpose == Purpose.PASSWORDLESS:
         handle = (credential.get("response") or {}).get("userHandle")
@@ -318,7 +342,7 @@ def assertion_check(*, credential: dict[str, Any], user: CustomUser | None, purp
     try:
         verified = verify_authentication_response(
             credential=credential,
-            expected_challenge=taken[0],
+            expected_challenge=spent,
             expected_rp_id=settings.WEBAUTHN_RP_ID,
             expected_origin=list(settings.WEBAUTHN_ORIGINS),
             credential_public_key=bytes(saved.public_key),
@@ -341,7 +365,10 @@ class WebAuthnFactor:
     standalone: bool = True
 
     def confirmed(self, user: CustomUser) -> bool:
-        return WebAuthnCredential.objects.filter(user=user).exists()
+        return self.confirmed_rows(user).exists()
+
+    def confirmed_rows(self, user: CustomUser) -> QuerySet[WebAuthnCredential]:
+        return WebAuthnCredential.objects.filter(user=user)
 
     def verify(self, *, user: CustomUser, proof: Any, context: FactorContext) -> bool:
         if not isinstance(proof, dict):
