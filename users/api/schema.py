@@ -8,6 +8,7 @@ form fields' bounds, path ids are positive, and the HTTP layer's own refusals (4
 import threading
 from typing import Any
 
+import django_filters
 from django.contrib.auth import password_validation
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
@@ -202,6 +203,8 @@ class BoundedFilterExtension(DjangoFilterExtension):
                 if value is not None and (key == "maxLength") == (target.get("type") == "string"):
                     target[key] = value
             target.update(extra)
+            if isinstance(filter_field, django_filters.OrderingFilter) and "enum" in target:
+                target["enum"] = [*target["enum"], ""]  # an empty element (``username,``) is ignored
             if target.get("type") == "string" and "enum" not in target:
                 if "format" in target:  # an empty value means "no filter", as for every optional filter
                     parameter["schema"] = {"oneOf": [schema, {"type": "string", "maxLength": 0}]}
