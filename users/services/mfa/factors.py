@@ -9,8 +9,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db.models import Exists, QuerySet
-
 from users.models import CustomUser
 
 MFA = "mfa"  # RFC 8176: more than one factor was used
@@ -42,10 +40,6 @@ class Factor(Protocol):
 
     def confirmed(self, user: CustomUser) -> bool:
         """Whether ``user`` can use it now (enrolled and confirmed; recovery codes: one left)."""
-        ...
-
-    def confirmed_rows(self, user: CustomUser) -> QuerySet:
-        """The rows whose existence makes it ``confirmed`` (so the registry asks about every factor at once)."""
         ...
 
     def verify(self, *, user: CustomUser, proof: Any, context: FactorContext) -> bool:
@@ -84,25 +78,15 @@ def standalone_factors() -> Iterable[Factor]:
     return (factor for factor in FACTORS.values() if factor.standalone)
 
 
-def _confirmed(user: CustomUser, factors: Iterable[Factor]) -> list[Factor]:
-    """Which of ``factors`` ``user`` can use now, asked in one statement (one EXISTS per factor)."""
-    chosen = list(factors)
-    if user.pk is None or not chosen:
-        return []
-    flags = {f"f{i}": Exists(factor.confirmed_rows(user)) for i, factor in enumerate(chosen)}
-    row = CustomUser.objects.filter(pk=user.pk).annotate(**flags).values_list(*flags).first()
-    return [factor for factor, confirmed in zip(chosen, row or (), strict=False) if confirmed]
-
-
 def factors_confirmed(user: CustomUser) -> list[Factor]:
     """The factors in their own right that ``user`` has (recovery codes do not count: they come with one)."""
-    return _confirmed(user, standalone_factors())
+    return [factor for factor in standalone_factors() if factor.confirmed(user)]
 
 
 def methods_for(user: CustomUser) -> list[str]:
     """The methods that can complete ``user``'s login now (the ``methods`` of an ``mfa_required`` answer): the
     factors in their own right first, then the recovery codes; none without a factor in its own right."""
-    ready = _confirmed(user, sorted(FACTORS.values(), key=lambda f: not f.standalone))
+    ready = [factor for factor in sorted(FACTORS.values(), key=lambda f: not f.standalone) if factor.confirmed(user)]
     if not any(factor.standalone for factor in ready):
         return []
     return [factor.name for factor in ready]

@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max
 from django.utils import timezone
 
 from users.exceptions import FactorConflict
@@ -37,7 +37,7 @@ def code_normalize(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()
 
 
-def _unused(user: CustomUser) -> QuerySet[RecoveryCode]:
+def _unused(user: CustomUser):
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True)
 
 
@@ -50,9 +50,6 @@ class RecoveryCodeFactor:
 
     def confirmed(self, user: CustomUser) -> bool:
         return _unused(user).exists()
-
-    def confirmed_rows(self, user: CustomUser) -> QuerySet[RecoveryCode]:
-        return _unused(user)
 
     def verify(self, *, user: CustomUser, proof: Any, context: FactorContext) -> bool:
         if not isinstance(proof, str):

@@ -17,7 +17,6 @@ import pyotp
 import segno
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from pyotp.utils import strings_equal
 
@@ -77,13 +76,10 @@ class TOTPFactor:
     standalone: bool = True
 
     def confirmed(self, user: CustomUser) -> bool:
-        return self.confirmed_rows(user).exists()
-
-    def confirmed_rows(self, user: CustomUser) -> QuerySet[TOTPDevice]:
-        return TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False)
+        return TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
 
     def verify(self, *, user: CustomUser, proof: Any, context: FactorContext) -> bool:
-        device = self.confirmed_rows(user).first()
+        device = TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False).first()
         return device is not None and isinstance(proof, str) and _code_accept(device, proof)
 
     def summary(self, user: CustomUser) -> dict[str, Any]:

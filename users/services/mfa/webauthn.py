@@ -365,10 +365,7 @@ class WebAuthnFactor:
     standalone: bool = True
 
     def confirmed(self, user: CustomUser) -> bool:
-        return self.confirmed_rows(user).exists()
-
-    def confirmed_rows(self, user: CustomUser) -> QuerySet[WebAuthnCredential]:
-        return WebAuthnCredential.objects.filter(user=user)
+        return WebAuthnCredential.objects.filter(user=user).exists()
 
     def verify(self, *, user: CustomUser, proof: Any, context: FactorContext) -> bool:
         if not isinstance(proof, dict):
