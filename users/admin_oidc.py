@@ -71,32 +71,40 @@ class ReadOnlyAdmin(HODPermissionsMixin, admin.ModelAdmin):
         return False
 
 
-@admin.register(OidcConsent)
-class OidcConsentAdmin(ReadOnlyAdmin):
-    list_display = ("user", "application", "scopes", "updated_at")
+class IssuedRecordAdmin(ReadOnlyAdmin):
+    """A read-only list of what a person was given for a client (consents, codes, tokens), with both named in one
+    query; ``exclude`` names the secret columns, never shown."""
+
     list_select_related = ("user", "application")
+
+
+EXPIRING_COLUMNS = ("user", "application", "expires", "scope")
+TOKEN_SECRETS = ("token", "token_checksum")
+
+
+@admin.register(OidcConsent)
+class OidcConsentAdmin(IssuedRecordAdmin):
+    list_display = ("user", "application", "scopes", "updated_at")
 
 
 @admin.register(RefreshToken)
-class RefreshTokenAdmin(ReadOnlyAdmin):
+class RefreshTokenAdmin(IssuedRecordAdmin):
     list_display = ("user", "application", "created", "revoked", "token_family")
-    list_select_related = ("user", "application")
-    exclude = ("token", "token_checksum")
+    exclude = TOKEN_SECRETS
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(ReadOnlyAdmin):
-    list_display = ("user", "application", "expires", "scope")
-    list_select_related = ("user", "application")
-    exclude = ("token", "token_checksum")
+class AccessTokenAdmin(IssuedRecordAdmin):
+    list_display = EXPIRING_COLUMNS
+    exclude = TOKEN_SECRETS
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdmin):
-    list_display = ("user", "application", "expires", "scope")
+class GrantAdmin(IssuedRecordAdmin):
+    list_display = EXPIRING_COLUMNS
     exclude = ("code", "code_challenge")
 
 
 @admin.register(IDToken)
-class IDTokenAdmin(ReadOnlyAdmin):
-    list_display = ("user", "application", "expires", "scope")
+class IDTokenAdmin(IssuedRecordAdmin):
+    list_display = EXPIRING_COLUMNS

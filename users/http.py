@@ -1,12 +1,18 @@
-"""Facts about the HTTP client: its IP address (proxy-aware), whether it is in a configured network, user agent."""
+"""Facts about the HTTP client: its IP address (proxy-aware), whether it is in a configured network, user agent,
+and the client credentials it sent (HTTP Basic or form fields)."""
 
+import base64
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest
 from rest_framework.request import Request
+
+from users.exceptions import InvalidClient
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -57,3 +63,27 @@ def client_throttle_exempt(request: HttpRequest | Request) -> bool:
 
 def user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:512]
+
+
+def client_credentials(request: HttpRequest | Request, body: Mapping[str, Any]) -> tuple[str, str]:
+    """The client id and secret of a client-credentials grant: HTTP Basic if the request has it, else ``body``'s
+    ``client_id`` and ``client_secret`` (RFC 6749 2.3.1); ``InvalidClient`` if either is missing or Basic is malformed.
+
+    In Basic both are form-urlencoded before base64 (RFC 6749 2.3.1), so they are decoded here ("%3A" is ":", "+" a
+    space), as every OAuth client library encodes them.
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, colon, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except ValueError as exc:  # binascii.Error, UnicodeDecodeError, or a header that is not ASCII at all
+            raise InvalidClient("Malformed HTTP Basic credentials.") from exc
+        if not colon:
+            raise InvalidClient("Malformed HTTP Basic credentials.")
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    else:
+        client_id, secret = body.get("client_id") or "", body.get("client_secret") or ""
+    if not (client_id and secret):
+        raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
+    return client_id, secret

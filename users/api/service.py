@@ -1,6 +1,5 @@
 """Endpoints for sibling services: client-credentials tokens, introspection, bulk lookups, revocations."""
 
-import base64
 from datetime import UTC, datetime
 
 from django.http import HttpResponse
@@ -11,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clients.claims import AMR, claims_amr
-from users import cache, metrics, tokens
+from users import cache, tokens
 from users.api import parsers
 from users.api.permissions import HasServiceScope, IsService, IsStaffOrHOD
 from users.api.schema import errors
@@ -19,8 +18,8 @@ from users.api.serializers import StrictInputSerializer, UserSerializer
 from users.api.throttles import PublicEndpointThrottle
 from users.api.views import PublicAPIView
 from users.authentication import LEGACY_READ_AUTHENTICATION
-from users.exceptions import InvalidClient, TokenInvalid
-from users.http import client_ip
+from users.exceptions import TokenInvalid
+from users.http import client_credentials, client_ip
 from users.principal import ServicePrincipal, principal_resolve
 from users.selectors import users_public_json_rows
 from users.services.revocations import revocations_since
@@ -37,17 +36,6 @@ class ServiceTokenInputSerializer(serializers.Serializer):
     grant_type = serializers.ChoiceField(choices=["client_credentials"], required=False)
     client_id = serializers.CharField(max_length=64, required=False)
     client_secret = serializers.CharField(max_length=256, required=False, trim_whitespace=False)
-
-
-def _basic_credentials(request) -> tuple[str, str] | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error, or text that is not ASCII at all
-        raise InvalidClient("Malformed HTTP Basic credentials.") from exc
-    return client_id, secret
 
 
 class ServiceTokenView(PublicAPIView):
@@ -76,23 +64,9 @@ class ServiceTokenView(PublicAPIView):
     def post(self, request):
         data = ServiceTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        credentials = _basic_credentials(request) or (
-            data.validated_data.get("client_id"),
-            data.validated_data.get("client_secret"),
-        )
-        if not all(credentials):
-            raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
-        issued = service_token_issue(client_id=credentials[0], client_secret=credentials[1], ip=client_ip(request))
-        metrics.TOKENS_ISSUED.labels(type="service").inc()
-        return Response(
-            {
-                "access_token": issued.access_token,
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-                "scope": " ".join(issued.scopes),
-            },
-            headers={"Cache-Control": "no-store"},
-        )
+        client_id, client_secret = client_credentials(request, data.validated_data)
+        issued = service_token_issue(client_id=client_id, client_secret=client_secret, ip=client_ip(request))
+        return Response(issued.response_body, headers={"Cache-Control": "no-store"})
 
 
 class IntrospectInputSerializer(StrictInputSerializer):

@@ -4,7 +4,8 @@ Every throttle counts with one primitive, ``users.cache.counter_incr``: a counte
 lives one period from its first request (one Redis round trip), instead of DRF's history of timestamps in a
 cached list (a read and a write of the whole list per request). While Redis is unavailable the counter
 answers None and the throttles let requests through (fail open): the circuit breaker makes that answer
-immediate, so a Redis outage never slows a request down on its way past a throttle.
+immediate, so a Redis outage never slows a request down on its way past a throttle. The public endpoints' per-IP
+counters are ``users.services.throttle``'s, which the pages and ``/oidc/token/`` count on too.
 
 Deliberately not throttled: health checks (probes), the JWKS and discovery documents (cacheable, needed by
 every verifier), and validate-token (a gateway calls it for all its users from one address; a per-IP limit
@@ -25,10 +26,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from users import cache
-from users.http import client_throttle_exempt
+from users.services.throttle import client_wait_seconds
 
 
 class CounterThrottle(SimpleRateThrottle):
@@ -55,27 +56,20 @@ class CounterThrottle(SimpleRateThrottle):
         return self.__dict__.get("_wait", self.duration)
 
 
-class PublicEndpointThrottle(CounterThrottle):
-    """Per client IP (X-Forwarded-For trusted only behind TRUSTED_PROXY_COUNT proxies), by the view's scope."""
+class PublicEndpointThrottle(BaseThrottle):
+    """Per client IP, by the view's scope: ``users.services.throttle.client_wait_seconds``, the counter the SSO pages,
+    the admin's sign-in pages and ``/oidc/token/`` count on too (same key, same rate)."""
 
     scope_attr = "throttle_scope"
-
-    def __init__(self) -> None:
-        pass  # the rate depends on the view's scope, known only in allow_request (as DRF's ScopedRateThrottle)
+    _wait: int | None = None
 
     def allow_request(self, request, view) -> bool:
-        self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope or client_throttle_exempt(request):
-            return True
-        self.rate = self.get_rate()
-        num_requests, duration = self.parse_rate(self.rate)
-        if num_requests is None or duration is None:  # no rate for this scope
-            return True
-        self.num_requests, self.duration = num_requests, duration
-        return super().allow_request(request, view)
+        scope = getattr(view, self.scope_attr, None)
+        self._wait = client_wait_seconds(request, scope=scope) if scope else None
+        return self._wait is None
 
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+    def wait(self) -> float | None:
+        return self._wait
 
 
 LOCAL_BATCH_SHARE = 100  # a process adds its count to the shared one at least every 1/100 of the rate

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from users import cache, tokens
+from users import cache, metrics, tokens
 from users.models import SecurityEvent, ServiceAccount
 from users.services.audit import security_event_record
 from users.services.credentials import client_credentials_check, secret_hash
@@ -70,6 +70,16 @@ class ServiceToken:
     expires_in: int
     scopes: list[str]
 
+    @property
+    def response_body(self) -> dict[str, str | int]:
+        """The token endpoint's answer (RFC 6749 5.1), the same from ``service-token/`` and ``/oidc/token/``."""
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scopes),
+        }
+
 
 def service_token_issue(*, client_id: str, client_secret: str, ip: str | None = None) -> ServiceToken:
     """Client-credentials grant: a short-lived service token carrying the account's scopes.
@@ -95,4 +105,5 @@ def service_token_issue(*, client_id: str, client_secret: str, ip: str | None = 
             "jti": uuid.uuid4().hex,
         }
     )
+    metrics.TOKENS_ISSUED.labels(type="service").inc()
     return ServiceToken(access_token=token, expires_in=lifetime, scopes=list(account.scopes))

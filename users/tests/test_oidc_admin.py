@@ -1,6 +1,7 @@
 """OpenID Connect clients in the admin: HODs register and edit them; consents and issued tokens are read-only."""
 
 import pytest
+from django.http import HttpResponse
 from oauth2_provider.models import Application
 
 from conftest import TEST_PASSWORD
@@ -17,31 +18,38 @@ def hod_admin(client, hod):
     return client
 
 
-def _add_form(client) -> dict:
-    page = client.get("/admin/oauth2_provider/application/add/")
+ADD = "/admin/oauth2_provider/application/add/"
+
+
+def _add(client, fields: dict, *, backchannel_logout_uri: str = "") -> tuple[dict, HttpResponse]:
+    """Post the add page as an HOD fills it in: the client id and secret it generated (returned), a confidential
+    client, ``fields``, and the inline back-channel logout URI if one is given."""
+    page = client.get(ADD)
     assert page.status_code == 200
     form = page.context["adminform"].form
-    return {"client_id": form["client_id"].value(), "client_secret": form["client_secret"].value()}
+    initial = {"client_id": form["client_id"].value(), "client_secret": form["client_secret"].value()}
+    inline = {"oidc_client-0-backchannel_logout_uri": backchannel_logout_uri} if backchannel_logout_uri else {}
+    management = {"TOTAL_FORMS": len(inline), "INITIAL_FORMS": 0, "MIN_NUM_FORMS": 0, "MAX_NUM_FORMS": 1}
+    data = {
+        **initial,
+        "client_type": "confidential",
+        **fields,
+        **{f"oidc_client-{name}": str(value) for name, value in management.items()},
+        **inline,
+    }
+    return initial, client.post(ADD, data)
 
 
 def test_an_hod_registers_a_client_whose_secret_is_stored_hashed(hod_admin, settings):
-    initial = _add_form(hod_admin)
-
-    response = hod_admin.post(
-        "/admin/oauth2_provider/application/add/",
+    initial, response = _add(
+        hod_admin,
         {
             "name": "Nextcloud",
-            **initial,
-            "client_type": "confidential",
             "redirect_uris": "https://cloud.school.example/apps/user_oidc/code",
             "post_logout_redirect_uris": "",
             "skip_authorization": "on",
-            "oidc_client-TOTAL_FORMS": "1",
-            "oidc_client-INITIAL_FORMS": "0",
-            "oidc_client-MIN_NUM_FORMS": "0",
-            "oidc_client-MAX_NUM_FORMS": "1",
-            "oidc_client-0-backchannel_logout_uri": "https://cloud.school.example/apps/user_oidc/backchannel-logout",
         },
+        backchannel_logout_uri="https://cloud.school.example/apps/user_oidc/backchannel-logout",
     )
 
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
@@ -53,21 +61,7 @@ def test_an_hod_registers_a_client_whose_secret_is_stored_hashed(hod_admin, sett
 
 
 def test_a_plain_http_redirect_uri_is_refused(hod_admin):
-    initial = _add_form(hod_admin)
-
-    response = hod_admin.post(
-        "/admin/oauth2_provider/application/add/",
-        {
-            "name": "Insecure",
-            **initial,
-            "client_type": "confidential",
-            "redirect_uris": "http://insecure.example/cb",
-            "oidc_client-TOTAL_FORMS": "0",
-            "oidc_client-INITIAL_FORMS": "0",
-            "oidc_client-MIN_NUM_FORMS": "0",
-            "oidc_client-MAX_NUM_FORMS": "1",
-        },
-    )
+    _, response = _add(hod_admin, {"name": "Insecure", "redirect_uris": "http://insecure.example/cb"})
 
     assert response.status_code == 200
     assert not Application.objects.filter(name="Insecure").exists()

@@ -38,6 +38,17 @@ def _sign_in_and_authorize(browser: Browser, rp: RelyingParty, username: str, **
     return browser.authorize(rp, username, **extra)
 
 
+def _validate(issuer: str, token: str) -> requests.Response:
+    """The API's validate-token/ for ``token``: 200 while its session is live, 401 once it ended."""
+    return requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(token), timeout=10)
+
+
+def _refresh_raw(rp: RelyingParty, refresh_token: str) -> requests.Response:
+    """The relying party's refresh at the token endpoint, its answer as it comes (``rp.refresh`` wants a 200)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return requests.post(rp.discovery["token_endpoint"], data=data, auth=_auth(rp), timeout=10)
+
+
 def _bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
@@ -78,7 +89,7 @@ def test_code_flow_with_pkce_signs_a_person_in(browser, rp, staff, issuer):
     assert claims["_header"]["kid"] == jwks["keys"][0]["kid"]
 
     # the access token is the service's own access JWT of that login session
-    validated = requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(token["access_token"]), timeout=10)
+    validated = _validate(issuer, token["access_token"])
     assert validated.status_code == 200
     assert validated.json()["session_id"] == claims["sid"]
     userinfo = requests.get(rp.discovery["userinfo_endpoint"], headers=_bearer(token["access_token"]), timeout=10)
@@ -128,27 +139,14 @@ def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(browser, rp
 
     rotated = rp.refresh(token["refresh_token"])
     assert rotated["refresh_token"] != token["refresh_token"]
-    assert requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(rotated["access_token"]), timeout=10).ok
+    assert _validate(issuer, rotated["access_token"]).ok
 
-    reused = requests.post(
-        rp.discovery["token_endpoint"],
-        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
-        auth=_auth(rp),
-        timeout=10,
-    )
+    reused = _refresh_raw(rp, token["refresh_token"])
     assert reused.status_code == 400
     assert reused.json()["error"] == "invalid_grant"
     assert UserSession.objects.get(pk=sid).end_reason == SessionEndReason.REFRESH_REUSE
-    assert (
-        requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(rotated["access_token"]), timeout=10).status_code
-        == 401
-    )
-    again = requests.post(
-        rp.discovery["token_endpoint"],
-        data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
-        auth=_auth(rp),
-        timeout=10,
-    )
+    assert _validate(issuer, rotated["access_token"]).status_code == 401
+    again = _refresh_raw(rp, rotated["refresh_token"])
     assert again.status_code == 400
 
 
@@ -160,18 +158,10 @@ def test_revoking_the_login_session_ends_the_apps_tokens(browser, rp, student, i
     revoked = requests.delete(f"{issuer}{API}/sessions/{sid}/", headers=_bearer(api_token), timeout=10)
 
     assert revoked.status_code == 204
-    assert (
-        requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(token["access_token"]), timeout=10).status_code
-        == 401
-    )
+    assert _validate(issuer, token["access_token"]).status_code == 401
     userinfo = requests.get(rp.discovery["userinfo_endpoint"], headers=_bearer(token["access_token"]), timeout=10)
     assert userinfo.status_code == 401
-    refreshed = requests.post(
-        rp.discovery["token_endpoint"],
-        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
-        auth=_auth(rp),
-        timeout=10,
-    )
+    refreshed = _refresh_raw(rp, token["refresh_token"])
     assert refreshed.status_code == 400
     # the browser's sign-in ended with it: the next authorization asks again
     assert 'name="password"' in browser.get(rp.authorization_url()).text
@@ -182,24 +172,11 @@ def test_a_reused_code_is_refused_and_revokes_what_it_issued(browser, rp, studen
     token = rp.exchange(callback)
 
     code = callback_params(callback)["code"]
-    replay = requests.post(
-        rp.discovery["token_endpoint"],
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": rp.verifier,
-        },
-        auth=_auth(rp),
-        timeout=10,
-    )
+    replay = _exchange_raw(rp, code, code_verifier=rp.verifier)
 
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
-    assert (
-        requests.get(f"{issuer}{API}/validate-token/", headers=_bearer(token["access_token"]), timeout=10).status_code
-        == 401
-    )
+    assert _validate(issuer, token["access_token"]).status_code == 401
     sid = rp.id_token_claims(token)["sid"]
     assert UserSession.objects.get(pk=sid).end_reason == SessionEndReason.CODE_REUSE
 

@@ -2,6 +2,7 @@
 
 import base64
 import io
+from urllib.parse import quote_plus
 
 import jwt
 import pytest
@@ -122,22 +123,109 @@ class TestServiceToken:
         assert bad_basic.status_code == status.HTTP_401_UNAUTHORIZED
         assert bad_grant.status_code == status.HTTP_400_BAD_REQUEST
 
-    def test_throttled(self, api_client, credentials, settings):
-        from users.api.throttles import PublicEndpointThrottle as ScopedRateThrottle
+    def test_throttled(self, api_client, credentials, service_token_rate):
+        service_token_rate("3/min")
 
-        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "service_token": "3/min"}
-        original = ScopedRateThrottle.THROTTLE_RATES
-        ScopedRateThrottle.THROTTLE_RATES = rates
-        try:
-            codes = [
-                api_client.post(f"{API}/service-token/", {"client_id": "x", "client_secret": "y"}, format="json")
-                for _ in range(4)
-            ]
-        finally:
-            ScopedRateThrottle.THROTTLE_RATES = original
+        codes = [
+            api_client.post(f"{API}/service-token/", {"client_id": "x", "client_secret": "y"}, format="json")
+            for _ in range(4)
+        ]
 
         assert [r.status_code for r in codes] == [401, 401, 401, 429]
         assert int(codes[-1]["Retry-After"]) > 0
+
+
+TOKEN_ENDPOINTS = [f"{API}/service-token/", "/oidc/token/"]
+
+
+@pytest.fixture
+def service_token_rate(settings):
+    """Set the ``service_token`` scope's rate for one test."""
+
+    def set_rate(rate: str) -> None:
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "service_token": rate}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+    return set_rate
+
+
+def _grant(client, endpoint: str, **headers: str):
+    """A client-credentials grant as an OAuth client sends it: form-encoded, credentials in ``headers`` (Basic)."""
+    return client.post(
+        endpoint, "grant_type=client_credentials", content_type="application/x-www-form-urlencoded", **headers
+    )
+
+
+def _basic(client_id: str, secret: str) -> str:
+    """HTTP Basic client authentication (RFC 6749 2.3.1): each part form-urlencoded, then base64."""
+    return "Basic " + base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
+
+
+def _error_code(response) -> str:
+    """The error code in the endpoint's own format: the API's ``code``, the OAuth token endpoint's ``error``."""
+    body = response.json()
+    return body["code"] if "code" in body else body["error"]
+
+
+@pytest.mark.parametrize("endpoint", TOKEN_ENDPOINTS)
+class TestClientCredentialsGrant:
+    """service-token/ and /oidc/token/'s client-credentials grant: one parser, one answer, one counter, one rate."""
+
+    def test_basic_credentials_are_percent_decoded(self, client, endpoint):
+        account, secret = service_account_create(name="odd", client_id="svc:a b+c%", scopes=["users:read"])
+
+        response = _grant(client, endpoint, HTTP_AUTHORIZATION=_basic(account.client_id, secret))
+
+        assert response.status_code == status.HTTP_200_OK, response.content
+        body = response.json()
+        assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
+        assert (body["token_type"], body["expires_in"], body["scope"]) == ("Bearer", 300, "users:read")
+        assert tokens.decode(body["access_token"], token_type=tokens.SERVICE)["sub"] == "svc:a b+c%"
+        assert response["Cache-Control"] == "no-store"
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "Basic !!!",
+            "Basic " + base64.b64encode(b"no-colon").decode(),
+            "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),
+            "Basic",
+        ],
+    )
+    def test_malformed_basic_is_an_invalid_client(self, client, endpoint, header):
+        response = _grant(client, endpoint, HTTP_AUTHORIZATION=header)
+
+        assert response.status_code == status.HTTP_401_UNAUTHORIZED
+        assert _error_code(response) == "invalid_client"
+        assert "Malformed HTTP Basic" in response.content.decode()
+
+    def test_a_grant_is_counted_in_the_metrics(self, client, endpoint):
+        from prometheus_client import REGISTRY
+
+        account, secret = service_account_create(name="counted", scopes=[])
+        before = REGISTRY.get_sample_value("ums_tokens_issued_total", {"type": "service"}) or 0
+
+        response = _grant(client, endpoint, HTTP_AUTHORIZATION=_basic(account.client_id, secret))
+
+        assert response.status_code == status.HTTP_200_OK
+        assert REGISTRY.get_sample_value("ums_tokens_issued_total", {"type": "service"}) == before + 1
+
+    def test_both_endpoints_share_one_counter_per_client_ip(self, client, endpoint, service_token_rate):
+        service_token_rate("3/min")
+        other = next(e for e in TOKEN_ENDPOINTS if e != endpoint)
+        wrong = {"HTTP_AUTHORIZATION": _basic("nobody", "wrong")}
+
+        counted = [_grant(client, e, **wrong).status_code for e in (endpoint, other, endpoint)]
+        over = [_grant(client, e, **wrong) for e in (other, endpoint)]
+        elsewhere = _grant(client, other, REMOTE_ADDR="10.9.9.9", **wrong)
+
+        assert counted == [401, 401, 401]
+        assert [r.status_code for r in over] == [429, 429]
+        assert all(int(r["Retry-After"]) > 0 for r in over)
+        assert all(_error_code(r) == "throttled" for r in over)
+        oauth = next(r for r in over if r.request["PATH_INFO"] == "/oidc/token/").json()
+        assert set(oauth) == {"error", "error_description"}
+        assert elsewhere.status_code == status.HTTP_401_UNAUTHORIZED
 
 
 class TestIntrospection:

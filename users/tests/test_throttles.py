@@ -3,7 +3,7 @@
 import pytest
 from rest_framework import status
 
-from users.api.throttles import PrincipalThrottle, PublicEndpointThrottle
+from users.api.throttles import PrincipalThrottle
 
 API = "/api/v1/users"
 pytestmark = pytest.mark.django_db
@@ -11,15 +11,17 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def rates(settings):
-    """Lower the throttle rates for one test (DRF reads them once, at import)."""
-    originals = PublicEndpointThrottle.THROTTLE_RATES, PrincipalThrottle.THROTTLE_RATES
+    """Lower the throttle rates for one test: the per-IP scopes are read from settings at each request, the
+    per-principal ceiling by DRF once, at import."""
+    original = PrincipalThrottle.THROTTLE_RATES
 
     def set_rates(**overrides):
         merged = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **overrides}
-        PublicEndpointThrottle.THROTTLE_RATES = PrincipalThrottle.THROTTLE_RATES = merged
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": merged}
+        PrincipalThrottle.THROTTLE_RATES = merged
 
     yield set_rates
-    PublicEndpointThrottle.THROTTLE_RATES, PrincipalThrottle.THROTTLE_RATES = originals
+    PrincipalThrottle.THROTTLE_RATES = original
 
 
 def test_register_is_throttled_per_ip(api_client, rates):

@@ -6,9 +6,8 @@ the code; this view adds the sign-in session (``users.web.signin``), ``prompt`` 
 redirected (the redirect URI cannot be trusted); any other error goes back to the client with ``state`` and ``iss``.
 """
 
-import base64
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,11 +26,12 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from user_service.exceptions import error_status
-from users.exceptions import ApplicationError, InvalidClient
-from users.http import client_ip
+from users.exceptions import ApplicationError
+from users.http import client_credentials, client_ip
 from users.models import CustomUser, UserSession
 from users.services.oidc.consent import consent_needed, consent_record
 from users.services.service_accounts import service_token_issue
+from users.services.throttle import CLIENT_CREDENTIALS_SCOPE, client_wait_seconds
 from users.web.security import page_headers
 from users.web.signin import SignIn, signin_get
 
@@ -163,36 +163,23 @@ def token(request: HttpRequest) -> HttpResponse:
 
 
 def _client_credentials(request: HttpRequest) -> HttpResponse:
-    client_id, client_secret = _client_auth(request)
+    """``service-token/``'s grant with the OAuth error format: the same counter per client IP (``service_token``
+    scope), credentials parser and owner."""
+    if (wait := client_wait_seconds(request, scope=CLIENT_CREDENTIALS_SCOPE)) is not None:
+        return _oauth_error(429, "throttled", f"Too many token requests; try again in {wait} seconds.", wait)
     try:
-        if not (client_id and client_secret):
-            raise InvalidClient("client_id and client_secret are required (body or HTTP Basic).")
+        client_id, client_secret = client_credentials(request, request.POST)
         issued = service_token_issue(client_id=client_id, client_secret=client_secret, ip=client_ip(request))
     except ApplicationError as exc:
         status = error_status(exc)
-        body = {"error": "invalid_client" if status == 401 else exc.code, "error_description": exc.message}
-        response = JsonResponse(body, status=status)
-        if retry_after := exc.extra.get("retry_after"):
-            response["Retry-After"] = str(retry_after)
-        return response
-    return JsonResponse(
-        {
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "scope": " ".join(issued.scopes),
-        },
-        headers={"Cache-Control": "no-store"},
-    )
+        error = "invalid_client" if status == 401 else exc.code
+        return _oauth_error(status, error, exc.message, exc.extra.get("retry_after"))
+    return JsonResponse(issued.response_body, headers={"Cache-Control": "no-store"})
 
 
-def _client_auth(request: HttpRequest) -> tuple[str, str]:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            return "", ""
-        client_id, _, secret = decoded.partition(":")
-        return unquote(client_id), unquote(secret)
-    return request.POST.get("client_id", ""), request.POST.get("client_secret", "")
+def _oauth_error(status: int, error: str, description: str, retry_after: int | None = None) -> JsonResponse:
+    """An error of the token endpoint (RFC 6749 5.2), with ``Retry-After`` when the client must wait."""
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
