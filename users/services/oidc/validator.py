@@ -60,6 +60,17 @@ def access_token_generate(request: Request) -> str:
     return token
 
 
+# The grant's deletion is the code's single-use lock (a concurrent exchange waits on its row, then deletes
+# nothing); the authorization is marked exchanged only by the exchange that deleted it.
+_SPEND = f"""
+WITH spent AS (
+    DELETE FROM {Grant._meta.db_table} WHERE code = %(code)s AND application_id = %(application)s RETURNING id
+)
+UPDATE {OidcAuthorization._meta.db_table} SET exchanged_at = %(now)s
+WHERE id = %(authorization)s AND exchanged_at IS NULL AND EXISTS (SELECT 1 FROM spent)
+"""  # noqa: S608 - the table names are the models'; every value is a parameter
+
+
 class _CodeSpent(Exception):
     """Another exchange spent this code first (raised inside the exchange's transaction, to roll it back)."""
 
@@ -218,16 +229,34 @@ class OidcValidator(OAuth2Validator):
             raise errors.InvalidGrantError(request=request) from None
         return saved
 
+    def _check_and_set_request_resource(self, request: Request) -> None:
+        """django-oauth-toolkit's RFC 8707 resource handling, which reads the grant again for a code: skipped when
+        neither the token request nor the grant (read already) names a resource, as DOT's answer is then none."""
+        memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
+        if (
+            request.grant_type == "authorization_code"
+            and not getattr(request, "resource", None)
+            and memo is not None
+            and memo[0] == request.code
+            and memo[1] is not None
+            and not memo[1].resource
+        ):
+            request.resource = []
+            return
+        super()._check_and_set_request_resource(request)
+
     def _code_spend(self, request: Request, authorization: OidcAuthorization) -> bool:
-        """Delete the code's grant and mark its authorization exchanged; False if another exchange did first."""
-        deleted, _ = Grant.objects.filter(code=request.code, application=request.client).delete()
-        if not deleted:
-            return False
-        request.ums_code_spent = bool(
-            OidcAuthorization.objects.filter(pk=authorization.pk, exchanged_at__isnull=True).update(
-                exchanged_at=timezone.now()
-            )
-        )
+        """Delete the code's grant and mark its authorization exchanged (one statement); False if another exchange
+        did first."""
+        params = {
+            "code": request.code,
+            "application": request.client.pk,
+            "authorization": authorization.pk,
+            "now": timezone.now(),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_SPEND, params)
+            request.ums_code_spent = cursor.rowcount == 1
         return request.ums_code_spent
 
     def invalidate_authorization_code(
