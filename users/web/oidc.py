@@ -169,6 +169,13 @@ class _TokenView(TokenView):
     """django-oauth-toolkit's token endpoint, which reads the issued access token's row back for its
     ``app_authorized`` signal: here only when a receiver is connected (none is, unless a deployment adds one)."""
 
+    def create_token_response(self, request: HttpRequest) -> tuple[Any, dict[str, str], str, int]:
+        uri, headers, body, status = super().create_token_response(request)
+        # An error raised once the request is validated (storing the tokens: a code spent concurrently, a resource
+        # outside the grant's) comes back with the error's own headers only; it is the endpoint's JSON all the same.
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache", **headers}
+        return uri, headers, body, status
+
     @method_decorator(sensitive_post_parameters("password", "client_secret"))
     def authorization_flow_token_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if app_authorized.has_listeners():
