@@ -126,7 +126,7 @@ class OidcValidator(OAuth2Validator):
     #
     # oauthlib asks for the code's grant in six hooks (the OpenID dispatcher's scopes, validate_code, the PKCE
     # challenge and method, the redirect URI, the nonce), and django-oauth-toolkit reads the row in each. Here it is
-    # read once per request (``_grant``), with its person, and every check DOT makes is still made on it: the client
+    # read once per request (``_grant``), and every check DOT makes is still made on it: the client
     # it was issued to, expiry (``Grant.is_expired``), the exact redirect URI (``Grant.redirect_uri_allowed``), PKCE
     # (oauthlib, from the challenge and method below).
     #
@@ -138,10 +138,10 @@ class OidcValidator(OAuth2Validator):
     # exchange.
 
     def _grant(self, code: str, request: Request) -> Grant | None:
-        """The grant of ``code`` (any client's) with its person, read once per request."""
+        """The grant of ``code`` (any client's), read once per request."""
         memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
         if memo is None or memo[0] != code:
-            memo = (code, Grant.objects.select_related("user").filter(code=code).first())
+            memo = (code, next(iter(Grant.objects.filter(code=code)[:1]), None))
             request.ums_grant = memo
         return memo[1]
 
@@ -167,10 +167,14 @@ class OidcValidator(OAuth2Validator):
     def validate_code(
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
-        authorization = (
-            OidcAuthorization.objects.select_related("session")
-            .filter(code_checksum=checksum(code), application=client)
-            .first()
+        # The person comes with the login session (the code's grant is theirs: checked below).
+        authorization = next(
+            iter(
+                OidcAuthorization.objects.select_related("session__user").filter(
+                    code_checksum=checksum(code), application=client
+                )[:1]
+            ),
+            None,
         )
         if authorization is None:
             return False
@@ -178,11 +182,11 @@ class OidcValidator(OAuth2Validator):
             self._reused(authorization, request, grant="authorization_code")
             return False
         grant = self._client_grant(code, client, request)
-        if grant is None or grant.is_expired():
+        if grant is None or grant.is_expired() or grant.user_id != authorization.session.user_id:
             return False
         # What django-oauth-toolkit's validate_code puts on the request.
         request.scopes = grant.scope.split(" ")
-        request.user = grant.user
+        request.user = authorization.session.user
         if grant.nonce:
             request.nonce = grant.nonce
         if grant.claims:
