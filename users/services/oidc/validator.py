@@ -145,6 +145,16 @@ class OidcValidator(OAuth2Validator):
             request.ums_grant = memo
         return memo[1]
 
+    def _authorization(self, code: str, request: Request) -> OidcAuthorization | None:
+        """The authorization of ``code`` (any client's) with its login session, person and client, read once per
+        request."""
+        memo: tuple[str, OidcAuthorization | None] | None = getattr(request, "ums_code_authorization", None)
+        if memo is None or memo[0] != code:
+            related = OidcAuthorization.objects.select_related("session__user", "application")
+            memo = (code, next(iter(related.filter(code_checksum=checksum(code))[:1]), None))
+            request.ums_code_authorization = memo
+        return memo[1]
+
     def _client_grant(self, code: str, client: Application | None, request: Request) -> Grant | None:
         """The grant of ``code`` if it was issued to ``client``."""
         grant = self._grant(code, request)
@@ -155,7 +165,13 @@ class OidcValidator(OAuth2Validator):
     def get_authorization_code_scopes(
         self, client_id: str, code: str, redirect_uri: str, request: Request
     ) -> list[str]:
+        """The grant's scopes (the OpenID dispatcher's first question); the code's authorization is read with it, and
+        its client offered to django-oauth-toolkit's client cache, which takes it only for the client_id the request
+        authenticates as (``_load_application``), so client authentication reads no row of its own."""
         grant = self._grant(code, request)
+        authorization = self._authorization(code, request)
+        if authorization is not None and not request.client:
+            request.client = authorization.application
         return utils.scope_to_list(grant.scope) if grant and grant.scope else []
 
     def get_authorization_code_nonce(
@@ -168,15 +184,8 @@ class OidcValidator(OAuth2Validator):
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
         # The person comes with the login session (the code's grant is theirs: checked below).
-        authorization = next(
-            iter(
-                OidcAuthorization.objects.select_related("session__user").filter(
-                    code_checksum=checksum(code), application=client
-                )[:1]
-            ),
-            None,
-        )
-        if authorization is None:
+        authorization = self._authorization(code, request)
+        if authorization is None or client is None or authorization.application_id != client.pk:
             return False
         if authorization.exchanged_at is not None:
             self._reused(authorization, request, grant="authorization_code")
