@@ -15,12 +15,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
@@ -159,7 +162,32 @@ def token(request: HttpRequest) -> HttpResponse:
     (``service-token/``'s owner, ``users.services.service_accounts``)."""
     if request.POST.get("grant_type") == "client_credentials":
         return _client_credentials(request)
-    return TokenView.as_view()(request)
+    return _token_view(request)
+
+
+class _TokenView(TokenView):
+    """django-oauth-toolkit's token endpoint, which reads the issued access token's row back for its
+    ``app_authorized`` signal: here only when a receiver is connected (none is, unless a deployment adds one)."""
+
+    def create_token_response(self, request: HttpRequest) -> tuple[Any, dict[str, str], str, int]:
+        uri, headers, body, status = super().create_token_response(request)
+        # An error raised once the request is validated (storing the tokens: a code spent concurrently, a resource
+        # outside the grant's) comes back with the error's own headers only; it is the endpoint's JSON all the same.
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache", **headers}
+        return uri, headers, body, status
+
+    @method_decorator(sensitive_post_parameters("password", "client_secret"))
+    def authorization_flow_token_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if app_authorized.has_listeners():
+            return super().authorization_flow_token_response(request, *args, **kwargs)
+        _uri, headers, body, status = self.create_token_response(request)
+        response = HttpResponse(content=body, status=status)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+
+_token_view = _TokenView.as_view()
 
 
 def _client_credentials(request: HttpRequest) -> HttpResponse:

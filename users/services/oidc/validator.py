@@ -17,6 +17,7 @@ code and token storage, refresh token rotation. This validator adds what belongs
 
 import hashlib
 import hmac
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -24,11 +25,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from oauth2_provider.models import Application, IDToken, RefreshToken
+from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
-from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.oauth2.rfc6749 import errors, utils
 
 from users import tokens
 from users.exceptions import ApplicationError
@@ -57,6 +58,21 @@ def access_token_generate(request: Request) -> str:
         extra={"client_id": request.client.client_id},
     )
     return token
+
+
+# The grant's deletion is the code's single-use lock (a concurrent exchange waits on its row, then deletes
+# nothing); the authorization is marked exchanged only by the exchange that deleted it.
+_SPEND = f"""
+WITH spent AS (
+    DELETE FROM {Grant._meta.db_table} WHERE code = %(code)s AND application_id = %(application)s RETURNING id
+)
+UPDATE {OidcAuthorization._meta.db_table} SET exchanged_at = %(now)s
+WHERE id = %(authorization)s AND exchanged_at IS NULL AND EXISTS (SELECT 1 FROM spent)
+"""  # noqa: S608 - the table names are the models'; every value is a parameter
+
+
+class _CodeSpent(Exception):
+    """Another exchange spent this code first (raised inside the exchange's transaction, to roll it back)."""
 
 
 def _client_ip(request: Request) -> str | None:
@@ -107,36 +123,162 @@ class OidcValidator(OAuth2Validator):
         return grant
 
     # --- code exchange ---------------------------------------------------------------------------------------
+    #
+    # oauthlib asks for the code's grant in six hooks (the OpenID dispatcher's scopes, validate_code, the PKCE
+    # challenge and method, the redirect URI, the nonce), and django-oauth-toolkit reads the row in each. Here it is
+    # read once per request (``_grant``), and every check DOT makes is still made on it: the client
+    # it was issued to, expiry (``Grant.is_expired``), the exact redirect URI (``Grant.redirect_uri_allowed``), PKCE
+    # (oauthlib, from the challenge and method below).
+    #
+    # A successful exchange is one transaction (``save_bearer_token``): the id_token record, the access and refresh
+    # tokens, the grant's deletion and the authorization's ``exchanged_at``. Spending the code is its single-use
+    # lock: two exchanges of one code both delete the grant, the second waits for the first to commit and deletes
+    # nothing. The loser's transaction is rolled back and only then is the reuse answered (``_reused``: the code's
+    # tokens revoked, its login session ended), in transactions of its own, so the revocation survives the failed
+    # exchange.
+
+    def _grant(self, code: str, request: Request) -> Grant | None:
+        """The grant of ``code`` (any client's), read once per request."""
+        memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
+        if memo is None or memo[0] != code:
+            memo = (code, next(iter(Grant.objects.filter(code=code)[:1]), None))
+            request.ums_grant = memo
+        return memo[1]
+
+    def _authorization(self, code: str, request: Request) -> OidcAuthorization | None:
+        """The authorization of ``code`` (any client's) with its login session, person and client, read once per
+        request."""
+        memo: tuple[str, OidcAuthorization | None] | None = getattr(request, "ums_code_authorization", None)
+        if memo is None or memo[0] != code:
+            related = OidcAuthorization.objects.select_related("session__user", "application")
+            memo = (code, next(iter(related.filter(code_checksum=checksum(code))[:1]), None))
+            request.ums_code_authorization = memo
+        return memo[1]
+
+    def _client_grant(self, code: str, client: Application | None, request: Request) -> Grant | None:
+        """The grant of ``code`` if it was issued to ``client``."""
+        grant = self._grant(code, request)
+        if grant is None or client is None or grant.application_id != client.pk:
+            return None
+        return grant
+
+    def get_authorization_code_scopes(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> list[str]:
+        """The grant's scopes (the OpenID dispatcher's first question); the code's authorization is read with it, and
+        its client offered to django-oauth-toolkit's client cache, which takes it only for the client_id the request
+        authenticates as (``_load_application``), so client authentication reads no row of its own."""
+        grant = self._grant(code, request)
+        authorization = self._authorization(code, request)
+        if authorization is not None and not request.client:
+            request.client = authorization.application
+        return utils.scope_to_list(grant.scope) if grant and grant.scope else []
+
+    def get_authorization_code_nonce(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> str | None:
+        grant = self._grant(code, request)
+        return (grant.nonce or None) if grant else None
 
     def validate_code(
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
-        authorization = (
-            OidcAuthorization.objects.select_related("session")
-            .filter(code_checksum=checksum(code), application=client)
-            .first()
-        )
-        if authorization is None:
+        # The person comes with the login session (the code's grant is theirs: checked below).
+        authorization = self._authorization(code, request)
+        if authorization is None or client is None or authorization.application_id != client.pk:
             return False
         if authorization.exchanged_at is not None:
             self._reused(authorization, request, grant="authorization_code")
             return False
-        if not super().validate_code(client_id, code, client, request, *args, **kwargs):
+        grant = self._client_grant(code, client, request)
+        if grant is None or grant.is_expired() or grant.user_id != authorization.session.user_id:
             return False
+        # What django-oauth-toolkit's validate_code puts on the request.
+        request.scopes = grant.scope.split(" ")
+        request.user = authorization.session.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
         return self._bind_session(request, authorization)
+
+    def get_code_challenge(self, code: str, request: Request) -> str | None:
+        grant = self._client_grant(code, request.client, request)
+        if grant is None:  # validate_code, which comes first, refused it already
+            raise errors.InvalidGrantError(request=request)
+        return grant.code_challenge or None
+
+    def get_code_challenge_method(self, code: str, request: Request) -> str | None:
+        grant = self._client_grant(code, request.client, request)
+        if grant is None:
+            raise errors.InvalidGrantError(request=request)
+        return grant.code_challenge_method or None
+
+    def confirm_redirect_uri(
+        self, client_id: str, code: str, redirect_uri: str, client: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        request: Request | None = kwargs.get("request") or (args[0] if args else None)
+        if request is None:
+            return super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs)
+        grant = self._client_grant(code, client, request)
+        return grant is not None and grant.redirect_uri_allowed(redirect_uri)
+
+    def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """The tokens, their id_token record and, for a code, its spending: one transaction.
+
+        A code another exchange spent first (a concurrent one) rolls all of it back, and is then answered as a reuse.
+        """
+        authorization: OidcAuthorization | None = (
+            getattr(request, "ums_authorization", None) if request.grant_type == "authorization_code" else None
+        )
+        try:
+            with transaction.atomic():
+                self._id_token_save(request)
+                saved = self._save_bearer_token(token, request, *args, **kwargs)
+                if authorization is not None and not self._code_spend(request, authorization):
+                    raise _CodeSpent
+        except _CodeSpent:
+            self._reused(request.ums_authorization, request, grant="authorization_code")
+            raise errors.InvalidGrantError(request=request) from None
+        return saved
+
+    def _check_and_set_request_resource(self, request: Request) -> None:
+        """django-oauth-toolkit's RFC 8707 resource handling, which reads the grant again for a code: skipped when
+        neither the token request nor the grant (read already) names a resource, as DOT's answer is then none."""
+        memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
+        if (
+            request.grant_type == "authorization_code"
+            and not getattr(request, "resource", None)
+            and memo is not None
+            and memo[0] == request.code
+            and memo[1] is not None
+            and not memo[1].resource
+        ):
+            request.resource = []
+            return
+        super()._check_and_set_request_resource(request)
+
+    def _code_spend(self, request: Request, authorization: OidcAuthorization) -> bool:
+        """Delete the code's grant and mark its authorization exchanged (one statement); False if another exchange
+        did first."""
+        params = {
+            "code": request.code,
+            "application": request.client.pk,
+            "authorization": authorization.pk,
+            "now": timezone.now(),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_SPEND, params)
+            request.ums_code_spent = cursor.rowcount == 1
+        return request.ums_code_spent
 
     def invalidate_authorization_code(
         self, client_id: str, code: str, request: Request, *args: Any, **kwargs: Any
     ) -> None:
-        """Spend the code: one exchange wins; a second one, even a concurrent one, counts as a reuse."""
+        """The code was spent by ``save_bearer_token``, in the transaction that stored its tokens."""
+        if getattr(request, "ums_code_spent", False):
+            return
         super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
-        authorization: OidcAuthorization = request.ums_authorization
-        won = OidcAuthorization.objects.filter(pk=authorization.pk, exchanged_at__isnull=True).update(
-            exchanged_at=timezone.now()
-        )
-        if not won:
-            self._reused(authorization, request, grant="authorization_code")
-            raise errors.InvalidGrantError(request=request)
 
     def _bind_session(self, request: Request, authorization: OidcAuthorization) -> bool:
         session = authorization.session
@@ -233,11 +375,42 @@ class OidcValidator(OAuth2Validator):
         if "nonce" not in id_token and request.nonce:
             id_token["nonce"] = request.nonce
         signed = tokens.encode(id_token)
-        with transaction.atomic():
-            record = self._save_id_token(id_token["jti"], request, expires_at)
-        request.access_token = record
-        request.id_token = record
+        # Recorded by save_bearer_token, which oauthlib calls next, in the transaction that stores the tokens.
+        request.ums_id_token_pending = (id_token["jti"], expires_at, signed)
         return signed
+
+    def _id_token_save(self, request: Request) -> None:
+        """Record the id_token ``finalize_id_token`` signed for this request, if any."""
+        pending = getattr(request, "ums_id_token_pending", None)
+        if pending is None:
+            return
+        jti, expires_at, signed = pending
+        record = self._save_id_token(jti, request, expires_at)
+        request.ums_id_token_pending = None
+        request.ums_id_token_saved = (signed, record)
+        request.access_token = record  # as django-oauth-toolkit's finalize_id_token leaves them
+        request.id_token = record
+
+    def _create_access_token(
+        self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
+    ) -> AccessToken:
+        """As django-oauth-toolkit's, linked to the id_token record just written (DOT decodes the token and reads the
+        record back)."""
+        saved: tuple[str, IDToken] | None = getattr(request, "ums_id_token_saved", None)
+        if not token.get("id_token") or saved is None or saved[0] != token["id_token"]:
+            return super()._create_access_token(expires, request, token, source_refresh_token)
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=saved[1],
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        return access_token
 
     def _load_id_token(self, token: str) -> IDToken | None:
         """The record of an id_token this service signed (expired ones too: a logout hint may be old)."""

@@ -1,0 +1,183 @@
+"""The code exchange at the token endpoint, in process: what a warm exchange costs, single use under concurrency,
+and what a reused code revokes."""
+
+import base64
+import hashlib
+import threading
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+from django.http import HttpResponse
+from django.test import Client
+from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
+
+from users import tokens
+from users.models import CustomUser, OidcAuthorization, SessionEndReason, UserSession
+from users.services.auth import session_start
+from users.services.oidc.clients import ClientCreated, oidc_client_create
+from users.services.oidc.validator import OidcValidator, checksum
+from users.web.signin import signin_cookie_set
+
+REDIRECT_URI = "https://rp.test/callback"
+VERIFIER = "exchange-test-code-verifier-" + "v" * 30
+CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+# The grant; the authorization with its login session, person and client; then one transaction: BEGIN, the id_token
+# record, the access token, the refresh token, the code spent (grant deleted, authorization marked), COMMIT.
+WARM_EXCHANGE_QUERIES = 8
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the exchange commits as in production: no savepoints
+
+
+@dataclass
+class Relying:
+    browser: Client
+    user: CustomUser
+    session: UserSession
+    client: ClientCreated
+    url: str
+
+    def code(self) -> str:
+        response = self.browser.get(self.url)
+        assert response.status_code == 302, response.content[:300]
+        return parse_qs(urlparse(response["Location"]).query)["code"][0]
+
+    def exchange(self, code: str, **fields: str):
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": VERIFIER,
+            "client_id": self.client.client_id,
+            "client_secret": self.client.client_secret,
+            **fields,
+        }
+        return Client().post("/oidc/token/", data)
+
+
+@pytest.fixture
+def relying(student) -> Relying:
+    """A signed-in browser of ``student`` and a confidential client that exchanges its codes."""
+    client = oidc_client_create(name="Library", redirect_uris=[REDIRECT_URI], first_party=True)
+    session = session_start(user=student, ip="127.0.0.1", user_agent="test").session
+    cookie = HttpResponse()
+    signin_cookie_set(cookie, session)
+    browser = Client()
+    for name, morsel in cookie.cookies.items():
+        browser.cookies[name] = morsel.value
+    query = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile",
+        "state": "st4te",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    return Relying(browser, student, session, client, f"/oidc/authorize/?{urlencode(query)}")
+
+
+def test_a_warm_exchange_makes_two_reads_and_commits_once(relying, django_assert_max_num_queries):
+    assert relying.exchange(relying.code()).status_code == 200  # warm: the session's state is cached
+    code = relying.code()
+    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+
+    with django_assert_max_num_queries(WARM_EXCHANGE_QUERIES) as captured:
+        response = relying.exchange(code)
+
+    assert response.status_code == 200, response.content
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert statements.count("COMMIT") == 1
+    body = response.json()
+    claims = tokens.id_token_hint_decode(body["id_token"])
+    assert claims is not None
+    assert claims["sid"] == str(relying.session.pk)
+    record = IDToken.objects.get(jti=claims["jti"])
+    access = AccessToken.objects.get(token_checksum=checksum(body["access_token"]))
+    assert access.id_token_id == record.pk
+    assert RefreshToken.objects.get(access_token=access).token_family == authorization.pk
+    assert not Grant.objects.filter(code=code).exists()
+    authorization.refresh_from_db()
+    assert authorization.exchanged_at is not None
+
+
+def test_a_reused_code_is_refused_and_revokes_what_it_issued(relying):
+    code = relying.code()
+    first = relying.exchange(code)
+    assert first.status_code == 200
+    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+
+    replay = relying.exchange(code)
+
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    family = RefreshToken.objects.filter(token_family=authorization.pk)
+    assert family.count() == 1
+    assert family.filter(revoked__isnull=True).count() == 0
+    assert not AccessToken.objects.filter(application=relying.client.application).exists()
+    assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
+    validate = Client().get(
+        "/api/v1/users/validate-token/", headers={"Authorization": f"Bearer {first.json()['access_token']}"}
+    )
+    assert validate.status_code == 401
+
+
+def test_two_concurrent_exchanges_of_one_code_give_tokens_once_and_the_reuse_revokes_them(
+    relying, in_parallel, monkeypatch
+):
+    code = relying.code()
+    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+    # Both exchanges validated the code and wrote their tokens before either spends it.
+    both_written = threading.Barrier(2, timeout=10)
+    spend = OidcValidator._code_spend
+
+    def spend_together(self, request, authorization):
+        both_written.wait()
+        return spend(self, request, authorization)
+
+    monkeypatch.setattr(OidcValidator, "_code_spend", spend_together)
+
+    responses = in_parallel(2, lambda i: relying.exchange(code))
+
+    assert sorted(response.status_code for response in responses) == [200, 400]
+    refused = next(response for response in responses if response.status_code == 400)
+    assert refused.json()["error"] == "invalid_grant"
+    # The loser's tokens were rolled back; the reuse it answered after that revoked the winner's, for good.
+    family = RefreshToken.objects.filter(token_family=authorization.pk)
+    assert family.count() == 1
+    assert family.get().revoked is not None
+    assert not AccessToken.objects.filter(application=relying.client.application).exists()
+    assert IDToken.objects.filter(application=relying.client.application).count() == 1
+    assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
+    assert not Grant.objects.filter(code=code).exists()
+
+
+def test_a_code_is_bound_to_its_client_and_redirect_uri(relying):
+    code = relying.code()
+    other = oidc_client_create(name="Other", redirect_uris=[REDIRECT_URI], first_party=True)
+
+    stolen = relying.exchange(code, client_id=other.client_id, client_secret=other.client_secret or "")
+    elsewhere = relying.exchange(code, redirect_uri=REDIRECT_URI + "/other")
+    unverified = relying.exchange(code, code_verifier="x" * 50)
+
+    assert stolen.status_code == 400
+    assert stolen.json()["error"] == "invalid_grant"
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["error"] == "invalid_request"
+    assert unverified.status_code == 400
+    assert unverified.json()["error"] == "invalid_grant"
+    assert relying.exchange(code).status_code == 200  # none of them spent it
+
+
+def test_the_tokens_keep_the_resources_the_code_was_granted_for(relying):
+    code = relying.code()
+    Grant.objects.filter(code=code).update(resource=["https://api.rp.test/"])
+
+    narrowed_too_far = relying.exchange(code, resource="https://elsewhere.test/")
+    response = relying.exchange(code)
+
+    assert narrowed_too_far.status_code == 400
+    assert narrowed_too_far.json()["error"] == "invalid_target"
+    assert response.status_code == 200
+    access = AccessToken.objects.get(token_checksum=checksum(response.json()["access_token"]))
+    assert access.resource == ["https://api.rp.test/"]
