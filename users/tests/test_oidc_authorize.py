@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.http import HttpResponse
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Grant
@@ -20,9 +21,9 @@ from users.web.signin import signin_cookie_set
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "authorize-test-code-verifier-" + "v" * 30
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-# The client's row; then one transaction: BEGIN, SET LOCAL synchronous_commit, the grant, its authorization (the
-# login session), COMMIT.
-WARM_AUTHORIZE_QUERIES = 6
+# The client's row; then one statement, its own transaction: SET LOCAL synchronous_commit, the grant's INSERT with its
+# authorization's (the login session).
+WARM_AUTHORIZE_QUERIES = 2
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _code(response) -> str:
 
 
 @pytest.mark.django_db(transaction=True)  # the code is committed as in production: no savepoints
-def test_a_warm_authorization_costs_one_read_and_one_commit_and_issues_a_code_of_the_session(
+def test_a_warm_authorization_costs_one_read_and_one_write_and_issues_a_code_of_the_session(
     signed_in, django_assert_max_num_queries
 ):
     _code(signed_in.browser.get(signed_in.url))  # warm: the session's state is cached
@@ -75,8 +76,15 @@ def test_a_warm_authorization_costs_one_read_and_one_commit_and_issues_a_code_of
         code = _code(signed_in.browser.get(signed_in.url))
 
     statements = [query["sql"] for query in captured.captured_queries]
-    assert statements.count("COMMIT") == 1
-    assert "SET LOCAL synchronous_commit TO OFF" in statements  # only the code's transaction skips the WAL flush
+    assert statements[0].startswith('SELECT "oauth2_provider_application".')
+    write = statements[1]
+    assert write.startswith("SET LOCAL synchronous_commit TO OFF; WITH ")  # only the code's statement skips the flush
+    assert f'INSERT INTO "{OidcAuthorization._meta.db_table}"' in write
+    assert f'INSERT INTO "{Grant._meta.db_table}"' in write
+    assert not connection.in_atomic_block  # the statement was its own transaction: committed when answered
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # and the setting ended with it
 
     grant = Grant.objects.get(code=code)
     assert grant.user_id == signed_in.user.pk

@@ -1,8 +1,8 @@
 """The OpenID Connect endpoints a browser or a relying party calls: authorization (with consent) and token.
 
-django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) and issues
-the code; this view adds the sign-in session (``users.web.signin``), ``prompt`` and ``max_age``, and consent
-(``users.services.oidc.consent``). An error about the client or its redirect URI is shown as a page and never
+django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) once, and
+oauthlib's code grant issues the code for that validated request (``_code_issue``); this view adds the sign-in session
+(``users.web.signin``), ``prompt`` and ``max_age``, and consent (``users.services.oidc.consent``). An error about the client or its redirect URI is shown as a page and never
 redirected (the redirect URI cannot be trusted); any other error goes back to the client with ``state`` and ``iss``.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -24,6 +24,7 @@ from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.views import TokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from user_service.exceptions import error_status
@@ -48,6 +49,28 @@ def _core() -> Any:
     return _OAuthLib.get_oauthlib_core()
 
 
+def _code_issue(validated: OAuthRequest, *, user: CustomUser, session_id: str) -> str:
+    """Issue a code for a request oauthlib has validated (``validate_authorization_request``) and store it; the
+    redirect URI with the code, ``state`` and ``iss``.
+
+    oauthlib's ``create_authorization_response`` would rebuild the request from the URI and validate it all over
+    again; the request was validated a moment ago in this same call, so the code grant's own steps run on it: the
+    code, its storage (the validator: the grant and its login session), the response. The OpenID Connect code grant
+    issues a code as the OAuth 2 one does (it adds only to the token response).
+    """
+    grant_type = _core().server.auth_grant
+    validated.user = user
+    validated.ums_sid = session_id
+    code = grant_type.create_authorization_code(validated)
+    grant_type.request_validator.save_authorization_code(validated.client_id, code, validated)
+    headers, _body, _status = grant_type.prepare_authorization_response(validated, code, {}, None, 302)
+    return _with_iss(headers["Location"])
+
+
+def _with_iss(uri: str) -> str:
+    return _add_iss_to_redirect(uri, settings.JWT_ISSUER)
+
+
 def _error_page(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
     context = {"site_name": settings.SSO_SITE_NAME, "error": message}
     return render(request, "web/error.html", context, status=status)
@@ -61,7 +84,7 @@ def _back_to_client(uri: str, application: Application | None) -> HttpResponse:
 def _error_redirect(
     error: oauth_errors.OAuth2Error, redirect_uri: str, application: Application | None
 ) -> HttpResponse:
-    return _back_to_client(_add_iss_to_redirect(error.in_uri(redirect_uri), settings.JWT_ISSUER), application)
+    return _back_to_client(_with_iss(error.in_uri(redirect_uri)), application)
 
 
 def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
@@ -87,9 +110,8 @@ def _fresh_sign_in_needed(request: HttpRequest, signin: SignIn) -> bool:
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
     """The authorization endpoint: GET asks; POST is the consent page's answer (CSRF-checked)."""
-    core = _core()
     try:
-        scopes, credentials = core.validate_authorization_request(request)
+        scopes, credentials = _core().validate_authorization_request(request)
     except FatalClientError as exc:
         return _error_page(request, exc.oauthlib_error.description or "The request names no valid client.")
     except OAuthToolkitError as exc:
@@ -98,8 +120,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
             return _error_page(request, error.description or error.error)
         application = Application.objects.filter(client_id=error.client_id).first() if error.client_id else None
         return _error_redirect(error, error.redirect_uri, application)
-    validated = credentials.pop("request", None)  # oauthlib's request: the client it loaded, reused below
-    application = getattr(validated, "client", None) or Application.objects.get(client_id=credentials["client_id"])
+    validated: OAuthRequest = credentials["request"]  # oauthlib's request: the client it loaded; the code is its
+    application = validated.client
     redirect_uri = credentials["redirect_uri"]
     state = credentials.get("state")
     prompt = request.GET.get("prompt", "").split()
@@ -139,14 +161,12 @@ def authorize(request: HttpRequest) -> HttpResponse:
             },
         )
 
-    request.user = user
-    credentials["ums_sid"] = signin.session_id
-    credentials["client"] = application  # not loaded again when oauthlib validates the request once more
+    if not allow:
+        return _error_redirect(oauth_errors.AccessDeniedError(state=state), redirect_uri, application)
     try:
-        with transaction.atomic():  # the grant and its authorization, and nothing else: one commit
-            uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
-    except OAuthToolkitError as exc:
-        return _error_redirect(exc.oauthlib_error, redirect_uri, application)
+        uri = _code_issue(validated, user=user, session_id=signin.session_id)
+    except oauth_errors.OAuth2Error as exc:
+        return _error_redirect(exc, redirect_uri, application)
     except IntegrityError:  # the session's or the person's row was deleted since its state was cached
         return _sign_in_redirect(request)
     return _back_to_client(uri, application)

@@ -18,13 +18,15 @@ code and token storage, refresh token rotation. This validator adds what belongs
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
-from oauth2_provider.models import Application, IDToken, RefreshToken
+from oauth2_provider.models import Application, Grant, IDToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
@@ -63,6 +65,35 @@ def _client_ip(request: Request) -> str | None:
     return request.headers.get("REMOTE_ADDR") if request.headers else None
 
 
+_GRANT_INSERT = f'INSERT INTO "{Grant._meta.db_table}" '
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
+
+
+def _insert_sql(row: models.Model) -> tuple[str, list[Any]]:
+    """The INSERT of ``row`` (every column, the primary key included) as Django's compiler writes it."""
+    query = InsertQuery(type(row))
+    query.insert_values(row._meta.local_concrete_fields, [row])
+    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
+
+
+def _grant_with_authorization(authorization: OidcAuthorization) -> Callable[..., Any]:
+    """An execute wrapper that sends django-oauth-toolkit's grant INSERT with ``authorization``'s INSERT (a CTE) after
+    ``SET LOCAL synchronous_commit TO OFF``; it refuses any other statement, so a new query in the library's grant
+    creation fails loudly instead of escaping the statement."""
+    authorization_sql, authorization_params = _insert_sql(authorization)
+
+    def execute(run: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        if many or not sql.startswith(_GRANT_INSERT):
+            raise RuntimeError(f"unexpected statement while writing a grant: {sql[:60]!r}")
+        statement = f"{_ASYNC_COMMIT}WITH code_authorization AS ({authorization_sql}) {sql}"
+        result = run(statement, [*authorization_params, *params], many, context)
+        context["cursor"].nextset()  # the INSERT's result (the grant's id), after the SET's
+        return result
+
+    return execute
+
+
 class OidcValidator(OAuth2Validator):
     oidc_claim_scope = None  # the scopes' claims are users.services.oidc.claims'
 
@@ -86,25 +117,31 @@ class OidcValidator(OAuth2Validator):
         return True  # likewise, for consent
 
     def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
-        """The grant and its authorization in one transaction, committed without waiting for the WAL flush.
+        """The grant and its authorization in one statement, committed without waiting for the WAL flush.
+
+        django-oauth-toolkit writes the grant (its fields, its checks); its INSERT carries the authorization's as a
+        data-modifying CTE and is preceded by ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip,
+        one implicit transaction (``_grant_with_authorization``). Outside a transaction that is the code's alone;
+        inside one, the setting holds for the whole enclosing transaction.
 
         A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
         is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
         the exchange that spends the code commits durably, and flushing its commit flushes the code's before it,
-        so single use and the revocation of a reused code's tokens never rest on an unflushed row. The setting holds
-        for the whole enclosing transaction: the authorization view opens one for the code alone.
+        so single use and the revocation of a reused code's tokens never rest on an unflushed row.
         """
         session_id = getattr(request, "ums_sid", None)
         if not session_id:
             raise errors.AccessDeniedError(request=request)
-        with transaction.atomic(savepoint=False):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            grant = super()._create_authorization_code(request, code, expires)
-            OidcAuthorization.objects.create(
-                code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
-            )
-        return grant
+        authorization = OidcAuthorization(
+            code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
+        )
+        if connection.vendor != "postgresql":  # the embedded SQLite: the ORM, one transaction
+            with transaction.atomic(savepoint=False):
+                grant = super()._create_authorization_code(request, code, expires)
+                authorization.save(force_insert=True)
+            return grant
+        with connection.execute_wrapper(_grant_with_authorization(authorization)):
+            return super()._create_authorization_code(request, code, expires)
 
     # --- code exchange ---------------------------------------------------------------------------------------
 
