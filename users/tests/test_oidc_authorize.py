@@ -10,9 +10,10 @@ from django.http import HttpResponse
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from oauth2_provider.models import Grant
+from oauth2_provider.models import Application, Grant
 
 from users.models import CustomUser, OidcAuthorization, UserSession
+from users.selectors import oidc_client_get
 from users.services.auth import session_revoke, session_start
 from users.services.oidc.clients import oidc_client_create
 from users.services.oidc.validator import checksum
@@ -122,3 +123,17 @@ def test_a_session_row_deleted_behind_its_cached_state_gets_a_sign_in_page_not_a
     assert response.status_code == 302
     assert urlparse(response["Location"]).path == reverse("web:sign-in")
     assert Grant.objects.count() == issued
+
+
+@pytest.mark.django_db
+def test_the_client_read_by_its_prepared_statement_is_the_orm_s_row():
+    created = oidc_client_create(name="Library", redirect_uris=[REDIRECT_URI], first_party=True)
+
+    client = oidc_client_get(created.client_id)
+
+    expected = Application.objects.get(client_id=created.client_id)
+    assert client is not None
+    assert not client._state.adding
+    fields = [field.attname for field in Application._meta.concrete_fields]
+    assert [getattr(client, name) for name in fields] == [getattr(expected, name) for name in fields]
+    assert oidc_client_get("no-such-client") is None

@@ -20,10 +20,12 @@ import hmac
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from functools import cache as cache_result
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DataError, connection, transaction
+from django.db.models import Field
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 from oauth2_provider.models import Application, Grant, IDToken, RefreshToken
@@ -36,6 +38,7 @@ from users import tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
 from users.principal import principal_resolve
+from users.selectors import oidc_client_get
 from users.services.auth import session_end_for_reuse
 from users.services.credentials import secret_hash
 from users.services.oidc import claims as oidc_claims
@@ -69,19 +72,25 @@ _GRANT_INSERT = f'INSERT INTO "{Grant._meta.db_table}" '
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
 
 
-def _insert_sql(row: models.Model) -> tuple[str, list[Any]]:
-    """The INSERT of ``row`` (every column, the primary key included) as Django's compiler writes it."""
-    query = InsertQuery(type(row))
-    query.insert_values(row._meta.local_concrete_fields, [row])
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, list(params)
+@cache_result
+def _authorization_insert() -> tuple[str, list[Field]]:
+    """The authorization's INSERT (every column, the primary key included), compiled once by Django, and its fields
+    in the order of its parameters."""
+    fields = list(OidcAuthorization._meta.local_concrete_fields)
+    query = InsertQuery(OidcAuthorization)
+    query.insert_values(fields, [OidcAuthorization()])
+    [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, fields
 
 
 def _grant_with_authorization(authorization: OidcAuthorization) -> Callable[..., Any]:
     """An execute wrapper that sends django-oauth-toolkit's grant INSERT with ``authorization``'s INSERT (a CTE) after
     ``SET LOCAL synchronous_commit TO OFF``; it refuses any other statement, so a new query in the library's grant
     creation fails loudly instead of escaping the statement."""
-    authorization_sql, authorization_params = _insert_sql(authorization)
+    authorization_sql, fields = _authorization_insert()
+    authorization_params = [
+        field.get_db_prep_save(getattr(authorization, field.attname), connection) for field in fields
+    ]
 
     def execute(run: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         if many or not sql.startswith(_GRANT_INSERT):
@@ -104,6 +113,15 @@ class OidcValidator(OAuth2Validator):
         return super()._check_secret(provided_secret, stored_secret)
 
     # --- authorization request -------------------------------------------------------------------------------
+
+    def validate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """As django-oauth-toolkit's (which keeps its checks), with the client read by ``oidc_client_get``."""
+        if not request.client:
+            try:
+                request.client = oidc_client_get(client_id)
+            except (ValueError, DataError):  # a client_id the database cannot hold names no client
+                return False
+        return super().validate_client_id(client_id, request, *args, **kwargs)
 
     def is_pkce_required(self, client_id: str, request: Request) -> bool:
         """Public clients must use PKCE; a confidential client may (its verifier is then checked too)."""
