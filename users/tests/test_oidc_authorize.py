@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
-from django.http import HttpResponse
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Application, Grant

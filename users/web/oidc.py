@@ -1,9 +1,10 @@
 """The OpenID Connect endpoints a browser or a relying party calls: authorization (with consent) and token.
 
 django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) once, and
-oauthlib's code grant issues the code for that validated request (``_code_issue``); this view adds the sign-in session
-(``users.web.signin``), ``prompt`` and ``max_age``, and consent (``users.services.oidc.consent``). An error about the client or its redirect URI is shown as a page and never
-redirected (the redirect URI cannot be trusted); any other error goes back to the client with ``state`` and ``iss``.
+oauthlib's code grant issues the code for that validated request (``_code_issue``); this view adds the sign-in
+session (``users.web.signin``), ``prompt`` and ``max_age``, and consent (``users.services.oidc.consent``). An error
+about the client or its redirect URI is shown as a page and never redirected (the redirect URI cannot be trusted);
+any other error goes back to the client with ``state`` and ``iss``.
 """
 
 import base64
