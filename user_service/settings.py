@@ -464,6 +464,7 @@ OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": JWT_ISSUER,
+    "OAUTH2_SERVER_CLASS": "users.services.oidc.server.OidcServer",
     "OAUTH2_VALIDATOR_CLASS": "users.services.oidc.validator.OidcValidator",
     "ACCESS_TOKEN_GENERATOR": "users.services.oidc.validator.access_token_generate",
     "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",

@@ -137,3 +137,17 @@ def test_the_client_read_by_its_prepared_statement_is_the_orm_s_row():
     fields = [field.attname for field in Application._meta.concrete_fields]
     assert [getattr(client, name) for name in fields] == [getattr(expected, name) for name in fields]
     assert oidc_client_get("no-such-client") is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parameter", ["client_id", "response_type", "redirect_uri", "scope", "state"])
+def test_a_repeated_parameter_gets_an_error_page_and_no_code(signed_in, parameter):
+    issued = Grant.objects.count()
+
+    response = signed_in.browser.get(f"{signed_in.url}&{parameter}=again")
+
+    assert response.status_code == 400
+    assert f"Duplicate {parameter} parameter." in response.content.decode()
+    assert response["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert Grant.objects.count() == issued
