@@ -1,7 +1,7 @@
 """The OpenID Connect endpoints a browser or a relying party calls: authorization (with consent) and token.
 
-django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) once, and
-oauthlib's code grant issues the code for that validated request (``_code_issue``); this view adds the sign-in
+django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) once, and the
+code is issued for that validated request (``users.services.oidc.server``); this view adds the sign-in
 session (``users.web.signin``), ``prompt`` and ``max_age``, and consent (``users.services.oidc.consent``). An error
 about the client or its redirect URI is shown as a page and never redirected (the redirect URI cannot be trusted);
 any other error goes back to the client with ``state`` and ``iss``.
@@ -51,21 +51,11 @@ def _core() -> Any:
 
 
 def _code_issue(validated: OAuthRequest, *, user: CustomUser, session_id: str) -> str:
-    """Issue a code for a request oauthlib has validated (``validate_authorization_request``) and store it; the
-    redirect URI with the code, ``state`` and ``iss``.
-
-    oauthlib's ``create_authorization_response`` would rebuild the request from the URI and validate it all over
-    again; the request was validated a moment ago in this same call, so the code grant's own steps run on it: the
-    code, its storage (the validator: the grant and its login session), the response. The OpenID Connect code grant
-    issues a code as the OAuth 2 one does (it adds only to the token response).
-    """
-    grant_type = _core().server.auth_grant
+    """A code for a request oauthlib validated above (not validated again): the redirect URI with it, ``state`` and
+    ``iss``."""
     validated.user = user
     validated.ums_sid = session_id
-    code = grant_type.create_authorization_code(validated)
-    grant_type.request_validator.save_authorization_code(validated.client_id, code, validated)
-    headers, _body, _status = grant_type.prepare_authorization_response(validated, code, {}, None, 302)
-    return _with_iss(headers["Location"])
+    return _with_iss(_core().server.authorization_code_response(validated))
 
 
 def _with_iss(uri: str) -> str:
@@ -94,10 +84,10 @@ def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('web:sign-in')}?{urlencode({'next': back})}")
 
 
-def _fresh_sign_in_needed(request: HttpRequest, signin: SignIn) -> bool:
-    if "login" in request.GET.get("prompt", "").split():
+def _fresh_sign_in_needed(validated: OAuthRequest, prompt: list[str], signin: SignIn) -> bool:
+    if "login" in prompt:
         return True
-    max_age = request.GET.get("max_age", "")
+    max_age = validated.max_age or ""
     if max_age.isascii() and max_age.isdigit():
         times = UserSession.objects.filter(pk=signin.session_id).values_list("auth_time", "created_at").first()
         if times is None:
@@ -125,10 +115,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
     application = validated.client
     redirect_uri = credentials["redirect_uri"]
     state = credentials.get("state")
-    prompt = request.GET.get("prompt", "").split()
+    prompt = (validated.prompt or "").split()  # the query's parameters as oauthlib read them
 
     signin = signin_get(request)
-    if signin is None or _fresh_sign_in_needed(request, signin):
+    if signin is None or _fresh_sign_in_needed(validated, prompt, signin):
         if "none" in prompt:
             return _error_redirect(oauth_errors.LoginRequired(state=state), redirect_uri, application)
         return _sign_in_redirect(request)
