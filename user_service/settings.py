@@ -63,18 +63,19 @@ MIDDLEWARE = [
 ]
 # The bearer-token API's middleware (user_service/wsgi.py): the same, less what only the admin, its cookies and
 # static files use. Every API view is CSRF-exempt and authenticates bearer tokens only.
+_ADMIN_ONLY_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "user_service.middleware.SessionMiddleware",
+    "user_service.middleware.AuthenticationMiddleware",
+    "user_service.middleware.MessageMiddleware",
+}
 API_MIDDLEWARE = [
-    name
-    for name in MIDDLEWARE
-    if name
-    not in {
-        "whitenoise.middleware.WhiteNoiseMiddleware",
-        "user_service.middleware.SessionMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "user_service.middleware.AuthenticationMiddleware",
-        "user_service.middleware.MessageMiddleware",
-    }
+    name for name in MIDDLEWARE if name not in {*_ADMIN_ONLY_MIDDLEWARE, "django.middleware.csrf.CsrfViewMiddleware"}
 ]
+# The OpenID Connect authorization endpoint's (user_service/wsgi.py): the same less the admin's session, user and
+# messages and the static-file server; it keeps CSRF (its consent form posts) and the security headers. Its sign-in
+# is the SSO pages' own signed cookie (users.web.signin).
+AUTHORIZE_MIDDLEWARE = [name for name in MIDDLEWARE if name not in _ADMIN_ONLY_MIDDLEWARE]
 
 ROOT_URLCONF = "user_service.urls"
 TEST_RUNNER = "user_service.test_runner.PytestTestRunner"

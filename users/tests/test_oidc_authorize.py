@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import io
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -32,6 +33,7 @@ class SignedIn:
     browser: Client
     user: CustomUser
     session: UserSession
+    client_id: str
     url: str
 
 
@@ -54,7 +56,8 @@ def signed_in(student) -> SignedIn:
         "code_challenge": CHALLENGE,
         "code_challenge_method": "S256",
     }
-    return SignedIn(browser=browser, user=student, session=session, url=f"/oidc/authorize/?{urlencode(query)}")
+    url = f"/oidc/authorize/?{urlencode(query)}"
+    return SignedIn(browser=browser, user=student, session=session, client_id=client.client_id, url=url)
 
 
 def _code(response) -> str:
@@ -150,4 +153,72 @@ def test_a_repeated_parameter_gets_an_error_page_and_no_code(signed_in, paramete
     assert f"Duplicate {parameter} parameter." in response.content.decode()
     assert response["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert Grant.objects.count() == issued
+
+
+def _wsgi(method: str, url: str, cookies: dict[str, str], body: bytes = b"") -> tuple[int, dict[str, str], list, bytes]:
+    """``url`` answered by the WSGI application gunicorn serves (its own middleware list for this endpoint)."""
+    from user_service.wsgi import application
+
+    path, _, query = url.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "HTTP_COOKIE": "; ".join(f"{name}={value}" for name, value in cookies.items()),
+    }
+    answer: dict = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        answer["status"], answer["headers"] = int(status.split()[0]), response_headers
+
+    content = b"".join(application(environ, start_response))
+    headers = dict(answer["headers"])
+    set_cookies = [value.strip() for name, value in answer["headers"] if name == "Set-Cookie"]
+    return answer["status"], headers, set_cookies, content
+
+
+def _page_headers_present(headers: dict[str, str]) -> None:
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "no-store" in headers["Cache-Control"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db(transaction=True)  # a real handler: request_started closes the connection
+def test_served_by_wsgi_a_code_comes_without_a_django_session_and_with_the_page_headers(signed_in):
+    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
+
+    status, headers, set_cookies, _ = _wsgi("GET", signed_in.url, cookies)
+
+    assert status == 302
+    assert parse_qs(urlparse(headers["Location"]).query)["code"]
+    assert set_cookies == []  # no session, no CSRF cookie: nothing here used them
+    _page_headers_present(headers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_served_by_wsgi_the_consent_form_is_csrf_checked(signed_in):
+    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
+    client = oidc_client_create(name="Elsewhere", redirect_uris=[REDIRECT_URI], first_party=False)
+    url = signed_in.url.replace(f"client_id={signed_in.client_id}", f"client_id={client.client_id}")
+    issued = Grant.objects.count()
+
+    status, headers, set_cookies, page = _wsgi("GET", url, cookies)
+    forged, forged_headers, _, _ = _wsgi("POST", url, cookies, b"allow=Allow")
+
+    assert status == 200
+    assert b'name="csrfmiddlewaretoken"' in page
+    assert any(cookie.startswith("csrftoken=") for cookie in set_cookies)
+    _page_headers_present(headers)
+    assert forged == 403
     assert Grant.objects.count() == issued

@@ -152,6 +152,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
             },
         )
 
+    request.user = user  # for the request's log line
     if not allow:
         return _error_redirect(oauth_errors.AccessDeniedError(state=state), redirect_uri, application)
     try:
