@@ -444,6 +444,9 @@ SSO_COOKIE_NAME = config("SSO_COOKIE_NAME", default="ums_sso")
 SSO_COOKIE_SECURE = config("SSO_COOKIE_SECURE", default=not DEBUG, cast=bool)
 # Seconds an authorization code may wait for its exchange (single use; OAuth 2.0 Security BCP: short).
 OIDC_CODE_SECONDS = config("OIDC_CODE_SECONDS", default=60, cast=int)
+# How long a process keeps an OpenID Connect client it read for authorization requests (users.cache): a change made
+# in another process reaches this one within it (the process that makes it forgets at once). 0: read every time.
+OIDC_CLIENT_CACHE_SECONDS = config("OIDC_CLIENT_CACHE_SECONDS", default=5, cast=int)
 # Seconds a client's back-channel logout endpoint may take to answer (then the outbox retries).
 OIDC_BACKCHANNEL_TIMEOUT_SECONDS = config("OIDC_BACKCHANNEL_TIMEOUT_SECONDS", default=5.0, cast=float)
 # Schemes a client's redirect URI may use; plain http only for development.

@@ -13,19 +13,20 @@ from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Application, Grant
 
+from users import cache
 from users.models import CustomUser, OidcAuthorization, UserSession
 from users.selectors import oidc_client_get
 from users.services.auth import session_revoke, session_start
-from users.services.oidc.clients import oidc_client_create
+from users.services.oidc.clients import oidc_client_changed, oidc_client_create
 from users.services.oidc.validator import checksum
 from users.web.signin import signin_cookie_set
 
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "authorize-test-code-verifier-" + "v" * 30
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-# The client's row; then one statement, its own transaction: SET LOCAL synchronous_commit, the grant's INSERT with its
-# authorization's (the login session).
-WARM_AUTHORIZE_QUERIES = 2
+# One statement, its own transaction: SET LOCAL synchronous_commit, the grant's INSERT with its authorization's (the
+# login session). The client was kept by the process (users.cache.oidc_client_get).
+WARM_AUTHORIZE_QUERIES = 1
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _code(response) -> str:
 
 
 @pytest.mark.django_db(transaction=True)  # the code is committed as in production: no savepoints
-def test_a_warm_authorization_costs_one_read_and_one_write_and_issues_a_code_of_the_session(
+def test_a_warm_authorization_costs_one_write_and_issues_a_code_of_the_session(
     signed_in, django_assert_max_num_queries
 ):
     _code(signed_in.browser.get(signed_in.url))  # warm: the session's state is cached
@@ -80,8 +81,7 @@ def test_a_warm_authorization_costs_one_read_and_one_write_and_issues_a_code_of_
         code = _code(signed_in.browser.get(signed_in.url))
 
     statements = [query["sql"] for query in captured.captured_queries]
-    assert statements[0].startswith('SELECT "oauth2_provider_application".')
-    write = statements[1]
+    [write] = statements
     assert write.startswith("SET LOCAL synchronous_commit TO OFF; WITH ")  # only the code's statement skips the flush
     assert f'INSERT INTO "{OidcAuthorization._meta.db_table}"' in write
     assert f'INSERT INTO "{Grant._meta.db_table}"' in write
@@ -222,3 +222,39 @@ def test_served_by_wsgi_the_consent_form_is_csrf_checked(signed_in):
     _page_headers_present(headers)
     assert forged == 403
     assert Grant.objects.count() == issued
+
+
+@pytest.mark.django_db
+def test_a_client_is_kept_a_few_seconds_and_forgotten_when_changed(settings):
+    settings.OIDC_CLIENT_CACHE_SECONDS = 60
+    loads: list[str] = []
+
+    def load(client_id: str) -> object:
+        loads.append(client_id)
+        return None if client_id == "unknown" else object()
+
+    first = cache.oidc_client_get("kept", load=load)
+    again = cache.oidc_client_get("kept", load=load)
+    oidc_client_changed(client_id="kept")
+    reloaded = cache.oidc_client_get("kept", load=load)
+    cache.oidc_client_get("unknown", load=load)
+    cache.oidc_client_get("unknown", load=load)
+    settings.OIDC_CLIENT_CACHE_SECONDS = 0
+    cache.oidc_client_get("uncached", load=load)
+    cache.oidc_client_get("uncached", load=load)
+
+    assert again is first
+    assert reloaded is not first
+    assert loads == ["kept", "kept", "unknown", "unknown", "uncached", "uncached"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_changed_client_is_read_again_by_the_process_that_changed_it(signed_in):
+    _code(signed_in.browser.get(signed_in.url))  # the client is kept
+    Application.objects.filter(client_id=signed_in.client_id).update(redirect_uris="https://rp.test/other")
+    oidc_client_changed(client_id=signed_in.client_id)
+
+    response = signed_in.browser.get(signed_in.url)
+
+    assert response.status_code == 400  # the redirect URI is no longer registered: a page, no redirect
+    assert "Location" not in response

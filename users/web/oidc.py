@@ -32,6 +32,7 @@ from user_service.exceptions import error_status
 from users.exceptions import ApplicationError, InvalidClient
 from users.http import client_ip
 from users.models import CustomUser, UserSession
+from users.services.oidc.clients import oidc_client_changed
 from users.services.oidc.consent import consent_needed, consent_record
 from users.services.service_accounts import service_token_issue
 from users.web.security import page_headers
@@ -159,7 +160,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
         uri = _code_issue(validated, user=user, session_id=signin.session_id)
     except oauth_errors.OAuth2Error as exc:
         return _error_redirect(exc, redirect_uri, application)
-    except IntegrityError:  # the session's or the person's row was deleted since its state was cached
+    except IntegrityError:  # the session's, the person's or the client's row was deleted since it was cached
+        oidc_client_changed(client_id=application.client_id)
         return _sign_in_redirect(request)
     return _back_to_client(uri, application)
 

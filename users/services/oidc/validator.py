@@ -34,7 +34,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
-from users import tokens
+from users import cache, tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
 from users.principal import principal_resolve
@@ -115,10 +115,11 @@ class OidcValidator(OAuth2Validator):
     # --- authorization request -------------------------------------------------------------------------------
 
     def validate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
-        """As django-oauth-toolkit's (which keeps its checks), with the client read by ``oidc_client_get``."""
+        """As django-oauth-toolkit's (which keeps its checks), with the client kept by this process for a few
+        seconds (``users.cache.oidc_client_get``; the token endpoint reads it from the database every time)."""
         if not request.client:
             try:
-                request.client = oidc_client_get(client_id)
+                request.client = cache.oidc_client_get(client_id, load=oidc_client_get)
             except (ValueError, DataError):  # a client_id the database cannot hold names no client
                 return False
         return super().validate_client_id(client_id, request, *args, **kwargs)
