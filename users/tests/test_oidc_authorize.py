@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlparse
 
+import oauth2_provider
 import pytest
 from django.db import connection
 from django.http import HttpResponse
@@ -258,3 +259,41 @@ def test_a_changed_client_is_read_again_by_the_process_that_changed_it(signed_in
 
     assert response.status_code == 400  # the redirect URI is no longer registered: a page, no redirect
     assert "Location" not in response
+
+
+def test_the_grant_is_written_as_the_pinned_django_oauth_toolkit_builds_it():
+    """OidcValidator._grant builds django-oauth-toolkit 3.4's grant row; a new version or a new column must be
+    looked at (its ``_create_authorization_code``) before this passes again."""
+    assert oauth2_provider.__version__ == "3.4.1"
+    assert [field.name for field in Grant._meta.concrete_fields] == [
+        "id",
+        "user",
+        "code",
+        "application",
+        "expires",
+        "redirect_uri",
+        "scope",
+        "created",
+        "updated",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+        "claims",
+        "resource",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_pkce_challenge_gets_an_error_back_at_the_client_and_no_code(signed_in):
+    _code(signed_in.browser.get(signed_in.url))
+    issued = Grant.objects.count()
+    url = signed_in.url.replace("code_challenge_method=S256", "code_challenge_method=plain")
+
+    response = signed_in.browser.get(url)
+
+    assert response.status_code == 302
+    params = parse_qs(urlparse(response["Location"]).query)
+    assert params["error"] == ["invalid_request"]
+    assert params["state"] == ["st4te"]
+    assert params["iss"]
+    assert Grant.objects.count() == issued

@@ -17,17 +17,18 @@ code and token storage, refresh token rotation. This validator adds what belongs
 
 import hashlib
 import hmac
+import json
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from functools import cache as cache_result
 from typing import Any
 
 from django.conf import settings
 from django.db import DataError, connection, transaction
-from django.db.models import Field
+from django.db.models import Field, Model
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
+from oauth2_provider.bcp import bcp_compliant
 from oauth2_provider.models import Application, Grant, IDToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -68,39 +69,30 @@ def _client_ip(request: Request) -> str | None:
     return request.headers.get("REMOTE_ADDR") if request.headers else None
 
 
-_GRANT_INSERT = f'INSERT INTO "{Grant._meta.db_table}" '
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
 
 
 @cache_result
-def _authorization_insert() -> tuple[str, list[Field]]:
-    """The authorization's INSERT (every column, the primary key included), compiled once by Django, and its fields
-    in the order of its parameters."""
-    fields = list(OidcAuthorization._meta.local_concrete_fields)
-    query = InsertQuery(OidcAuthorization)
-    query.insert_values(fields, [OidcAuthorization()])
+def _insert(model: type[Model]) -> tuple[str, list[Field]]:
+    """``model``'s INSERT of one row (every column but an auto-incremented key), compiled once by Django, and its
+    fields in the order of its parameters."""
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field and not field.generated]
+    query = InsertQuery(model)
+    query.insert_values(fields, [model()])
     [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
     return sql, fields
 
 
-def _grant_with_authorization(authorization: OidcAuthorization) -> Callable[..., Any]:
-    """An execute wrapper that sends django-oauth-toolkit's grant INSERT with ``authorization``'s INSERT (a CTE) after
-    ``SET LOCAL synchronous_commit TO OFF``; it refuses any other statement, so a new query in the library's grant
-    creation fails loudly instead of escaping the statement."""
-    authorization_sql, fields = _authorization_insert()
-    authorization_params = [
-        field.get_db_prep_save(getattr(authorization, field.attname), connection) for field in fields
-    ]
+def _insert_params(row: Model) -> list[Any]:
+    """The parameters of ``row``'s INSERT, prepared as the ORM's ``save`` prepares them (``auto_now`` included)."""
+    _sql, fields = _insert(type(row))
+    return [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
 
-    def execute(run: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        if many or not sql.startswith(_GRANT_INSERT):
-            raise RuntimeError(f"unexpected statement while writing a grant: {sql[:60]!r}")
-        statement = f"{_ASYNC_COMMIT}WITH code_authorization AS ({authorization_sql}) {sql}"
-        result = run(statement, [*authorization_params, *params], many, context)
-        context["cursor"].nextset()  # the INSERT's result (the grant's id), after the SET's
-        return result
 
-    return execute
+def _code_write_sql() -> str:
+    """The grant and its authorization in one statement (a data-modifying CTE), after the commit setting."""
+    return f"{_ASYNC_COMMIT}WITH code_authorization AS ({_insert(OidcAuthorization)[0]}) {_insert(Grant)[0]}"
 
 
 class OidcValidator(OAuth2Validator):
@@ -138,10 +130,10 @@ class OidcValidator(OAuth2Validator):
     def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
         """The grant and its authorization in one statement, committed without waiting for the WAL flush.
 
-        django-oauth-toolkit writes the grant (its fields, its checks); its INSERT carries the authorization's as a
-        data-modifying CTE and is preceded by ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip,
-        one implicit transaction (``_grant_with_authorization``). Outside a transaction that is the code's alone;
-        inside one, the setting holds for the whole enclosing transaction.
+        The grant is django-oauth-toolkit's row, built as its ``_create_authorization_code`` builds it (``_grant``);
+        both INSERTs are compiled once (``_insert``), the authorization's as a data-modifying CTE of the grant's,
+        after ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip, one implicit transaction.
+        Outside a transaction that is the code's alone; inside one, the setting holds for the enclosing transaction.
 
         A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
         is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
@@ -159,8 +151,36 @@ class OidcValidator(OAuth2Validator):
                 grant = super()._create_authorization_code(request, code, expires)
                 authorization.save(force_insert=True)
             return grant
-        with connection.execute_wrapper(_grant_with_authorization(authorization)):
-            return super()._create_authorization_code(request, code, expires)
+        grant = self._grant(request, code, expires)
+        with connection.cursor() as cursor:
+            cursor.execute(_code_write_sql(), [*_insert_params(authorization), *_insert_params(grant)])
+        return grant
+
+    def _grant(self, request: Request, code: dict, expires: Any = None) -> Grant:
+        """The grant django-oauth-toolkit 3.4's ``_create_authorization_code`` would create (its fields, its refusal
+        of "plain" PKCE), not yet written; the ORM would compile its INSERT for every code.
+        ``users/tests/test_oidc_authorize.py`` pins the library's version and the grant's fields."""
+        if not expires:
+            expires = timezone.now() + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
+        if request.code_challenge_method == "plain" and bcp_compliant(
+            "COMPLIANT_BCP_RFC9700_PKCE_METHOD", 'The PKCE "plain" code_challenge_method'
+        ):
+            raise errors.InvalidRequestError(
+                description='Unsupported "plain" code_challenge_method; use "S256".', request=request
+            )
+        return Grant(
+            application=request.client,
+            user=request.user,
+            code=code["code"],
+            expires=expires,
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scopes),
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce or "",
+            claims=json.dumps(request.claims or {}),
+            resource=getattr(request, "resource", []),
+        )
 
     # --- code exchange ---------------------------------------------------------------------------------------
 
