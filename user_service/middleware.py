@@ -116,36 +116,45 @@ class URLTextMiddleware:
         return self.get_response(request)
 
 
-# --- The admin's cookie machinery, skipped for the bearer-token API -----------------------------------
+# --- The admin's cookie machinery, skipped for the bearer-token API and the authorization endpoint ---------
 
 API_PREFIX = "/api/v1/"
+AUTHORIZE_PATH = "/oidc/authorize/"  # users.web.urls, "web:authorize"
 
 
-class _SkippedForAPI:
-    """Mixin for Django's cookie-based middleware: requests to the API pass straight through.
+def admin_cookies_unused(path: str) -> bool:
+    """Whether Django's session, user and messages serve nothing on ``path``: the bearer-token API and the
+    authorization endpoint (whose sign-in is the SSO pages' own signed cookie, ``users.web.signin``)."""
+    return path.startswith(API_PREFIX) or path == AUTHORIZE_PATH
+
+
+class _SkippedWhereUnused:
+    """Mixin for Django's cookie-based middleware: requests to the API and the authorization endpoint pass
+    straight through (``admin_cookies_unused``).
 
     The API authenticates bearer tokens only (no session authentication), so a session store, a lazy
     ``request.user`` and a message store would be built and thrown away on every call, a visible share of a
-    token validation (README, "Benchmarks"). The admin and the API docs (outside ``/api/v1/``) keep all of it.
-    These are subclasses, so Django's admin checks still recognise them. CSRF keeps Django's own middleware (the
-    deploy checks look for it by name); every API view is CSRF-exempt, so it costs almost nothing there.
+    token validation (README, "Benchmarks"); the authorization endpoint reads the SSO sign-in cookie. The admin, the
+    API docs and the other pages keep all of it. These are subclasses, so Django's admin checks still recognise
+    them. CSRF keeps Django's own middleware (the deploy checks look for it by name); every API view is
+    CSRF-exempt, so it costs almost nothing there, and the consent form is checked by it.
     """
 
     def __call__(self, request):
-        if request.path_info.startswith(API_PREFIX):
+        if admin_cookies_unused(request.path_info):
             return self.get_response(request)
         return super().__call__(request)
 
 
-class SessionMiddleware(_SkippedForAPI, sessions.SessionMiddleware):
+class SessionMiddleware(_SkippedWhereUnused, sessions.SessionMiddleware):
     pass
 
 
-class AuthenticationMiddleware(_SkippedForAPI, auth.AuthenticationMiddleware):
+class AuthenticationMiddleware(_SkippedWhereUnused, auth.AuthenticationMiddleware):
     pass
 
 
-class MessageMiddleware(_SkippedForAPI, messages.MessageMiddleware):
+class MessageMiddleware(_SkippedWhereUnused, messages.MessageMiddleware):
     pass
 
 

@@ -63,18 +63,19 @@ MIDDLEWARE = [
 ]
 # The bearer-token API's middleware (user_service/wsgi.py): the same, less what only the admin, its cookies and
 # static files use. Every API view is CSRF-exempt and authenticates bearer tokens only.
+_ADMIN_ONLY_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "user_service.middleware.SessionMiddleware",
+    "user_service.middleware.AuthenticationMiddleware",
+    "user_service.middleware.MessageMiddleware",
+}
 API_MIDDLEWARE = [
-    name
-    for name in MIDDLEWARE
-    if name
-    not in {
-        "whitenoise.middleware.WhiteNoiseMiddleware",
-        "user_service.middleware.SessionMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "user_service.middleware.AuthenticationMiddleware",
-        "user_service.middleware.MessageMiddleware",
-    }
+    name for name in MIDDLEWARE if name not in {*_ADMIN_ONLY_MIDDLEWARE, "django.middleware.csrf.CsrfViewMiddleware"}
 ]
+# The OpenID Connect authorization endpoint's (user_service/wsgi.py): the same less the admin's session, user and
+# messages and the static-file server; it keeps CSRF (its consent form posts) and the security headers. Its sign-in
+# is the SSO pages' own signed cookie (users.web.signin).
+AUTHORIZE_MIDDLEWARE = [name for name in MIDDLEWARE if name not in _ADMIN_ONLY_MIDDLEWARE]
 
 ROOT_URLCONF = "user_service.urls"
 TEST_RUNNER = "user_service.test_runner.PytestTestRunner"
@@ -443,6 +444,9 @@ SSO_COOKIE_NAME = config("SSO_COOKIE_NAME", default="ums_sso")
 SSO_COOKIE_SECURE = config("SSO_COOKIE_SECURE", default=not DEBUG, cast=bool)
 # Seconds an authorization code may wait for its exchange (single use; OAuth 2.0 Security BCP: short).
 OIDC_CODE_SECONDS = config("OIDC_CODE_SECONDS", default=60, cast=int)
+# How long a process keeps an OpenID Connect client it read for authorization requests (users.cache): a change made
+# in another process reaches this one within it (the process that makes it forgets at once). 0: read every time.
+OIDC_CLIENT_CACHE_SECONDS = config("OIDC_CLIENT_CACHE_SECONDS", default=5, cast=int)
 # Seconds a client's back-channel logout endpoint may take to answer (then the outbox retries).
 OIDC_BACKCHANNEL_TIMEOUT_SECONDS = config("OIDC_BACKCHANNEL_TIMEOUT_SECONDS", default=5.0, cast=float)
 # Schemes a client's redirect URI may use; plain http only for development.
@@ -464,6 +468,7 @@ OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": JWT_ISSUER,
+    "OAUTH2_SERVER_CLASS": "users.services.oidc.server.OidcServer",
     "OAUTH2_VALIDATOR_CLASS": "users.services.oidc.validator.OidcValidator",
     "ACCESS_TOKEN_GENERATOR": "users.services.oidc.validator.access_token_generate",
     "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",

@@ -6,7 +6,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, IDToken, Ref
 
 from users.admin import HODPermissionsMixin
 from users.models import OidcClient, OidcConsent
-from users.services.oidc.clients import backchannel_uri_validate, client_secret_set
+from users.services.oidc.clients import backchannel_uri_validate, client_secret_set, oidc_client_changed
 
 for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
     if admin.site.is_registered(model):
@@ -61,6 +61,17 @@ class ApplicationAdmin(HODPermissionsMixin, admin.ModelAdmin):
             public = obj.client_type == Application.CLIENT_PUBLIC
             client_secret_set(obj, None if public else obj.client_secret)
         super().save_model(request, obj, form, change)
+        oidc_client_changed(client_id=obj.client_id)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        oidc_client_changed(client_id=obj.client_id)
+
+    def delete_queryset(self, request, queryset):
+        client_ids = list(queryset.values_list("client_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for client_id in client_ids:
+            oidc_client_changed(client_id=client_id)
 
 
 class ReadOnlyAdmin(HODPermissionsMixin, admin.ModelAdmin):

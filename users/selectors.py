@@ -8,6 +8,7 @@ from uuid import UUID
 from django.db import connection
 from django.db.models import CharField, DateTimeField, F, Lookup, Model, Q, QuerySet, Value
 from django.db.models.functions import Lower
+from oauth2_provider.models import Application
 
 from users.models import (
     PROFILE_MODELS,
@@ -251,3 +252,32 @@ def people_count_estimate(queryset: QuerySet) -> int | None:
     if isinstance(plan, list):
         plan = plan[0]
     return int(plan["Plan"]["Plan Rows"])
+
+
+@cache_result
+def _oidc_client_select() -> tuple[str, list[str], list]:
+    """The client's SELECT (every column), compiled once by Django; the client_id is its one parameter."""
+    compiler = Application.objects.filter(client_id="").query.get_compiler(connection=connection)
+    sql, _params = compiler.as_sql()
+    columns = [column for column, _, _ in compiler.select]
+    return sql, [column.target.attname for column in columns], compiler.get_converters(columns)
+
+
+def oidc_client_get(client_id: str) -> Application | None:
+    """The OpenID Connect client (django-oauth-toolkit's ``Application``) with this client_id, or None.
+
+    Every authorization request reads it; compiling the same SELECT through the ORM each time costs more than the
+    query itself, so the statement is compiled once and the row becomes the model through ``from_db``.
+    """
+    if connection.vendor != "postgresql":
+        return Application.objects.filter(client_id=client_id).first()
+    sql, attnames, converters = _oidc_client_select()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [client_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if converters:
+        compiler = Application.objects.none().query.get_compiler(connection=connection)
+        [row] = compiler.apply_converters([row], converters)
+    return Application.from_db(connection.alias, attnames, row)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = [
     "breakers_reset",
     "cache_check",
     "counter_incr",
+    "oidc_client_forget",
+    "oidc_client_get",
     "redis_breaker_open",
     "redis_client_for",
     "revocations_publish",
@@ -326,6 +329,38 @@ def service_account_active_get(client_id: str, *, load: Callable[[str], bool]) -
 
 def service_account_invalidate(client_id: str) -> None:
     cache.delete(_service_account_key(client_id))
+
+
+# --- OpenID Connect clients (process-local) ---------------------------------------------------------
+
+
+_oidc_clients: dict[str, tuple[float, Any]] = {}
+
+
+def oidc_client_get(client_id: str, *, load: Callable[[str], Any]) -> Any:
+    """The client (django-oauth-toolkit's ``Application``) for authorization requests, kept in this process
+    ``OIDC_CLIENT_CACHE_SECONDS``; ``load`` reads it from the database (an unknown client is not kept).
+
+    In process memory, not Redis: reading it from Redis would cost the round trip a database read costs. A change
+    reaches the process that makes it at once (``oidc_client_forget``) and the others within the setting. The
+    instance is shared by the requests of this process: read it, never change it.
+    """
+    now = time.monotonic()
+    kept = _oidc_clients.get(client_id)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    client = load(client_id)
+    if client is not None and settings.OIDC_CLIENT_CACHE_SECONDS > 0:
+        _oidc_clients[client_id] = (now + settings.OIDC_CLIENT_CACHE_SECONDS, client)
+    else:
+        _oidc_clients.pop(client_id, None)
+    return client
+
+
+def oidc_client_forget(client_id: str) -> None:
+    """Forget a client this process kept, after a change to it (now and after commit)."""
+    _oidc_clients.pop(client_id, None)
+    transaction.on_commit(lambda: _oidc_clients.pop(client_id, None))
 
 
 # --- Counters (throttles) -------------------------------------------------------------------------

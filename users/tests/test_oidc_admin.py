@@ -5,7 +5,9 @@ from django.http import HttpResponse
 from oauth2_provider.models import Application
 
 from conftest import TEST_PASSWORD
+from users import cache
 from users.models import OidcClient
+from users.selectors import oidc_client_get
 from users.services.credentials import secret_hash
 from users.services.oidc.clients import oidc_client_create
 
@@ -99,3 +101,33 @@ def test_the_command_refuses_a_client_without_a_valid_redirect_uri():
 
     with pytest.raises(CommandError, match="redirect"):
         call_command("create_oidc_client", "Bad", "--redirect-uri", "not a uri")
+
+
+def test_a_client_changed_or_deleted_in_the_admin_is_read_again_by_authorization_requests(hod_admin):
+    created = oidc_client_create(name="Library", redirect_uris=["https://library.school.example/cb"])
+    kept = cache.oidc_client_get(created.client_id, load=oidc_client_get)  # as an authorization request keeps it
+    url = f"/admin/oauth2_provider/application/{created.application.pk}/change/"
+    form = {
+        "name": "Library",
+        "client_type": "confidential",
+        "redirect_uris": "https://library.school.example/other",
+        "post_logout_redirect_uris": "",
+        "oidc_client-TOTAL_FORMS": "1",
+        "oidc_client-INITIAL_FORMS": "1",
+        "oidc_client-MIN_NUM_FORMS": "0",
+        "oidc_client-MAX_NUM_FORMS": "1",
+        "oidc_client-0-id": str(created.application.oidc_client.pk),
+        "oidc_client-0-application": str(created.application.pk),
+        "oidc_client-0-backchannel_logout_uri": "",
+    }
+
+    changed = hod_admin.post(url, form)
+    after_change = cache.oidc_client_get(created.client_id, load=oidc_client_get)
+    deleted = hod_admin.post(f"/admin/oauth2_provider/application/{created.application.pk}/delete/", {"post": "yes"})
+    after_delete = cache.oidc_client_get(created.client_id, load=oidc_client_get)
+
+    assert changed.status_code == 302, changed.context["adminform"].form.errors if changed.context else ""
+    assert kept.redirect_uris == "https://library.school.example/cb"
+    assert after_change.redirect_uris == "https://library.school.example/other"
+    assert deleted.status_code == 302
+    assert after_delete is None

@@ -1,16 +1,17 @@
 """The OpenID Connect endpoints a browser or a relying party calls: authorization (with consent) and token.
 
-django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) and issues
-the code; this view adds the sign-in session (``users.web.signin``), ``prompt`` and ``max_age``, and consent
-(``users.services.oidc.consent``). An error about the client or its redirect URI is shown as a page and never
-redirected (the redirect URI cannot be trusted); any other error goes back to the client with ``state`` and ``iss``.
+django-oauth-toolkit validates the request (client, exact redirect URI, response type, PKCE, scopes) once, and the
+code is issued for that validated request (``users.services.oidc.server``); this view adds the sign-in
+session (``users.web.signin``), ``prompt`` and ``max_age``, and consent (``users.services.oidc.consent``). An error
+about the client or its redirect URI is shown as a page and never redirected (the redirect URI cannot be trusted);
+any other error goes back to the client with ``state`` and ``iss``.
 """
 
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,12 +27,14 @@ from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from user_service.exceptions import error_status
 from users.exceptions import ApplicationError
 from users.http import client_credentials, client_ip
 from users.models import CustomUser, UserSession
+from users.services.oidc.clients import oidc_client_changed
 from users.services.oidc.consent import consent_needed, consent_record
 from users.services.service_accounts import service_token_issue
 from users.services.throttle import CLIENT_CREDENTIALS_SCOPE, client_wait_seconds
@@ -51,6 +54,18 @@ def _core() -> Any:
     return _OAuthLib.get_oauthlib_core()
 
 
+def _code_issue(validated: OAuthRequest, *, user: CustomUser, session_id: str) -> str:
+    """A code for a request oauthlib validated above (not validated again): the redirect URI with it, ``state`` and
+    ``iss``."""
+    validated.user = user
+    validated.ums_sid = session_id
+    return _with_iss(_core().server.authorization_code_response(validated))
+
+
+def _with_iss(uri: str) -> str:
+    return _add_iss_to_redirect(uri, settings.JWT_ISSUER)
+
+
 def _error_page(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
     context = {"site_name": settings.SSO_SITE_NAME, "error": message}
     return render(request, "web/error.html", context, status=status)
@@ -64,7 +79,7 @@ def _back_to_client(uri: str, application: Application | None) -> HttpResponse:
 def _error_redirect(
     error: oauth_errors.OAuth2Error, redirect_uri: str, application: Application | None
 ) -> HttpResponse:
-    return _back_to_client(_add_iss_to_redirect(error.in_uri(redirect_uri), settings.JWT_ISSUER), application)
+    return _back_to_client(_with_iss(error.in_uri(redirect_uri)), application)
 
 
 def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
@@ -73,10 +88,10 @@ def _sign_in_redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('web:sign-in')}?{urlencode({'next': back})}")
 
 
-def _fresh_sign_in_needed(request: HttpRequest, signin: SignIn) -> bool:
-    if "login" in request.GET.get("prompt", "").split():
+def _fresh_sign_in_needed(validated: OAuthRequest, prompt: list[str], signin: SignIn) -> bool:
+    if "login" in prompt:
         return True
-    max_age = request.GET.get("max_age", "")
+    max_age = validated.max_age or ""
     if max_age.isascii() and max_age.isdigit():
         times = UserSession.objects.filter(pk=signin.session_id).values_list("auth_time", "created_at").first()
         if times is None:
@@ -90,9 +105,8 @@ def _fresh_sign_in_needed(request: HttpRequest, signin: SignIn) -> bool:
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
     """The authorization endpoint: GET asks; POST is the consent page's answer (CSRF-checked)."""
-    core = _core()
     try:
-        scopes, credentials = core.validate_authorization_request(request)
+        scopes, credentials = _core().validate_authorization_request(request)
     except FatalClientError as exc:
         return _error_page(request, exc.oauthlib_error.description or "The request names no valid client.")
     except OAuthToolkitError as exc:
@@ -101,14 +115,14 @@ def authorize(request: HttpRequest) -> HttpResponse:
             return _error_page(request, error.description or error.error)
         application = Application.objects.filter(client_id=error.client_id).first() if error.client_id else None
         return _error_redirect(error, error.redirect_uri, application)
-    validated = credentials.pop("request", None)  # oauthlib's request: the client it loaded, reused below
-    application = getattr(validated, "client", None) or Application.objects.get(client_id=credentials["client_id"])
+    validated: OAuthRequest = credentials["request"]  # oauthlib's request: the client it loaded; the code is its
+    application = validated.client
     redirect_uri = credentials["redirect_uri"]
     state = credentials.get("state")
-    prompt = request.GET.get("prompt", "").split()
+    prompt = (validated.prompt or "").split()  # the query's parameters as oauthlib read them
 
     signin = signin_get(request)
-    if signin is None or _fresh_sign_in_needed(request, signin):
+    if signin is None or _fresh_sign_in_needed(validated, prompt, signin):
         if "none" in prompt:
             return _error_redirect(oauth_errors.LoginRequired(state=state), redirect_uri, application)
         return _sign_in_redirect(request)
@@ -142,15 +156,15 @@ def authorize(request: HttpRequest) -> HttpResponse:
             },
         )
 
-    request.user = user
-    credentials["ums_sid"] = signin.session_id
-    credentials["client"] = application  # not loaded again when oauthlib validates the request once more
+    request.user = user  # for the request's log line
+    if not allow:
+        return _error_redirect(oauth_errors.AccessDeniedError(state=state), redirect_uri, application)
     try:
-        with transaction.atomic():  # the grant and its authorization, and nothing else: one commit
-            uri, _headers, _body, _status = core.create_authorization_response(request, scopes, credentials, allow)
-    except OAuthToolkitError as exc:
-        return _error_redirect(exc.oauthlib_error, redirect_uri, application)
-    except IntegrityError:  # the session's or the person's row was deleted since its state was cached
+        uri = _code_issue(validated, user=user, session_id=signin.session_id)
+    except oauth_errors.OAuth2Error as exc:
+        return _error_redirect(exc, redirect_uri, application)
+    except IntegrityError:  # the session's, the person's or the client's row was deleted since it was cached
+        oidc_client_changed(client_id=application.client_id)
         return _sign_in_redirect(request)
     return _back_to_client(uri, application)
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 
+from users import cache
 from users.models import CustomUser, OidcClient
 from users.services.credentials import secret_hash
 
@@ -32,6 +33,12 @@ def client_secret_set(application: Application, secret: str | None) -> None:
     """
     application.client_secret = secret_hash(secret) if secret else ""
     application.hash_client_secret = False  # hashed here already
+
+
+def oidc_client_changed(*, client_id: str) -> None:
+    """After a client was changed or deleted: authorization requests stop using what they kept of it (at once in
+    this process, within ``OIDC_CLIENT_CACHE_SECONDS`` in the others; ``users.cache.oidc_client_get``)."""
+    cache.oidc_client_forget(client_id)
 
 
 def backchannel_uri_validate(uri: str) -> None:

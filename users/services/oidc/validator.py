@@ -20,21 +20,26 @@ import hmac
 import json
 import uuid
 from datetime import timedelta
+from functools import cache as cache_result
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
+from django.db.models import Field, Model
+from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
+from oauth2_provider.bcp import bcp_compliant
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
 
-from users import tokens
+from users import cache, tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
 from users.principal import principal_resolve
+from users.selectors import oidc_client_get
 from users.services.auth import session_end_for_reuse
 from users.services.credentials import secret_hash
 from users.services.oidc import claims as oidc_claims
@@ -79,6 +84,32 @@ def _client_ip(request: Request) -> str | None:
     return request.headers.get("REMOTE_ADDR") if request.headers else None
 
 
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
+
+
+@cache_result
+def _insert(model: type[Model]) -> tuple[str, list[Field]]:
+    """``model``'s INSERT of one row (every column but an auto-incremented key), compiled once by Django, and its
+    fields in the order of its parameters."""
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field and not field.generated]
+    query = InsertQuery(model)
+    query.insert_values(fields, [model()])
+    [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, fields
+
+
+def _insert_params(row: Model) -> list[Any]:
+    """The parameters of ``row``'s INSERT, prepared as the ORM's ``save`` prepares them (``auto_now`` included)."""
+    _sql, fields = _insert(type(row))
+    return [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+
+
+def _code_write_sql() -> str:
+    """The grant and its authorization in one statement (a data-modifying CTE), after the commit setting."""
+    return f"{_ASYNC_COMMIT}WITH code_authorization AS ({_insert(OidcAuthorization)[0]}) {_insert(Grant)[0]}"
+
+
 class OidcValidator(OAuth2Validator):
     oidc_claim_scope = None  # the scopes' claims are users.services.oidc.claims'
 
@@ -89,6 +120,16 @@ class OidcValidator(OAuth2Validator):
         return super()._check_secret(provided_secret, stored_secret)
 
     # --- authorization request -------------------------------------------------------------------------------
+
+    def validate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """As django-oauth-toolkit's (which keeps its checks), with the client kept by this process for a few
+        seconds (``users.cache.oidc_client_get``; the token endpoint reads it from the database every time)."""
+        if not request.client:
+            try:
+                request.client = cache.oidc_client_get(client_id, load=oidc_client_get)
+            except (ValueError, DataError):  # a client_id the database cannot hold names no client
+                return False
+        return super().validate_client_id(client_id, request, *args, **kwargs)
 
     def is_pkce_required(self, client_id: str, request: Request) -> bool:
         """Public clients must use PKCE; a confidential client may (its verifier is then checked too)."""
@@ -102,25 +143,59 @@ class OidcValidator(OAuth2Validator):
         return True  # likewise, for consent
 
     def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
-        """The grant and its authorization in one transaction, committed without waiting for the WAL flush.
+        """The grant and its authorization in one statement, committed without waiting for the WAL flush.
+
+        The grant is django-oauth-toolkit's row, built as its ``_create_authorization_code`` builds it (``_grant_new``);
+        both INSERTs are compiled once (``_insert``), the authorization's as a data-modifying CTE of the grant's,
+        after ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip, one implicit transaction.
+        Outside a transaction that is the code's alone; inside one, the setting holds for the enclosing transaction.
 
         A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
         is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
         the exchange that spends the code commits durably, and flushing its commit flushes the code's before it,
-        so single use and the revocation of a reused code's tokens never rest on an unflushed row. The setting holds
-        for the whole enclosing transaction: the authorization view opens one for the code alone.
+        so single use and the revocation of a reused code's tokens never rest on an unflushed row.
         """
         session_id = getattr(request, "ums_sid", None)
         if not session_id:
             raise errors.AccessDeniedError(request=request)
-        with transaction.atomic(savepoint=False):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            grant = super()._create_authorization_code(request, code, expires)
-            OidcAuthorization.objects.create(
-                code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
-            )
+        authorization = OidcAuthorization(
+            code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
+        )
+        if connection.vendor != "postgresql":  # the embedded SQLite: the ORM, one transaction
+            with transaction.atomic(savepoint=False):
+                grant = super()._create_authorization_code(request, code, expires)
+                authorization.save(force_insert=True)
+            return grant
+        grant = self._grant_new(request, code, expires)
+        with connection.cursor() as cursor:
+            cursor.execute(_code_write_sql(), [*_insert_params(authorization), *_insert_params(grant)])
         return grant
+
+    def _grant_new(self, request: Request, code: dict, expires: Any = None) -> Grant:
+        """The grant django-oauth-toolkit 3.4's ``_create_authorization_code`` would create (its fields, its refusal
+        of "plain" PKCE), not yet written; the ORM would compile its INSERT for every code.
+        ``users/tests/test_oidc_authorize.py`` pins the library's version and the grant's fields."""
+        if not expires:
+            expires = timezone.now() + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
+        if request.code_challenge_method == "plain" and bcp_compliant(
+            "COMPLIANT_BCP_RFC9700_PKCE_METHOD", 'The PKCE "plain" code_challenge_method'
+        ):
+            raise errors.InvalidRequestError(
+                description='Unsupported "plain" code_challenge_method; use "S256".', request=request
+            )
+        return Grant(
+            application=request.client,
+            user=request.user,
+            code=code["code"],
+            expires=expires,
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scopes),
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce or "",
+            claims=json.dumps(request.claims or {}),
+            resource=getattr(request, "resource", []),
+        )
 
     # --- code exchange ---------------------------------------------------------------------------------------
     #
