@@ -8,7 +8,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from html import unescape
-from urllib.parse import parse_qs, urljoin, urlparse
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -166,3 +167,30 @@ class RelyingParty:
         digest = hashlib.sha256(token["access_token"].encode()).digest()
         assert verified.claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
         return {**verified.claims, "_header": verified.header}
+
+
+def signed_in_browser(user, *, client_id: str, redirect_uri: str, challenge: str) -> tuple[Any, Any, str]:
+    """In process: a login session of ``user``, a test client carrying its sign-in cookie, and an authorization URL
+    for ``client_id`` (code flow, PKCE S256 with ``challenge``, state ``st4te``)."""
+    from django.http import HttpResponse
+    from django.test import Client
+
+    from users.services.auth import session_start
+    from users.web.signin import signin_cookie_set
+
+    session = session_start(user=user, ip="127.0.0.1", user_agent="test").session
+    cookie = HttpResponse()
+    signin_cookie_set(cookie, session)
+    browser = Client()
+    for name, morsel in cookie.cookies.items():
+        browser.cookies[name] = morsel.value
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid profile",
+        "state": "st4te",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return session, browser, f"/oidc/authorize/?{urlencode(query)}"

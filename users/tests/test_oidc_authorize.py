@@ -4,12 +4,11 @@ import base64
 import hashlib
 import io
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import oauth2_provider
 import pytest
 from django.db import connection
-from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Application, Grant
@@ -17,10 +16,10 @@ from oauth2_provider.models import Application, Grant
 from users import cache
 from users.models import CustomUser, OidcAuthorization, UserSession
 from users.selectors import oidc_client_get
-from users.services.auth import session_revoke, session_start
+from users.services.auth import session_revoke
 from users.services.oidc.clients import oidc_client_changed, oidc_client_create
 from users.services.oidc.validator import checksum
-from users.web.signin import signin_cookie_set
+from users.tests.oidc_support import signed_in_browser
 
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "authorize-test-code-verifier-" + "v" * 30
@@ -43,22 +42,9 @@ class SignedIn:
 def signed_in(student) -> SignedIn:
     """A browser with a sign-in cookie for a login session of ``student``, and an authorization URL."""
     client = oidc_client_create(name="Library", redirect_uris=[REDIRECT_URI], first_party=True)
-    session = session_start(user=student, ip="127.0.0.1", user_agent="test").session
-    cookie = HttpResponse()
-    signin_cookie_set(cookie, session)
-    browser = Client()
-    for name, morsel in cookie.cookies.items():
-        browser.cookies[name] = morsel.value
-    query = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile",
-        "state": "st4te",
-        "code_challenge": CHALLENGE,
-        "code_challenge_method": "S256",
-    }
-    url = f"/oidc/authorize/?{urlencode(query)}"
+    session, browser, url = signed_in_browser(
+        student, client_id=client.client_id, redirect_uri=REDIRECT_URI, challenge=CHALLENGE
+    )
     return SignedIn(browser=browser, user=student, session=session, client_id=client.client_id, url=url)
 
 

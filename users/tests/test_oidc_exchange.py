@@ -5,19 +5,17 @@ import base64
 import hashlib
 import threading
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
-from django.http import HttpResponse
 from django.test import Client
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
 from users import tokens
 from users.models import CustomUser, OidcAuthorization, SessionEndReason, UserSession
-from users.services.auth import session_start
 from users.services.oidc.clients import ClientCreated, oidc_client_create
 from users.services.oidc.validator import OidcValidator, checksum
-from users.web.signin import signin_cookie_set
+from users.tests.oidc_support import signed_in_browser
 
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "exchange-test-code-verifier-" + "v" * 30
@@ -59,22 +57,10 @@ class Relying:
 def relying(student) -> Relying:
     """A signed-in browser of ``student`` and a confidential client that exchanges its codes."""
     client = oidc_client_create(name="Library", redirect_uris=[REDIRECT_URI], first_party=True)
-    session = session_start(user=student, ip="127.0.0.1", user_agent="test").session
-    cookie = HttpResponse()
-    signin_cookie_set(cookie, session)
-    browser = Client()
-    for name, morsel in cookie.cookies.items():
-        browser.cookies[name] = morsel.value
-    query = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile",
-        "state": "st4te",
-        "code_challenge": CHALLENGE,
-        "code_challenge_method": "S256",
-    }
-    return Relying(browser, student, session, client, f"/oidc/authorize/?{urlencode(query)}")
+    session, browser, url = signed_in_browser(
+        student, client_id=client.client_id, redirect_uri=REDIRECT_URI, challenge=CHALLENGE
+    )
+    return Relying(browser, student, session, client, url)
 
 
 def test_a_warm_exchange_makes_two_reads_and_commits_once(relying, django_assert_max_num_queries):
