@@ -1,5 +1,5 @@
-"""Signal hooks: a safety net of cache invalidation after any save or delete of a user or profile, and Celery task
-metrics; no business rules.
+"""Signal hooks: a safety net of cache invalidation after any save or delete of a user, a profile or an OpenID
+Connect client, and Celery task metrics; no business rules.
 
 The owners of changes to a person (``users.services.people``, the monolith import) drop the cached views themselves,
 and every entry point (API, admin, imports, commands) goes through them: ``test_user_cache_owners`` proves each with
@@ -10,9 +10,10 @@ fix), whose prompt visibility ``test_service_api`` pins; they call the same owne
 from celery.signals import task_failure, task_retry, task_success, worker_ready
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from oauth2_provider.models import Application
 
 from users import metrics
-from users.cache import user_invalidate
+from users.cache import oidc_client_forget, user_invalidate
 from users.models import AdminHOD, CustomUser, Staff, Student
 
 
@@ -30,6 +31,13 @@ def _user_changed(sender, instance: CustomUser, **kwargs) -> None:
 @receiver(post_delete, sender=Student)
 def _profile_changed(sender, instance, **kwargs) -> None:
     user_invalidate(user_id=instance.user_id)
+
+
+@receiver(post_save, sender=Application)
+@receiver(post_delete, sender=Application)
+def _oidc_client_changed(sender, instance: Application, **kwargs) -> None:
+    # The same net for OpenID Connect clients that authorization requests keep per process (users.cache).
+    oidc_client_forget(instance.client_id)
 
 
 @task_success.connect

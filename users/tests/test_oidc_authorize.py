@@ -247,8 +247,22 @@ def test_a_changed_client_is_read_again_by_the_process_that_changed_it(signed_in
     assert "Location" not in response
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_client_saved_outside_any_entry_point_is_read_again(signed_in):
+    # A model save (a shell, a data fix) goes through no owner; the signal safety net forgets the kept client.
+    _code(signed_in.browser.get(signed_in.url))  # the client is kept
+    application = Application.objects.get(client_id=signed_in.client_id)
+    application.redirect_uris = "https://rp.test/other"
+    application.save()
+
+    response = signed_in.browser.get(signed_in.url)
+
+    assert response.status_code == 400
+    assert "Location" not in response
+
+
 def test_the_grant_is_written_as_the_pinned_django_oauth_toolkit_builds_it():
-    """OidcValidator._grant builds django-oauth-toolkit 3.4's grant row; a new version or a new column must be
+    """OidcValidator._grant_new builds django-oauth-toolkit 3.4's grant row; a new version or a new column must be
     looked at (its ``_create_authorization_code``) before this passes again."""
     assert oauth2_provider.__version__ == "3.4.1"
     assert [field.name for field in Grant._meta.concrete_fields] == [
