@@ -15,6 +15,17 @@ API = "/api/v1/users"
 STEP = 30
 
 
+def step_settled(margin: float = 3.0) -> None:
+    """Wait for the next time step if this one ends within ``margin`` seconds.
+
+    A test that types the previous step's code (or the next one's) then stays within the service's drift
+    when the service checks it a moment later; without this, a step ending in between fails it now and then.
+    """
+    left = STEP - time.time() % STEP
+    if left < margin:
+        time.sleep(left + 0.05)
+
+
 def code_at(secret: str, moment: float) -> str:
     """The code an authenticator app shows at ``moment`` (epoch seconds)."""
     return pyotp.TOTP(secret).at(moment)
@@ -41,6 +52,7 @@ def enrol_totp(user: CustomUser) -> Enrolled:
     Confirmed with the previous step's code (within the drift), so the current step's code is still unused.
     """
     enrolment = mfa.totp_enrol_begin(user=user)
+    step_settled()
     codes = mfa.totp_enrol_confirm(user=user, code=code_at(enrolment.secret, time.time() - STEP))
     return Enrolled(secret=enrolment.secret, recovery_codes=codes)
 

@@ -12,7 +12,7 @@ from oauth2_provider.models import Grant
 
 from conftest import TEST_PASSWORD
 from users.models import OidcAuthorization, SessionEndReason, UserSession, UserType
-from users.tests.mfa_support import STEP, code_at, enrol_totp
+from users.tests.mfa_support import STEP, code_at, enrol_totp, step_settled
 from users.tests.oidc_support import (
     REDIRECT_URI,
     Browser,
@@ -391,6 +391,7 @@ def test_a_role_that_needs_a_second_factor_sets_one_up_while_signing_in(browser,
     assert enrol.status_code == 200
     secret = re.search(r"Key: <code>([A-Z2-7]+)</code>", enrol.text).group(1)
     assert "<svg" in enrol.text
+    step_settled()
     finish = browser.post_form(enrol, {"code": code_at(secret, time.time() - STEP)})
     assert "Your recovery codes" in finish.text
     callback = browser.post_form(finish, {"code": code_at(secret, time.time())})
