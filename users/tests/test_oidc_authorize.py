@@ -211,6 +211,67 @@ def test_served_by_wsgi_the_consent_form_is_csrf_checked(signed_in):
     assert Grant.objects.count() == issued
 
 
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)  # a real handler: request_started resets the health check
+def test_served_by_wsgi_a_warm_code_s_statement_is_the_connection_s_health_check(signed_in, monkeypatch):
+    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
+    assert connection.health_check_enabled
+    assert _wsgi("GET", signed_in.url, cookies)[0] == 302  # warm: the client and the session's state are kept
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+
+    status, headers, _, _ = _wsgi("GET", signed_in.url, cookies)
+
+    assert status == 302
+    assert Grant.objects.filter(code=parse_qs(urlparse(headers["Location"]).query)["code"][0]).exists()
+    assert checks == []  # no SELECT 1 before the grant's statement
+
+
+@pytest.mark.django_db(transaction=True)
+def test_served_by_wsgi_a_connection_broken_between_requests_is_replaced_and_the_code_issued(signed_in):
+    import psycopg
+
+    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
+    assert _wsgi("GET", signed_in.url, cookies)[0] == 302
+    broken = _backend_pid()
+    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    with psycopg.connect(**params, autocommit=True) as admin:  # as a database restart would
+        admin.execute("SELECT pg_terminate_backend(%s)", [broken])
+
+    status, headers, _, _ = _wsgi("GET", signed_in.url, cookies)
+
+    assert status == 302, headers
+    code = parse_qs(urlparse(headers["Location"]).query)["code"][0]
+    assert OidcAuthorization.objects.filter(code_checksum=checksum(code), session=signed_in.session).exists()
+    assert Grant.objects.filter(code=code).exists()
+    assert _backend_pid() != broken
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_failing_on_a_working_connection_is_not_sent_again():
+    from django.db import OperationalError
+    from django.test.utils import CaptureQueriesContext
+
+    from user_service.db import execute_checking_connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout TO 50")
+    connection.health_check_done = False  # as at the start of a request
+    try:
+        with CaptureQueriesContext(connection) as captured, pytest.raises(OperationalError, match="statement timeout"):
+            execute_checking_connection("SELECT pg_sleep(0.3)", [])
+        assert len(captured) == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout TO 0")
+
+
 @pytest.mark.django_db
 def test_a_client_is_kept_a_few_seconds_and_forgotten_when_changed(settings):
     settings.OIDC_CLIENT_CACHE_SECONDS = 60

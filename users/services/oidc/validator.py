@@ -35,6 +35,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
 
+from user_service.db import execute_checking_connection
 from users import cache, tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
@@ -149,6 +150,8 @@ class OidcValidator(OAuth2Validator):
         both INSERTs are compiled once (``_insert``), the authorization's as a data-modifying CTE of the grant's,
         after ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip, one implicit transaction.
         Outside a transaction that is the code's alone; inside one, the setting holds for the enclosing transaction.
+        As a warm authorization's only statement it is also the connection's health check
+        (``execute_checking_connection``): no ``SELECT 1`` before it.
 
         A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
         is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
@@ -167,8 +170,7 @@ class OidcValidator(OAuth2Validator):
                 authorization.save(force_insert=True)
             return grant
         grant = self._grant_new(request, code, expires)
-        with connection.cursor() as cursor:
-            cursor.execute(_code_write_sql(), [*_insert_params(authorization), *_insert_params(grant)])
+        execute_checking_connection(_code_write_sql(), [*_insert_params(authorization), *_insert_params(grant)])
         return grant
 
     def _grant_new(self, request: Request, code: dict, expires: Any = None) -> Grant:
