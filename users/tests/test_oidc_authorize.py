@@ -358,3 +358,32 @@ def test_a_plain_pkce_challenge_gets_an_error_back_at_the_client_and_no_code(sig
     assert params["state"] == ["st4te"]
     assert params["iss"]
     assert Grant.objects.count() == issued
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("registered", "mode"),
+    [
+        ("https://rp.test/callback", "query"),
+        ("https://rp.test/callback?tenant=7&iss=https%3A%2F%2Fevil.test", "query"),
+        ("https://rp.test/callback", "fragment"),
+    ],
+)
+def test_a_code_s_redirect_names_the_issuer_once_where_the_code_is(student, settings, registered, mode):
+    client = oidc_client_create(name="Registered", redirect_uris=[registered], first_party=True)
+    _session, browser, url = signed_in_browser(
+        student, client_id=client.client_id, redirect_uri=registered, challenge=CHALLENGE
+    )
+
+    response = browser.get(f"{url}&response_mode={mode}")
+
+    assert response.status_code == 302, response.content[:300]
+    location = urlparse(response["Location"])
+    params = parse_qs(location.query if mode == "query" else location.fragment)
+    assert params["iss"] == [settings.JWT_ISSUER]
+    assert params["state"] == ["st4te"]
+    assert Grant.objects.filter(code=params["code"][0]).exists()
+    if "tenant" in registered:
+        assert parse_qs(location.query)["tenant"] == ["7"]
+    if mode == "fragment":
+        assert "iss" not in parse_qs(location.query)

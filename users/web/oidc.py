@@ -59,7 +59,7 @@ def _code_issue(validated: OAuthRequest, *, user: CustomUser, session_id: str) -
     ``iss``."""
     validated.user = user
     validated.ums_sid = session_id
-    return _with_iss(_core().server.authorization_code_response(validated))
+    return _core().server.authorization_code_response(validated, issuer=settings.JWT_ISSUER)
 
 
 def _with_iss(uri: str) -> str:

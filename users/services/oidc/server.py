@@ -4,14 +4,15 @@ validated once and its code issued for the validated request.
 oauthlib's ``create_authorization_response`` rebuilds the request from the URI and validates it all over again, as
 if the consent page had carried the parameters across; the authorization view answers in the same call that
 validated the request, so ``authorization_code_response`` runs the code grant's remaining steps on that request:
-the code, its storage (the validator: the grant and its login session), the redirect. The OpenID Connect code grant
-issues a code as the OAuth 2 one does (it adds only to the token response).
+the code, its storage (the validator: the grant and its login session), the redirect (with ``iss``). The OpenID
+Connect code grant issues a code as the OAuth 2 one does (it adds only to the token response).
 """
 
 import secrets
 from functools import cached_property
 from typing import Any
 
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import utils
 from oauthlib.oauth2.rfc6749.endpoints.base import catch_errors_and_unavailability
@@ -42,13 +43,22 @@ class OidcServer(Server):
         handler = self.response_types.get(request.response_type, self.default_response_type_handler)
         return handler.validate_authorization_request(request)
 
-    def authorization_code_response(self, request: Request) -> str:
-        """The redirect URI with a new code (and ``state``) for a request ``validate_authorization_request``
-        validated; ``request.user`` is the person the code is for. The validator stores the code first."""
+    def authorization_code_response(self, request: Request, *, issuer: str) -> str:
+        """The redirect URI with a new code, ``state`` and ``iss`` (RFC 9207) for a request
+        ``validate_authorization_request`` validated; ``request.user`` is the person the code is for. The validator
+        stores the code first.
+
+        The parameters are added to the registered redirect URI in one pass. One that already carries an ``iss``
+        parameter gets django-oauth-toolkit's treatment (``_add_iss_to_redirect``: the registered one dropped, the
+        issuer's added), so the client never sees two."""
         code = {"code": secrets.token_urlsafe(self.CODE_BYTES)}
         if request.state:
             code["state"] = request.state
         grant_type = self.auth_grant
         grant_type.request_validator.save_authorization_code(request.client_id, code, request)
+        iss_registered = "iss=" in request.redirect_uri
+        if not iss_registered:
+            code["iss"] = issuer
         headers, _body, _status = grant_type.prepare_authorization_response(request, code, {}, None, 302)
-        return headers["Location"]
+        location: str = headers["Location"]
+        return _add_iss_to_redirect(location, issuer) if iss_registered else location
