@@ -87,6 +87,31 @@ def test_a_warm_exchange_makes_two_reads_and_commits_once(relying, django_assert
     assert authorization.exchanged_at is not None
 
 
+def _issued(kind: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("ums_tokens_issued_total", {"type": kind}) or 0
+
+
+def test_the_tokens_of_an_exchange_and_of_a_refresh_are_counted_as_issued_and_a_refused_one_s_are_not(relying):
+    before = {kind: _issued(kind) for kind in ("access", "refresh")}
+    code = relying.code()
+    body = relying.exchange(code).json()
+    refreshed = Client().post(
+        "/oidc/token/",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "client_id": relying.client.client_id,
+            "client_secret": relying.client.client_secret,
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.content
+    assert relying.exchange(code).status_code == 400  # the reuse: nothing issued
+
+    assert {kind: _issued(kind) - before[kind] for kind in before} == {"access": 2, "refresh": 2}
+
+
 def test_a_reused_code_is_refused_and_revokes_what_it_issued(relying):
     code = relying.code()
     first = relying.exchange(code)

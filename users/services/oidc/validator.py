@@ -36,7 +36,7 @@ from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
 
 from user_service.db import execute_checking_connection
-from users import cache, tokens
+from users import cache, metrics, tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
 from users.principal import principal_resolve
@@ -301,7 +301,8 @@ class OidcValidator(OAuth2Validator):
         return grant is not None and grant.redirect_uri_allowed(redirect_uri)
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
-        """The tokens, their id_token record and, for a code, its spending: one transaction.
+        """The tokens, their id_token record and, for a code, its spending: one transaction; once committed, the
+        tokens are counted as issued (``ums_tokens_issued_total``, as the API's login and refresh count theirs).
 
         A code another exchange spent first (a concurrent one) rolls all of it back, and is then answered as a reuse.
         """
@@ -317,6 +318,9 @@ class OidcValidator(OAuth2Validator):
         except _CodeSpent:
             self._reused(request.ums_authorization, request, grant="authorization_code")
             raise errors.InvalidGrantError(request=request) from None
+        metrics.TOKENS_ISSUED.labels(type="access").inc()
+        if token.get("refresh_token"):
+            metrics.TOKENS_ISSUED.labels(type="refresh").inc()
         return saved
 
     def _check_and_set_request_resource(self, request: Request) -> None:
