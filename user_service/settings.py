@@ -7,6 +7,7 @@ With ``DEBUG=False`` start-up refuses the default secret key, a missing signing 
 
 import base64
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -212,6 +213,18 @@ def _networks(name: str, default: str = "") -> tuple[ipaddress.IPv4Network | ipa
     return tuple(networks)
 
 
+_RATE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _rate(name: str, default: str) -> str:
+    """A throttle rate from the environment ("60/min": a count per s, min, hour or day); a malformed one stops
+    start-up (at request time every call of its scope would fail)."""
+    value = config(name, default=default).strip()
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a rate such as 60/min (per s, min, hour or day).")
+    return value
+
+
 def _origin_of(url: str, *, name: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlsplit(url)
@@ -285,11 +298,11 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_CLASSES": ["users.api.throttles.PrincipalThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "principal": config("THROTTLE_PRINCIPAL_RATE", default="3000/min"),
-        "register": config("THROTTLE_REGISTER_RATE", default="20/hour"),
-        "login": config("THROTTLE_LOGIN_RATE", default="60/min"),
-        "refresh": config("THROTTLE_REFRESH_RATE", default="120/min"),
-        "service_token": config("THROTTLE_SERVICE_TOKEN_RATE", default="30/min"),
+        "principal": _rate("THROTTLE_PRINCIPAL_RATE", "3000/min"),
+        "register": _rate("THROTTLE_REGISTER_RATE", "20/hour"),
+        "login": _rate("THROTTLE_LOGIN_RATE", "60/min"),
+        "refresh": _rate("THROTTLE_REFRESH_RATE", "120/min"),
+        "service_token": _rate("THROTTLE_SERVICE_TOKEN_RATE", "30/min"),
     },
     "PAGE_SIZE": 20,
 }
@@ -424,8 +437,8 @@ OUTBOX_DISPATCH_PAUSE_SECONDS = config("OUTBOX_DISPATCH_PAUSE_SECONDS", default=
 OUTBOX_RETENTION_DAYS = config("OUTBOX_RETENTION_DAYS", default=14, cast=int)
 CLEANUP_BATCH_SIZE = config("CLEANUP_BATCH_SIZE", default=5000, cast=int)
 # E-mails per target address or account (not per client IP: no lock-out of a school behind one NAT).
-THROTTLE_PASSWORD_RESET_RATE = config("THROTTLE_PASSWORD_RESET_RATE", default="5/hour")
-THROTTLE_VERIFICATION_EMAIL_RATE = config("THROTTLE_VERIFICATION_EMAIL_RATE", default="5/hour")
+THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "5/hour")
+THROTTLE_VERIFICATION_EMAIL_RATE = _rate("THROTTLE_VERIFICATION_EMAIL_RATE", "5/hour")
 
 # --- People management (users/services/people/) -------------------------------------------------
 # Check course_id/session_year_id with the academic service: off, lenient (accept when it is down), strict.

@@ -151,3 +151,43 @@ class TestWindowCounter:
         assert counter_incr("throttle-test:c", timeout=30) is None
         for _ in range(3):  # over the 1/min rate, but the limiter cannot count: it lets them through
             assert client.get(f"{API}/sessions/").status_code == status.HTTP_200_OK
+
+
+@pytest.mark.django_db(databases=[])
+@pytest.mark.parametrize("name", ["THROTTLE_LOGIN_RATE", "THROTTLE_SERVICE_TOKEN_RATE", "THROTTLE_PASSWORD_RESET_RATE"])
+@pytest.mark.parametrize("value", ["sixty/min", "60/fortnight", "60/", "60"])
+def test_a_malformed_rate_stops_start_up_naming_the_variable(name, value):
+    """At request time it would fail every call of its scope with a 500."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import user_service.settings"],
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr
+
+
+@pytest.mark.django_db(databases=[])
+def test_every_rate_form_the_settings_accept_is_one_the_counters_read():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "THROTTLE_LOGIN_RATE": "5/second", "THROTTLE_REFRESH_RATE": "7/hour"}
+    code = (
+        "import django; django.setup(); from django.conf import settings; from users.services import throttle; "
+        "rates = settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']; "
+        "print(rates['login'], throttle.PERIODS[rates['login'].partition('/')[2][0]], rates['refresh'])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["5/second", "1", "7/hour"]
