@@ -15,7 +15,7 @@ API = "/api/v1/users"
 STEP = 30
 
 
-def step_settled(margin: float = 3.0) -> None:
+def step_settled(margin: float = 2.0) -> None:
     """Wait for the next time step if this one ends within ``margin`` seconds.
 
     A test that types the previous step's code (or the next one's) then stays within the service's drift

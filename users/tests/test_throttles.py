@@ -154,8 +154,15 @@ class TestWindowCounter:
 
 
 @pytest.mark.django_db(databases=[])
-@pytest.mark.parametrize("name", ["THROTTLE_LOGIN_RATE", "THROTTLE_SERVICE_TOKEN_RATE", "THROTTLE_PASSWORD_RESET_RATE"])
-@pytest.mark.parametrize("value", ["sixty/min", "60/fortnight", "60/", "60"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("THROTTLE_LOGIN_RATE", "sixty/min"),
+        ("THROTTLE_SERVICE_TOKEN_RATE", "60/fortnight"),
+        ("THROTTLE_PASSWORD_RESET_RATE", "60/"),
+        ("THROTTLE_REGISTER_RATE", "60"),
+    ],
+)
 def test_a_malformed_rate_stops_start_up_naming_the_variable(name, value):
     """At request time it would fail every call of its scope with a 500."""
     import os
