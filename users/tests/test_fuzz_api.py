@@ -7,7 +7,7 @@ Checks: not_a_server_error, status_code_conformance, content_type_conformance, r
 A bounded number of examples per operation keeps the run to a few minutes. Schemathesis's coverage phase (each
 parameter's boundary and invalid values, thousands of requests) runs once, as the HOD, whose run reaches every
 operation's validation (the public ones ignore the token); the other callers get the fuzzing phase, which is where
-their permissions differ (a caller's run took 126 s instead of 168). ``make fuzz`` runs every phase as every caller.
+their permissions differ. ``make fuzz`` runs every phase as every caller.
 """
 
 import pytest
