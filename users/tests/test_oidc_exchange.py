@@ -192,3 +192,26 @@ def test_the_tokens_keep_the_resources_the_code_was_granted_for(relying):
     assert response.status_code == 200
     access = AccessToken.objects.get(token_checksum=checksum(response.json()["access_token"]))
     assert access.resource == ["https://api.rp.test/"]
+
+
+def test_the_access_token_is_written_as_the_pinned_django_oauth_toolkit_builds_it():
+    """OidcValidator._create_access_token builds django-oauth-toolkit 3.4's access token row (linked to the id_token
+    record it has just written); a new version or a new column must be looked at (its ``_create_access_token``)
+    before this passes again."""
+    import oauth2_provider
+
+    assert oauth2_provider.__version__ == "3.4.1"
+    assert [field.name for field in AccessToken._meta.concrete_fields] == [
+        "id",
+        "user",
+        "source_refresh_token",
+        "token",
+        "token_checksum",
+        "id_token",
+        "application",
+        "expires",
+        "scope",
+        "resource",
+        "created",
+        "updated",
+    ]

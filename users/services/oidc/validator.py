@@ -475,8 +475,8 @@ class OidcValidator(OAuth2Validator):
     def _create_access_token(
         self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
     ) -> AccessToken:
-        """As django-oauth-toolkit's, linked to the id_token record just written (DOT decodes the token and reads the
-        record back)."""
+        """As django-oauth-toolkit 3.4's, linked to the id_token record just written (DOT decodes the token and reads
+        the record back). ``users/tests/test_oidc_exchange.py`` pins the library's version and the row's fields."""
         saved: tuple[str, IDToken] | None = getattr(request, "ums_id_token_saved", None)
         if not token.get("id_token") or saved is None or saved[0] != token["id_token"]:
             return super()._create_access_token(expires, request, token, source_refresh_token)
