@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import oauth2_provider
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Application, Grant
@@ -24,8 +24,8 @@ from users.tests.oidc_support import signed_in_browser
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "authorize-test-code-verifier-" + "v" * 30
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-# One statement, its own transaction: SET LOCAL synchronous_commit, the grant's INSERT with its authorization's (the
-# login session). The client was kept by the process (users.cache.oidc_client_get).
+# One statement, its own transaction: the grant's INSERT with its authorization's (the login session), which turns the
+# commit's wait for the WAL flush off. The client was kept by the process (users.cache.oidc_client_get).
 WARM_AUTHORIZE_QUERIES = 1
 
 
@@ -69,13 +69,15 @@ def test_a_warm_authorization_costs_one_write_and_issues_a_code_of_the_session(
 
     statements = [query["sql"] for query in captured.captured_queries]
     [write] = statements
-    assert write.startswith("SET LOCAL synchronous_commit TO OFF; WITH ")  # only the code's statement skips the flush
-    assert f'INSERT INTO "{OidcAuthorization._meta.db_table}"' in write
+    assert write.startswith(f'WITH code_authorization AS (INSERT INTO "{OidcAuthorization._meta.db_table}"')
     assert f'INSERT INTO "{Grant._meta.db_table}"' in write
+    assert write.endswith("RETURNING set_config('synchronous_commit', 'off', true)")  # the code's commit only
     assert not connection.in_atomic_block  # the statement was its own transaction: committed when answered
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)  # and the setting ended with it
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        assert cursor.fetchall() == [(write,)]  # prepared on this connection, once
 
     grant = Grant.objects.get(code=code)
     assert grant.user_id == signed_in.user.pk
@@ -85,6 +87,56 @@ def test_a_warm_authorization_costs_one_write_and_issues_a_code_of_the_session(
     assert authorization.session_id == signed_in.session.pk
     assert authorization.application_id == grant.application_id
     assert authorization.exchanged_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_the_code_s_statement_turns_the_flush_wait_off_for_that_transaction(signed_in):
+    with transaction.atomic():
+        code = _code(signed_in.browser.get(signed_in.url))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            inside = cursor.fetchone()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        after = cursor.fetchone()
+
+    assert (inside, after) == (("off",), ("on",))
+    assert Grant.objects.filter(code=code).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_prepared_statements_off_for_a_pooler_the_code_is_stored_and_nothing_prepared(signed_in):
+    connection.ensure_connection()
+    psycopg_connection = connection.connection
+    psycopg_connection.prepare_threshold = None  # what DB_PREPARED_STATEMENTS=False configures (test below)
+    try:
+        codes = [_code(signed_in.browser.get(signed_in.url)) for _ in range(3)]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            prepared = cursor.fetchone()
+    finally:
+        psycopg_connection.prepare_threshold = 5
+
+    assert prepared == (0,)
+    assert Grant.objects.filter(code__in=codes).count() == 3
+    assert OidcAuthorization.objects.filter(code_checksum__in=[checksum(code) for code in codes]).count() == 3
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("False", "None"), ("True", "5")])
+def test_db_prepared_statements_sets_the_connection_s_prepare_threshold(value, threshold):
+    """psycopg prepares nothing on a connection whose threshold is None; Django's own cursors never prepare."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: val for key, val in os.environ.items() if key != "DB_PREPARED_STATEMENTS"}
+    if value is not None:
+        env["DB_PREPARED_STATEMENTS"] = value
+    code = "from user_service import settings; print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == threshold
 
 
 @pytest.mark.django_db(transaction=True)  # the code is committed as in production: no savepoints

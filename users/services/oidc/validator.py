@@ -85,9 +85,6 @@ def _client_ip(request: Request) -> str | None:
     return request.headers.get("REMOTE_ADDR") if request.headers else None
 
 
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
-
-
 @cache_result
 def _insert(model: type[Model]) -> tuple[str, list[Field]]:
     """``model``'s INSERT of one row (every column but an auto-incremented key), compiled once by Django, and its
@@ -106,9 +103,13 @@ def _insert_params(row: Model) -> list[Any]:
     return [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
 
 
+@cache_result
 def _code_write_sql() -> str:
-    """The grant and its authorization in one statement (a data-modifying CTE), after the commit setting."""
-    return f"{_ASYNC_COMMIT}WITH code_authorization AS ({_insert(OidcAuthorization)[0]}) {_insert(Grant)[0]}"
+    """The grant and its authorization in one statement (a data-modifying CTE) that also turns the commit's wait for
+    the WAL flush off for its own transaction (``set_config``'s third argument: ``SET LOCAL``)."""
+    insert_authorization, insert_grant = _insert(OidcAuthorization)[0], _insert(Grant)[0]
+    no_flush_wait = "RETURNING set_config('synchronous_commit', 'off', true)"
+    return f"WITH code_authorization AS ({insert_authorization}) {insert_grant} {no_flush_wait}"
 
 
 class OidcValidator(OAuth2Validator):
@@ -170,7 +171,8 @@ class OidcValidator(OAuth2Validator):
                 authorization.save(force_insert=True)
             return grant
         grant = self._grant_new(request, code, expires)
-        execute_checking_connection(_code_write_sql(), [*_insert_params(authorization), *_insert_params(grant)])
+        params = [*_insert_params(authorization), *_insert_params(grant)]
+        execute_checking_connection(_code_write_sql(), params, prepared=True)
         return grant
 
     def _grant_new(self, request: Request, code: dict, expires: Any = None) -> Grant:
