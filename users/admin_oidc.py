@@ -5,7 +5,7 @@ from django.contrib import admin
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 
 from users.admin import HODPermissionsMixin
-from users.models import OidcClient, OidcConsent
+from users.models import OidcAuthorization, OidcClient, OidcConsent
 from users.services.oidc.clients import backchannel_uri_validate, client_secret_set, oidc_client_changed
 
 for model in (Application, AccessToken, Grant, IDToken, RefreshToken):
@@ -112,8 +112,25 @@ class AccessTokenAdmin(IssuedRecordAdmin):
 
 @admin.register(Grant)
 class GrantAdmin(IssuedRecordAdmin):
+    """Codes not yet exchanged that the database keeps: those issued while Redis was down (the others are in Redis
+    until exchanged, ``users.services.oidc.codes``)."""
+
     list_display = EXPIRING_COLUMNS
     exclude = ("code", "code_challenge")
+
+
+@admin.register(OidcAuthorization)
+class OidcAuthorizationAdmin(ReadOnlyAdmin):
+    """Every code a client exchanged for tokens: whose sign-in session it came from and when."""
+
+    list_display = ("person", "application", "session", "created_at", "exchanged_at")
+    list_select_related = ("session__user", "application")
+    list_filter = ("application",)
+    exclude = ("code_checksum",)
+
+    @admin.display(description="person", ordering="session__user__username")
+    def person(self, obj: OidcAuthorization) -> str:
+        return str(obj.session.user)
 
 
 @admin.register(IDToken)

@@ -38,6 +38,8 @@ __all__ = [
     "counter_incr",
     "oidc_client_forget",
     "oidc_client_get",
+    "oidc_code_get",
+    "oidc_code_put",
     "redis_breaker_open",
     "redis_client_for",
     "revocations_publish",
@@ -88,6 +90,10 @@ def _service_account_key(client_id: str) -> str:
     return f"service-account:{client_id}"
 
 
+def _oidc_code_key(code_checksum: str) -> str:
+    return f"oidc-code:{code_checksum}"
+
+
 # --- Raw Redis --------------------------------------------------------------------------------
 
 
@@ -109,11 +115,12 @@ class _ReadConnection(threading.local):
 _read_connection = _ReadConnection()
 
 
-def _read(client: Any, *command: Any) -> Any:
-    """Send one read command on this thread's own connection and return Redis's reply; raises ``RedisError``.
+def _call(client: Any, *command: Any) -> Any:
+    """Send one command on this thread's own connection and return Redis's reply; raises ``RedisError``.
 
-    The reads of every authenticated request (one ``MGET`` or ``GET``) take this path instead of the pool's
-    checkout and release, which cost more CPU than the round trip itself (README, "Benchmarks"). Nothing else
+    The reads of every authenticated request (one ``MGET`` or ``GET``) and the authorization code's write take this
+    path instead of the pool's checkout and release, which cost more CPU than the round trip itself (README,
+    "Benchmarks"). Nothing else
     changes: the connection is the pool's class, so every call passes the circuit breaker (``connect()`` asks
     it first) with the same socket timeouts; after any error the connection is dropped, so a reply that was
     not read can never answer a later command. A new process (after a fork) or a new pool (the cache
@@ -146,7 +153,7 @@ def _get(key: str) -> Any:
     if client is None:
         return cache.get(key)
     try:
-        value = _read(client, "GET", client.make_key(key))
+        value = _call(client, "GET", client.make_key(key))
     except RedisError as exc:
         _outage("cache read failed; treated as a miss", exc)
         return None
@@ -199,7 +206,7 @@ def session_with_user_get(session_id: str, user_id: int) -> tuple[Any, dict | No
     # The hottest read of the service: one MGET on the cache's own connection (django-redis's get_many adds a
     # third of a round trip's CPU building and decoding its dict). Values decode as the cache API wrote them.
     try:
-        state, user = _read(client, "MGET", client.make_key(session_key), client.make_key(user_key))
+        state, user = _call(client, "MGET", client.make_key(session_key), client.make_key(user_key))
     except RedisError as exc:
         _outage("session state unavailable; asking the database", exc)
         return None, None
@@ -246,6 +253,38 @@ def revocations_publish(*, session_ids: list[str]) -> None:
         client.get_client(write=True).publish(settings.REVOCATION_CHANNEL, json.dumps({"session_ids": session_ids}))
     except RedisError as exc:
         _outage("revocations not published (verifiers poll them)", exc)
+
+
+# --- Authorization codes between issue and exchange (users.services.oidc.codes owns what they hold) ---------
+
+
+def oidc_code_put(code_checksum: str, record: str, *, timeout: int) -> bool:
+    """Keep a pending authorization code's record under its checksum for ``timeout`` seconds, unless one is kept
+    there already; True once Redis has it. False without Redis (the embedded mode) or when Redis did not take it
+    (down, hung, its breaker open): the caller keeps the code in the database instead."""
+    client = _raw()
+    if client is None:
+        return False
+    try:
+        stored = _call(client, "SET", client.make_key(_oidc_code_key(code_checksum)), record, "EX", timeout, "NX")
+    except RedisError as exc:
+        _outage("authorization code not kept in Redis; the database keeps it", exc)
+        return False
+    return stored is not None  # SET NX answers nil when the key exists
+
+
+def oidc_code_get(code_checksum: str) -> str | None:
+    """The record kept under a code's checksum; None if there is none (never kept here, expired, lost in a Redis
+    restart) or Redis cannot answer."""
+    client = _raw()
+    if client is None:
+        return None
+    try:
+        record = _call(client, "GET", client.make_key(_oidc_code_key(code_checksum)))
+    except RedisError as exc:
+        _outage("authorization code records unavailable", exc)
+        return None
+    return None if record is None else record.decode()
 
 
 # --- The user's cached views --------------------------------------------------------------------

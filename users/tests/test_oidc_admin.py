@@ -2,12 +2,14 @@
 
 import pytest
 from django.http import HttpResponse
+from django.utils import timezone
 from oauth2_provider.models import Application
 
 from conftest import TEST_PASSWORD
 from users import cache
-from users.models import OidcClient
+from users.models import OidcAuthorization, OidcClient
 from users.selectors import oidc_client_get
+from users.services.auth import session_start
 from users.services.credentials import secret_hash
 from users.services.oidc.clients import oidc_client_create
 
@@ -78,12 +80,27 @@ def test_a_plain_http_redirect_uri_is_refused(hod_admin):
         "/admin/oauth2_provider/accesstoken/",
         "/admin/oauth2_provider/grant/",
         "/admin/oauth2_provider/idtoken/",
+        "/admin/users/oidcauthorization/",
     ],
 )
 def test_hods_see_clients_consents_and_issued_tokens(hod_admin, path):
     oidc_client_create(name="Library", redirect_uris=["https://library.school.example/cb"])
 
     assert hod_admin.get(path).status_code == 200
+
+
+def test_hods_see_which_person_s_sign_in_each_exchanged_code_came_from(hod_admin, student):
+    created = oidc_client_create(name="Library", redirect_uris=["https://library.school.example/cb"])
+    session = session_start(user=student, ip="127.0.0.1", user_agent="test").session
+    OidcAuthorization.objects.create(
+        code_checksum="0" * 64, application=created.application, session=session, exchanged_at=timezone.now()
+    )
+
+    page = hod_admin.get("/admin/users/oidcauthorization/").content.decode()
+
+    assert student.username in page
+    assert "Library" in page
+    assert hod_admin.get("/admin/users/oidcauthorization/add/").status_code == 403
 
 
 def test_issued_tokens_cannot_be_added_or_changed_in_the_admin(hod_admin):

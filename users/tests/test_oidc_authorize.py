@@ -4,11 +4,11 @@ import base64
 import hashlib
 import io
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlparse
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
 
 import oauth2_provider
 import pytest
-from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from oauth2_provider.models import Application, Grant
@@ -18,15 +18,16 @@ from users.models import CustomUser, OidcAuthorization, UserSession
 from users.selectors import oidc_client_get
 from users.services.auth import session_revoke
 from users.services.oidc.clients import oidc_client_changed, oidc_client_create
+from users.services.oidc.codes import code_pending_get
 from users.services.oidc.validator import checksum
 from users.tests.oidc_support import signed_in_browser
 
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "authorize-test-code-verifier-" + "v" * 30
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-# One statement, its own transaction: the grant's INSERT with its authorization's (the login session), which turns the
-# commit's wait for the WAL flush off. The client was kept by the process (users.cache.oidc_client_get).
-WARM_AUTHORIZE_QUERIES = 1
+# None: the client is kept by the process (users.cache.oidc_client_get), the session's state and the code by Redis
+# (users.services.oidc.codes).
+WARM_AUTHORIZE_QUERIES = 0
 
 
 @dataclass
@@ -35,6 +36,7 @@ class SignedIn:
     user: CustomUser
     session: UserSession
     client_id: str
+    client_secret: str
     url: str
 
 
@@ -45,7 +47,14 @@ def signed_in(student) -> SignedIn:
     session, browser, url = signed_in_browser(
         student, client_id=client.client_id, redirect_uri=REDIRECT_URI, challenge=CHALLENGE
     )
-    return SignedIn(browser=browser, user=student, session=session, client_id=client.client_id, url=url)
+    return SignedIn(
+        browser=browser,
+        user=student,
+        session=session,
+        client_id=client.client_id,
+        client_secret=client.client_secret or "",
+        url=url,
+    )
 
 
 def _code(response) -> str:
@@ -58,91 +67,92 @@ def _code(response) -> str:
     return params["code"][0]
 
 
-@pytest.mark.django_db(transaction=True)  # the code is committed as in production: no savepoints
-def test_a_warm_authorization_costs_one_write_and_issues_a_code_of_the_session(
-    signed_in, django_assert_max_num_queries
+def _codes_kept() -> int:
+    """How many codes Redis keeps now (any test's: compare before and after)."""
+    from django.core.cache import cache as django_cache
+
+    client: Any = getattr(django_cache, "client")  # noqa: B009 - django-redis's client, which the stubs do not know
+    return len(client.get_client().keys(client.make_key("oidc-code:*")))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_warm_authorization_asks_the_database_nothing_and_keeps_a_code_of_the_session_in_redis(
+    signed_in, django_assert_num_queries
 ):
     _code(signed_in.browser.get(signed_in.url))  # warm: the session's state is cached
 
-    with django_assert_max_num_queries(WARM_AUTHORIZE_QUERIES) as captured:
+    with django_assert_num_queries(WARM_AUTHORIZE_QUERIES):
         code = _code(signed_in.browser.get(signed_in.url))
 
-    statements = [query["sql"] for query in captured.captured_queries]
-    [write] = statements
-    assert write.startswith(f'WITH code_authorization AS (INSERT INTO "{OidcAuthorization._meta.db_table}"')
-    assert f'INSERT INTO "{Grant._meta.db_table}"' in write
-    assert write.endswith("RETURNING set_config('synchronous_commit', 'off', true)")  # the code's commit only
-    assert not connection.in_atomic_block  # the statement was its own transaction: committed when answered
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone() == ("on",)  # and the setting ended with it
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        assert cursor.fetchall() == [(write,)]  # prepared on this connection, once
+    pending = code_pending_get(code)
+    assert pending is not None
+    assert pending.grant.user_id == signed_in.user.pk
+    assert pending.grant.redirect_uri == REDIRECT_URI
+    assert pending.grant.code_challenge == CHALLENGE
+    assert pending.grant.code_challenge_method == "S256"
+    assert pending.grant.scope == "openid profile"
+    assert pending.grant.application_id == Application.objects.get(client_id=signed_in.client_id).pk
+    assert not pending.grant.is_expired()
+    assert pending.authorization.session_id == signed_in.session.pk
+    assert pending.authorization.code_checksum == checksum(code)
+    assert not Grant.objects.filter(code=code).exists()  # nothing in the database until the exchange
+    assert not OidcAuthorization.objects.filter(code_checksum=checksum(code)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_the_code_is_written_to_the_database(signed_in, cache_on_redis_process):
+    signed_in.browser.get(signed_in.url)  # the session's state cached in the test's own Redis
+    cache_on_redis_process.kill()
+
+    code = _code(signed_in.browser.get(signed_in.url))
 
     grant = Grant.objects.get(code=code)
     assert grant.user_id == signed_in.user.pk
-    assert grant.redirect_uri == REDIRECT_URI
     assert grant.code_challenge == CHALLENGE
     authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
     assert authorization.session_id == signed_in.session.pk
-    assert authorization.application_id == grant.application_id
     assert authorization.exchanged_at is None
+    assert code_pending_get(code) is None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_a_transaction_the_code_s_statement_turns_the_flush_wait_off_for_that_transaction(signed_in):
-    with transaction.atomic():
-        code = _code(signed_in.browser.get(signed_in.url))
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW synchronous_commit")
-            inside = cursor.fetchone()
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        after = cursor.fetchone()
+@pytest.mark.parametrize(
+    ("resources", "kept"),
+    [
+        ([], []),
+        (["https://api.rp.test/"], ["https://api.rp.test/"]),
+        (["https://api.rp.test/", "https://files.rp.test/v1"], ["https://api.rp.test/", "https://files.rp.test/v1"]),
+    ],
+)
+def test_a_code_keeps_every_resource_indicator_it_was_asked_for(signed_in, resources, kept):
+    query = "".join(f"&resource={quote(resource, safe='')}" for resource in resources)
 
-    assert (inside, after) == (("off",), ("on",))
-    assert Grant.objects.filter(code=code).exists()
+    code = _code(signed_in.browser.get(signed_in.url + query))
+
+    pending = code_pending_get(code)
+    assert pending is not None
+    assert pending.grant.resource == kept
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_prepared_statements_off_for_a_pooler_the_code_is_stored_and_nothing_prepared(signed_in):
-    connection.ensure_connection()
-    psycopg_connection = connection.connection
-    psycopg_connection.prepare_threshold = None  # what DB_PREPARED_STATEMENTS=False configures (test below)
-    try:
-        codes = [_code(signed_in.browser.get(signed_in.url)) for _ in range(3)]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-            prepared = cursor.fetchone()
-    finally:
-        psycopg_connection.prepare_threshold = 5
+@pytest.mark.parametrize("resource", ["api.rp.test", "/relative", "https://"])
+def test_a_resource_indicator_that_is_no_absolute_uri_gets_an_error_back_at_the_client(signed_in, resource):
+    before = _codes_kept()
 
-    assert prepared == (0,)
-    assert Grant.objects.filter(code__in=codes).count() == 3
-    assert OidcAuthorization.objects.filter(code_checksum__in=[checksum(code) for code in codes]).count() == 3
+    response = signed_in.browser.get(f"{signed_in.url}&resource={quote(resource, safe='')}")
 
-
-@pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("False", "None"), ("True", "5")])
-def test_db_prepared_statements_sets_the_connection_s_prepare_threshold(value, threshold):
-    """psycopg prepares nothing on a connection whose threshold is None; Django's own cursors never prepare."""
-    import os
-    import subprocess
-    import sys
-
-    env = {key: val for key, val in os.environ.items() if key != "DB_PREPARED_STATEMENTS"}
-    if value is not None:
-        env["DB_PREPARED_STATEMENTS"] = value
-    code = "from user_service import settings; print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == threshold
+    assert response.status_code == 302
+    params = parse_qs(urlparse(response["Location"]).query)
+    assert params["error"] == ["invalid_target"]
+    assert params["state"] == ["st4te"]
+    assert "code" not in params
+    assert _codes_kept() == before
 
 
 @pytest.mark.django_db(transaction=True)  # the code is committed as in production: no savepoints
 def test_a_revoked_sign_in_gets_no_code(signed_in):
     _code(signed_in.browser.get(signed_in.url))
-    issued = Grant.objects.count()
+    issued = _codes_kept()
 
     session_revoke(user=signed_in.user, session_id=str(signed_in.session.pk))
     response = signed_in.browser.get(signed_in.url)
@@ -151,20 +161,30 @@ def test_a_revoked_sign_in_gets_no_code(signed_in):
     assert response.status_code == 302
     assert urlparse(response["Location"]).path == reverse("web:sign-in")
     assert parse_qs(urlparse(silent["Location"]).query)["error"] == ["login_required"]
-    assert Grant.objects.count() == issued
+    assert _codes_kept() == issued
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_session_row_deleted_behind_its_cached_state_gets_a_sign_in_page_not_an_error(signed_in):
+def test_a_code_issued_for_a_session_row_deleted_behind_its_cached_state_is_refused_at_the_exchange(signed_in):
     _code(signed_in.browser.get(signed_in.url))  # the session's state is cached as alive
-    issued = Grant.objects.count()
     UserSession.objects.filter(pk=signed_in.session.pk).delete()
 
-    response = signed_in.browser.get(signed_in.url)
+    code = _code(signed_in.browser.get(signed_in.url))
+    exchange = Client().post(
+        "/oidc/token/",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": VERIFIER,
+            "client_id": signed_in.client_id,
+            "client_secret": signed_in.client_secret,
+        },
+    )
 
-    assert response.status_code == 302
-    assert urlparse(response["Location"]).path == reverse("web:sign-in")
-    assert Grant.objects.count() == issued
+    assert exchange.status_code == 400
+    assert exchange.json()["error"] == "invalid_grant"
+    assert not OidcAuthorization.objects.filter(code_checksum=checksum(code)).exists()
 
 
 @pytest.mark.django_db
@@ -184,7 +204,7 @@ def test_the_client_read_by_its_prepared_statement_is_the_orm_s_row():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("parameter", ["client_id", "response_type", "redirect_uri", "scope", "state"])
 def test_a_repeated_parameter_gets_an_error_page_and_no_code(signed_in, parameter):
-    issued = Grant.objects.count()
+    issued = _codes_kept()
 
     response = signed_in.browser.get(f"{signed_in.url}&{parameter}=again")
 
@@ -192,7 +212,7 @@ def test_a_repeated_parameter_gets_an_error_page_and_no_code(signed_in, paramete
     assert f"Duplicate {parameter} parameter." in response.content.decode()
     assert response["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
-    assert Grant.objects.count() == issued
+    assert _codes_kept() == issued
 
 
 def _wsgi(method: str, url: str, cookies: dict[str, str], body: bytes = b"") -> tuple[int, dict[str, str], list, bytes]:
@@ -250,7 +270,7 @@ def test_served_by_wsgi_the_consent_form_is_csrf_checked(signed_in):
     cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
     client = oidc_client_create(name="Elsewhere", redirect_uris=[REDIRECT_URI], first_party=False)
     url = signed_in.url.replace(f"client_id={signed_in.client_id}", f"client_id={client.client_id}")
-    issued = Grant.objects.count()
+    issued = _codes_kept()
 
     status, headers, set_cookies, page = _wsgi("GET", url, cookies)
     forged, forged_headers, _, _ = _wsgi("POST", url, cookies, b"allow=Allow")
@@ -260,68 +280,7 @@ def test_served_by_wsgi_the_consent_form_is_csrf_checked(signed_in):
     assert any(cookie.startswith("csrftoken=") for cookie in set_cookies)
     _page_headers_present(headers)
     assert forged == 403
-    assert Grant.objects.count() == issued
-
-
-def _backend_pid() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
-@pytest.mark.django_db(transaction=True)  # a real handler: request_started resets the health check
-def test_served_by_wsgi_a_warm_code_s_statement_is_the_connection_s_health_check(signed_in, monkeypatch):
-    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
-    assert connection.health_check_enabled
-    assert _wsgi("GET", signed_in.url, cookies)[0] == 302  # warm: the client and the session's state are kept
-    checks = []
-    usable = connection.is_usable
-    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
-
-    status, headers, _, _ = _wsgi("GET", signed_in.url, cookies)
-
-    assert status == 302
-    assert Grant.objects.filter(code=parse_qs(urlparse(headers["Location"]).query)["code"][0]).exists()
-    assert checks == []  # no SELECT 1 before the grant's statement
-
-
-@pytest.mark.django_db(transaction=True)
-def test_served_by_wsgi_a_connection_broken_between_requests_is_replaced_and_the_code_issued(signed_in):
-    import psycopg
-
-    cookies = {name: morsel.value for name, morsel in signed_in.browser.cookies.items()}
-    assert _wsgi("GET", signed_in.url, cookies)[0] == 302
-    broken = _backend_pid()
-    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
-    with psycopg.connect(**params, autocommit=True) as admin:  # as a database restart would
-        admin.execute("SELECT pg_terminate_backend(%s)", [broken])
-
-    status, headers, _, _ = _wsgi("GET", signed_in.url, cookies)
-
-    assert status == 302, headers
-    code = parse_qs(urlparse(headers["Location"]).query)["code"][0]
-    assert OidcAuthorization.objects.filter(code_checksum=checksum(code), session=signed_in.session).exists()
-    assert Grant.objects.filter(code=code).exists()
-    assert _backend_pid() != broken
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_statement_failing_on_a_working_connection_is_not_sent_again():
-    from django.db import OperationalError
-    from django.test.utils import CaptureQueriesContext
-
-    from user_service.db import execute_checking_connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SET statement_timeout TO 50")
-    connection.health_check_done = False  # as at the start of a request
-    try:
-        with CaptureQueriesContext(connection) as captured, pytest.raises(OperationalError, match="statement timeout"):
-            execute_checking_connection("SELECT pg_sleep(0.3)", [])
-        assert len(captured) == 1
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout TO 0")
+    assert _codes_kept() == issued
 
 
 @pytest.mark.django_db
@@ -399,8 +358,8 @@ def test_the_grant_is_written_as_the_pinned_django_oauth_toolkit_builds_it():
 @pytest.mark.django_db(transaction=True)
 def test_a_plain_pkce_challenge_gets_an_error_back_at_the_client_and_no_code(signed_in):
     _code(signed_in.browser.get(signed_in.url))
-    issued = Grant.objects.count()
     url = signed_in.url.replace("code_challenge_method=S256", "code_challenge_method=plain")
+    issued = _codes_kept()
 
     response = signed_in.browser.get(url)
 
@@ -409,7 +368,7 @@ def test_a_plain_pkce_challenge_gets_an_error_back_at_the_client_and_no_code(sig
     assert params["error"] == ["invalid_request"]
     assert params["state"] == ["st4te"]
     assert params["iss"]
-    assert Grant.objects.count() == issued
+    assert _codes_kept() == issued
 
 
 @pytest.mark.django_db
@@ -434,7 +393,7 @@ def test_a_code_s_redirect_names_the_issuer_once_where_the_code_is(student, sett
     params = parse_qs(location.query if mode == "query" else location.fragment)
     assert params["iss"] == [settings.JWT_ISSUER]
     assert params["state"] == ["st4te"]
-    assert Grant.objects.filter(code=params["code"][0]).exists()
+    assert code_pending_get(params["code"][0]) is not None
     if "tenant" in registered:
         assert parse_qs(location.query)["tenant"] == ["7"]
     if mode == "fragment":

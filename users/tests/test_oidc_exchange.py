@@ -4,7 +4,9 @@ and what a reused code revokes."""
 import base64
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -12,16 +14,18 @@ from django.test import Client
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
 from users import tokens
+from users.cache import breakers_reset
 from users.models import CustomUser, OidcAuthorization, SessionEndReason, UserSession
 from users.services.oidc.clients import ClientCreated, oidc_client_create
+from users.services.oidc.codes import code_pending_get
 from users.services.oidc.validator import OidcValidator, checksum
 from users.tests.oidc_support import signed_in_browser
 
 REDIRECT_URI = "https://rp.test/callback"
 VERIFIER = "exchange-test-code-verifier-" + "v" * 30
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-# The grant; the authorization with its login session, person and client; then one transaction: BEGIN, the id_token
-# record, the access token, the refresh token, the code spent (grant deleted, authorization marked), COMMIT.
+# The code's record is in Redis; its login session with the person, and its client; then one transaction: BEGIN, the
+# id_token record, the access token, the refresh token, the code spent (its authorization inserted), COMMIT.
 WARM_EXCHANGE_QUERIES = 8
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the exchange commits as in production: no savepoints
@@ -66,7 +70,7 @@ def relying(student) -> Relying:
 def test_a_warm_exchange_makes_two_reads_and_commits_once(relying, django_assert_max_num_queries):
     assert relying.exchange(relying.code()).status_code == 200  # warm: the session's state is cached
     code = relying.code()
-    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+    authorization = _pending_authorization(code)
 
     with django_assert_max_num_queries(WARM_EXCHANGE_QUERIES) as captured:
         response = relying.exchange(code)
@@ -82,9 +86,17 @@ def test_a_warm_exchange_makes_two_reads_and_commits_once(relying, django_assert
     access = AccessToken.objects.get(token_checksum=checksum(body["access_token"]))
     assert access.id_token_id == record.pk
     assert RefreshToken.objects.get(access_token=access).token_family == authorization.pk
-    assert not Grant.objects.filter(code=code).exists()
-    authorization.refresh_from_db()
-    assert authorization.exchanged_at is not None
+    spent = OidcAuthorization.objects.get(pk=authorization.pk)
+    assert spent.code_checksum == checksum(code)
+    assert spent.session_id == relying.session.pk
+    assert spent.exchanged_at is not None
+    assert not Grant.objects.exists()  # a code kept in Redis never had a row
+
+
+def _pending_authorization(code: str) -> OidcAuthorization:
+    pending = code_pending_get(code)
+    assert pending is not None
+    return pending.authorization
 
 
 def _issued(kind: str) -> float:
@@ -137,7 +149,7 @@ def test_two_concurrent_exchanges_of_one_code_give_tokens_once_and_the_reuse_rev
     relying, in_parallel, monkeypatch
 ):
     code = relying.code()
-    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+    authorization = _pending_authorization(code)
     # Both exchanges validated the code and wrote their tokens before either spends it.
     both_written = threading.Barrier(2, timeout=10)
     spend = OidcValidator._code_spend
@@ -160,7 +172,7 @@ def test_two_concurrent_exchanges_of_one_code_give_tokens_once_and_the_reuse_rev
     assert not AccessToken.objects.filter(application=relying.client.application).exists()
     assert IDToken.objects.filter(application=relying.client.application).count() == 1
     assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
-    assert not Grant.objects.filter(code=code).exists()
+    assert OidcAuthorization.objects.get(pk=authorization.pk).exchanged_at is not None
 
 
 def test_a_code_is_bound_to_its_client_and_redirect_uri(relying):
@@ -180,18 +192,105 @@ def test_a_code_is_bound_to_its_client_and_redirect_uri(relying):
     assert relying.exchange(code).status_code == 200  # none of them spent it
 
 
-def test_the_tokens_keep_the_resources_the_code_was_granted_for(relying):
-    code = relying.code()
-    Grant.objects.filter(code=code).update(resource=["https://api.rp.test/"])
+def _code_for(relying: Relying, query: str) -> str:
+    response = relying.browser.get(relying.url + query)
+    assert response.status_code == 302, response.content[:300]
+    return parse_qs(urlparse(response["Location"]).query)["code"][0]
 
-    narrowed_too_far = relying.exchange(code, resource="https://elsewhere.test/")
+
+def test_the_tokens_keep_the_resources_the_code_was_granted_for(relying):
+    code = _code_for(relying, "&resource=https%3A%2F%2Fapi.rp.test%2F&resource=https%3A%2F%2Ffiles.rp.test%2F")
+
+    widened = relying.exchange(code, resource="https://elsewhere.test/")
     response = relying.exchange(code)
 
-    assert narrowed_too_far.status_code == 400
-    assert narrowed_too_far.json()["error"] == "invalid_target"
+    assert widened.status_code == 400
+    assert widened.json()["error"] == "invalid_target"
     assert response.status_code == 200
     access = AccessToken.objects.get(token_checksum=checksum(response.json()["access_token"]))
-    assert access.resource == ["https://api.rp.test/"]
+    assert access.resource == ["https://api.rp.test/", "https://files.rp.test/"]
+
+
+def test_a_token_request_may_narrow_the_code_s_resources(relying):
+    code = _code_for(relying, "&resource=https%3A%2F%2Fapi.rp.test%2F&resource=https%3A%2F%2Ffiles.rp.test%2F")
+
+    response = relying.exchange(code, resource="https://files.rp.test/")
+
+    assert response.status_code == 200, response.content
+    access = AccessToken.objects.get(token_checksum=checksum(response.json()["access_token"]))
+    assert access.resource == ["https://files.rp.test/"]
+
+
+def test_a_code_kept_in_the_database_while_redis_was_down_is_exchanged_once(relying, cache_on_redis_process):
+    relying.browser.get(relying.url)  # the session's state cached in the test's own Redis
+    cache_on_redis_process.kill()
+    code = relying.code()
+    assert Grant.objects.filter(code=code).exists()
+
+    first = relying.exchange(code)
+    cache_on_redis_process.restart_empty()  # back, without what it held: ending the session needs it (503 without)
+    breakers_reset()
+    replay = relying.exchange(code)
+
+    assert first.status_code == 200, first.content
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert not Grant.objects.filter(code=code).exists()
+    authorization = OidcAuthorization.objects.get(code_checksum=checksum(code))
+    assert authorization.exchanged_at is not None
+    assert RefreshToken.objects.get(token_family=authorization.pk).revoked is not None
+    assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
+
+
+def _raw_redis():
+    from django.core.cache import cache as django_cache
+
+    client: Any = getattr(django_cache, "client")  # noqa: B009 - django-redis's client, which the stubs do not know
+    return client.get_client(), client.make_key
+
+
+def test_a_code_record_not_signed_by_the_service_is_refused(relying):
+    code = relying.code()
+    redis, key = _raw_redis()
+    name = key(f"oidc-code:{checksum(code)}")
+    payload, _, _signature = redis.get(name).decode().rpartition(":")
+    redis.set(name, f"{payload}:{'A' * 43}", ex=60)  # as one with write access to Redis but not the key would
+
+    response = relying.exchange(code)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert not OidcAuthorization.objects.exists()
+
+
+def test_a_signed_record_moved_under_another_code_is_refused(relying):
+    mine, other = relying.code(), relying.code()
+    redis, key = _raw_redis()
+    redis.set(key(f"oidc-code:{checksum(other)}"), redis.get(key(f"oidc-code:{checksum(mine)}")), ex=60)
+
+    moved = relying.exchange(other)
+    own = relying.exchange(mine)
+
+    assert moved.status_code == 400
+    assert moved.json()["error"] == "invalid_grant"
+    assert own.status_code == 200
+
+
+def test_a_code_presented_again_after_its_record_expired_is_still_a_reuse(relying, settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "AUTHORIZATION_CODE_EXPIRE_SECONDS": 1}
+    code = relying.code()
+    assert relying.exchange(code).status_code == 200
+    redis, key = _raw_redis()
+    deadline = time.monotonic() + 5
+    while redis.exists(key(f"oidc-code:{checksum(code)}")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert code_pending_get(code) is None  # Redis let it expire
+
+    replay = relying.exchange(code)
+
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
 
 
 def test_the_access_token_is_written_as_the_pinned_django_oauth_toolkit_builds_it():

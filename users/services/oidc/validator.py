@@ -15,27 +15,23 @@ code and token storage, refresh token rotation. This validator adds what belongs
 - bearer tokens at the userinfo endpoint go through ``principal_resolve``, the one verifier.
 """
 
-import hashlib
 import hmac
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache as cache_result
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, connection, transaction
-from django.db.models import Field, Model
-from django.db.models.sql.subqueries import InsertQuery
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from oauth2_provider.bcp import bcp_compliant
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
-from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource_uri
 from oauth2_provider.settings import oauth2_settings
-from oauthlib.common import Request
+from oauthlib.common import Request, urldecode
 from oauthlib.oauth2.rfc6749 import errors, utils
 
-from user_service.db import execute_checking_connection
 from users import cache, metrics, tokens
 from users.exceptions import ApplicationError
 from users.models import OidcAuthorization, SessionEndReason, UserSession
@@ -44,11 +40,10 @@ from users.selectors import oidc_client_get
 from users.services.auth import session_end_for_reuse
 from users.services.credentials import secret_hash
 from users.services.oidc import claims as oidc_claims
+from users.services.oidc.codes import checksum, code_keep, code_pending_get
 from users.session_state import session_live_get
 
-
-def checksum(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+__all__ = ["OidcValidator", "access_token_generate", "checksum"]
 
 
 def access_token_generate(request: Request) -> str:
@@ -66,8 +61,17 @@ def access_token_generate(request: Request) -> str:
     return token
 
 
-# The grant's deletion is the code's single-use lock (a concurrent exchange waits on its row, then deletes
-# nothing); the authorization is marked exchanged only by the exchange that deleted it.
+# A code kept in Redis (users.services.oidc.codes) is spent by inserting its authorization, exchanged: the row's unique
+# checksum (and id) is the single-use lock. A concurrent exchange's insert waits for the first one's transaction and,
+# once it commits, inserts nothing.
+_SPEND_PENDING = f"""
+INSERT INTO {OidcAuthorization._meta.db_table} (id, code_checksum, application_id, session_id, created_at, exchanged_at)
+VALUES (%(authorization)s, %(checksum)s, %(application)s, %(session)s, %(created_at)s, %(now)s)
+ON CONFLICT DO NOTHING
+"""  # noqa: S608 - the table name is the model's; every value is a parameter
+
+# A code kept in the database (Redis could not keep it): the grant's deletion is the lock (a concurrent exchange
+# waits on its row, then deletes nothing); the authorization is marked exchanged only by the exchange that deleted it.
 _SPEND = f"""
 WITH spent AS (
     DELETE FROM {Grant._meta.db_table} WHERE code = %(code)s AND application_id = %(application)s RETURNING id
@@ -81,35 +85,19 @@ class _CodeSpent(Exception):
     """Another exchange spent this code first (raised inside the exchange's transaction, to roll it back)."""
 
 
+@dataclass(frozen=True)
+class _Code:
+    """A code as one token request looked it up: its grant and authorization, and whether Redis kept them (not yet in
+    the database) or the database did."""
+
+    code: str
+    grant: Grant | None
+    authorization: OidcAuthorization | None
+    pending: bool
+
+
 def _client_ip(request: Request) -> str | None:
     return request.headers.get("REMOTE_ADDR") if request.headers else None
-
-
-@cache_result
-def _insert(model: type[Model]) -> tuple[str, list[Field]]:
-    """``model``'s INSERT of one row (every column but an auto-incremented key), compiled once by Django, and its
-    fields in the order of its parameters."""
-    meta = model._meta
-    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field and not field.generated]
-    query = InsertQuery(model)
-    query.insert_values(fields, [model()])
-    [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, fields
-
-
-def _insert_params(row: Model) -> list[Any]:
-    """The parameters of ``row``'s INSERT, prepared as the ORM's ``save`` prepares them (``auto_now`` included)."""
-    _sql, fields = _insert(type(row))
-    return [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
-
-
-@cache_result
-def _code_write_sql() -> str:
-    """The grant and its authorization in one statement (a data-modifying CTE) that also turns the commit's wait for
-    the WAL flush off for its own transaction (``set_config``'s third argument: ``SET LOCAL``)."""
-    insert_authorization, insert_grant = _insert(OidcAuthorization)[0], _insert(Grant)[0]
-    no_flush_wait = "RETURNING set_config('synchronous_commit', 'off', true)"
-    return f"WITH code_authorization AS ({insert_authorization}) {insert_grant} {no_flush_wait}"
 
 
 class OidcValidator(OAuth2Validator):
@@ -145,39 +133,29 @@ class OidcValidator(OAuth2Validator):
         return True  # likewise, for consent
 
     def _create_authorization_code(self, request: Request, code: dict, expires: Any = None) -> Any:
-        """The grant and its authorization in one statement, committed without waiting for the WAL flush.
+        """The code's grant and its authorization (the login session), kept in Redis until the code is exchanged or
+        expires (``users.services.oidc.codes``): nothing is written to the database. Where Redis cannot keep them,
+        both rows are written, in one transaction.
 
-        The grant is django-oauth-toolkit's row, built as its ``_create_authorization_code`` builds it (``_grant_new``);
-        both INSERTs are compiled once (``_insert``), the authorization's as a data-modifying CTE of the grant's,
-        after ``SET LOCAL synchronous_commit TO OFF``, sent together: one round trip, one implicit transaction.
-        Outside a transaction that is the code's alone; inside one, the setting holds for the enclosing transaction.
-        As a warm authorization's only statement it is also the connection's health check
-        (``execute_checking_connection``): no ``SELECT 1`` before it.
-
-        A code is worth losing: if PostgreSQL crashes in the moment after this commit, the code it just issued
-        is gone and its exchange is refused (the person signs in to the app again). Nothing else relies on it:
-        the exchange that spends the code commits durably, and flushing its commit flushes the code's before it,
-        so single use and the revocation of a reused code's tokens never rest on an unflushed row.
+        The grant is django-oauth-toolkit's, built as its ``_create_authorization_code`` builds it (``_grant_new``).
         """
         session_id = getattr(request, "ums_sid", None)
         if not session_id:
             raise errors.AccessDeniedError(request=request)
+        grant = self._grant_new(request, code, expires)
         authorization = OidcAuthorization(
             code_checksum=checksum(code["code"]), application=request.client, session_id=session_id
         )
-        if connection.vendor != "postgresql":  # the embedded SQLite: the ORM, one transaction
-            with transaction.atomic(savepoint=False):
-                grant = super()._create_authorization_code(request, code, expires)
-                authorization.save(force_insert=True)
+        if code_keep(grant, authorization):
             return grant
-        grant = self._grant_new(request, code, expires)
-        params = [*_insert_params(authorization), *_insert_params(grant)]
-        execute_checking_connection(_code_write_sql(), params, prepared=True)
+        with transaction.atomic(savepoint=False):
+            grant.save(force_insert=True)
+            authorization.save(force_insert=True)
         return grant
 
     def _grant_new(self, request: Request, code: dict, expires: Any = None) -> Grant:
-        """The grant django-oauth-toolkit 3.4's ``_create_authorization_code`` would create (its fields, its refusal
-        of "plain" PKCE), not yet written; the ORM would compile its INSERT for every code.
+        """The grant django-oauth-toolkit 3.4's ``_create_authorization_code`` creates (its fields, its refusal of
+        "plain" PKCE), not yet written: its fields are what a code's record in Redis keeps.
         ``users/tests/test_oidc_authorize.py`` pins the library's version and the grant's fields."""
         if not expires:
             expires = timezone.now() + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
@@ -187,6 +165,17 @@ class OidcValidator(OAuth2Validator):
             raise errors.InvalidRequestError(
                 description='Unsupported "plain" code_challenge_method; use "S256".', request=request
             )
+        # RFC 8707 resource indicators: every ``resource`` parameter (oauthlib keeps the last), each an absolute URI,
+        # as django-oauth-toolkit's authorization view takes them.
+        resources = [value for name, value in urldecode(request.uri_query or "") if name == "resource"]
+        for resource in resources:
+            if not is_valid_resource_uri(resource):
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description=f"The resource '{resource}' is not a valid resource indicator: it must be an absolute "
+                    "URI with a scheme and host.",
+                    request=request,
+                )
         return Grant(
             application=request.client,
             user=request.user,
@@ -198,41 +187,54 @@ class OidcValidator(OAuth2Validator):
             code_challenge_method=request.code_challenge_method or "",
             nonce=request.nonce or "",
             claims=json.dumps(request.claims or {}),
-            resource=getattr(request, "resource", []),
+            resource=resources,
         )
 
     # --- code exchange ---------------------------------------------------------------------------------------
     #
     # oauthlib asks for the code's grant in six hooks (the OpenID dispatcher's scopes, validate_code, the PKCE
-    # challenge and method, the redirect URI, the nonce), and django-oauth-toolkit reads the row in each. Here it is
-    # read once per request (``_grant``), and every check DOT makes is still made on it: the client
-    # it was issued to, expiry (``Grant.is_expired``), the exact redirect URI (``Grant.redirect_uri_allowed``), PKCE
-    # (oauthlib, from the challenge and method below).
+    # challenge and method, the redirect URI, the nonce), and django-oauth-toolkit reads the row in each. Here the
+    # code is looked up once per request (``_code``): its record in Redis, or else its rows in the database. Every
+    # check DOT makes is still made on its grant: the client it was issued to, expiry (``Grant.is_expired``), the exact
+    # redirect URI (``Grant.redirect_uri_allowed``), PKCE (oauthlib, from the challenge and method below).
     #
     # A successful exchange is one transaction (``save_bearer_token``): the id_token record, the access and refresh
-    # tokens, the grant's deletion and the authorization's ``exchanged_at``. Spending the code is its single-use
-    # lock: two exchanges of one code both delete the grant, the second waits for the first to commit and deletes
-    # nothing. The loser's transaction is rolled back and only then is the reuse answered (``_reused``: the code's
-    # tokens revoked, its login session ended), in transactions of its own, so the revocation survives the failed
-    # exchange.
+    # tokens, and the code spent (``_code_spend``: its authorization inserted, exchanged; for a code kept in the
+    # database, its grant deleted and its authorization marked exchanged). Spending the code is its single-use lock:
+    # of two exchanges of one code the second waits for the first to commit and spends nothing. The loser's
+    # transaction is rolled back and only then is the reuse answered (``_reused``: the code's tokens revoked, its
+    # login session ended), in transactions of its own, so the revocation survives the failed exchange.
+
+    def _code(self, code: str, request: Request) -> _Code:
+        """The grant and authorization of ``code`` (any client's), looked up once per request: from its record in
+        Redis (not yet exchanged, or being exchanged), else from the database (kept there, or already exchanged).
+        The authorization comes with its login session, person and client."""
+        memo: _Code | None = getattr(request, "ums_code", None)
+        if memo is not None and memo.code == code:
+            return memo
+        pending = code_pending_get(code)
+        if pending is None:
+            grant = next(iter(Grant.objects.filter(code=code)[:1]), None)
+            related = OidcAuthorization.objects.select_related("session__user", "application")
+            authorization = next(iter(related.filter(code_checksum=checksum(code))[:1]), None)
+        else:
+            grant, authorization = pending.grant, pending.authorization
+            session = UserSession.objects.select_related("user").filter(pk=authorization.session_id).first()
+            client = Application.objects.filter(pk=authorization.application_id).first()
+            if session is None or client is None:  # deleted since the code was issued
+                grant = authorization = None
+            else:
+                authorization.session = session
+                authorization.application = grant.application = client
+        memo = _Code(code=code, grant=grant, authorization=authorization, pending=pending is not None)
+        request.ums_code = memo
+        return memo
 
     def _grant(self, code: str, request: Request) -> Grant | None:
-        """The grant of ``code`` (any client's), read once per request."""
-        memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
-        if memo is None or memo[0] != code:
-            memo = (code, next(iter(Grant.objects.filter(code=code)[:1]), None))
-            request.ums_grant = memo
-        return memo[1]
+        return self._code(code, request).grant
 
     def _authorization(self, code: str, request: Request) -> OidcAuthorization | None:
-        """The authorization of ``code`` (any client's) with its login session, person and client, read once per
-        request."""
-        memo: tuple[str, OidcAuthorization | None] | None = getattr(request, "ums_code_authorization", None)
-        if memo is None or memo[0] != code:
-            related = OidcAuthorization.objects.select_related("session__user", "application")
-            memo = (code, next(iter(related.filter(code_checksum=checksum(code))[:1]), None))
-            request.ums_code_authorization = memo
-        return memo[1]
+        return self._code(code, request).authorization
 
     def _client_grant(self, code: str, client: Application | None, request: Request) -> Grant | None:
         """The grant of ``code`` if it was issued to ``client``."""
@@ -320,38 +322,64 @@ class OidcValidator(OAuth2Validator):
         except _CodeSpent:
             self._reused(request.ums_authorization, request, grant="authorization_code")
             raise errors.InvalidGrantError(request=request) from None
+        except IntegrityError:  # the login session or the client was deleted during the exchange
+            raise errors.InvalidGrantError(request=request) from None
         metrics.TOKENS_ISSUED.labels(type="access").inc()
         if token.get("refresh_token"):
             metrics.TOKENS_ISSUED.labels(type="refresh").inc()
         return saved
 
     def _check_and_set_request_resource(self, request: Request) -> None:
-        """django-oauth-toolkit's RFC 8707 resource handling, which reads the grant again for a code: skipped when
-        neither the token request nor the grant (read already) names a resource, as DOT's answer is then none."""
-        memo: tuple[str, Grant | None] | None = getattr(request, "ums_grant", None)
-        if (
-            request.grant_type == "authorization_code"
-            and not getattr(request, "resource", None)
-            and memo is not None
-            and memo[0] == request.code
-            and memo[1] is not None
-            and not memo[1].resource
-        ):
-            request.resource = []
+        """django-oauth-toolkit 3.4's RFC 8707 handling of the token request's ``resource`` (normalised, each an
+        absolute URI); for a code, the narrowing to the grant's resources is made on the grant this request looked up,
+        as DOT makes it on the grant's row, which a code kept in Redis does not have."""
+        if request.grant_type != "authorization_code":
+            super()._check_and_set_request_resource(request)
             return
-        super()._check_and_set_request_resource(request)
+        request.grant_type = None  # DOT's normalisation and checks of the request's own resources only
+        try:
+            super()._check_and_set_request_resource(request)
+        finally:
+            request.grant_type = "authorization_code"
+        grant = self._grant(request.code, request)
+        granted = list(grant.resource or []) if grant is not None else []
+        if request.resource and granted:
+            for resource in request.resource:
+                if resource not in granted:
+                    raise errors.CustomOAuth2Error(
+                        error="invalid_target",
+                        description=f"The requested resource '{resource}' is not allowed: the code was not granted it.",
+                        request=request,
+                    )
+        elif granted:
+            self._validate_resource_uris(request, granted)
+            request.resource = granted
 
     def _code_spend(self, request: Request, authorization: OidcAuthorization) -> bool:
-        """Delete the code's grant and mark its authorization exchanged (one statement); False if another exchange
-        did first."""
-        params = {
-            "code": request.code,
-            "application": request.client.pk,
-            "authorization": authorization.pk,
-            "now": timezone.now(),
-        }
+        """Spend the code (one statement): insert its authorization, exchanged, when Redis kept the code; delete its
+        grant and mark its authorization exchanged when the database did. False if another exchange did first."""
+        now = timezone.now()
+        params: dict[str, Any]
+        if self._code(request.code, request).pending:
+            sql = _SPEND_PENDING
+            params = {
+                "authorization": authorization.pk,
+                "checksum": authorization.code_checksum,
+                "application": authorization.application_id,
+                "session": authorization.session_id,
+                "created_at": authorization.created_at,
+                "now": now,
+            }
+        else:
+            sql = _SPEND
+            params = {
+                "code": request.code,
+                "application": request.client.pk,
+                "authorization": authorization.pk,
+                "now": now,
+            }
         with connection.cursor() as cursor:
-            cursor.execute(_SPEND, params)
+            cursor.execute(sql, params)
             request.ums_code_spent = cursor.rowcount == 1
         return request.ums_code_spent
 
