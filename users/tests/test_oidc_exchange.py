@@ -242,6 +242,17 @@ def test_a_code_kept_in_the_database_while_redis_was_down_is_exchanged_once(rely
     assert UserSession.objects.get(pk=relying.session.pk).end_reason == SessionEndReason.CODE_REUSE
 
 
+def test_a_code_whose_record_redis_lost_is_refused_not_an_error(relying, cache_on_redis_process):
+    code = relying.code()  # kept in the test's own Redis
+    cache_on_redis_process.restart_empty()
+
+    response = relying.exchange(code)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert UserSession.objects.get(pk=relying.session.pk).ended_at is None  # not a reuse: the person just signs in again
+
+
 def _raw_redis():
     from django.core.cache import cache as django_cache
 
