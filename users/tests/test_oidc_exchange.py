@@ -250,7 +250,7 @@ def test_a_code_whose_record_redis_lost_is_refused_not_an_error(relying, cache_o
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
-    assert UserSession.objects.get(pk=relying.session.pk).ended_at is None  # not a reuse: the person just signs in again
+    assert UserSession.objects.get(pk=relying.session.pk).ended_at is None  # not a reuse: they sign in to the app again
 
 
 def _raw_redis():

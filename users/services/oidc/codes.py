@@ -36,6 +36,8 @@ from users.models import OidcAuthorization
 
 logger = logging.getLogger(__name__)
 SALT = "users.services.oidc.codes"
+# The grant's columns a record keeps as they are (text, and the resources' list); the rest are written out below.
+_GRANT_FIELDS = ("redirect_uri", "scope", "code_challenge", "code_challenge_method", "nonce", "claims", "resource")
 
 
 def checksum(value: str) -> str:
@@ -61,13 +63,7 @@ def code_keep(grant: Grant, authorization: OidcAuthorization) -> bool:
         "application": grant.application_id,
         "user": grant.user_id,
         "expires": grant.expires.isoformat(),
-        "redirect_uri": grant.redirect_uri,
-        "scope": grant.scope,
-        "code_challenge": grant.code_challenge,
-        "code_challenge_method": grant.code_challenge_method,
-        "nonce": grant.nonce,
-        "claims": grant.claims,
-        "resource": grant.resource,
+        **{name: getattr(grant, name) for name in _GRANT_FIELDS},
     }
     seconds = max(1, math.ceil((grant.expires - timezone.now()).total_seconds()))
     return cache.oidc_code_put(authorization.code_checksum, signing.dumps(record, salt=SALT), timeout=seconds)
@@ -92,13 +88,7 @@ def code_pending_get(code: str) -> PendingCode | None:
         user_id=record["user"],
         code=code,
         expires=datetime.fromisoformat(record["expires"]),
-        redirect_uri=record["redirect_uri"],
-        scope=record["scope"],
-        code_challenge=record["code_challenge"],
-        code_challenge_method=record["code_challenge_method"],
-        nonce=record["nonce"],
-        claims=record["claims"],
-        resource=record["resource"],
+        **{name: record[name] for name in _GRANT_FIELDS},
     )
     authorization = OidcAuthorization(
         id=uuid.UUID(record["authorization"]),
