@@ -119,8 +119,14 @@ else:
             "PORT": config("DB_PORT", default=5432, cast=int),
             "CONN_MAX_AGE": config("DB_CONN_MAX_AGE_SECONDS", default=60, cast=int),
             "CONN_HEALTH_CHECKS": True,
-            # Fail fast (503) while PostgreSQL is down instead of hanging a worker.
-            "OPTIONS": {"connect_timeout": config("DB_CONNECT_TIMEOUT_SECONDS", default=3, cast=int)},
+            "OPTIONS": {
+                # Fail fast (503) while PostgreSQL is down instead of hanging a worker.
+                "connect_timeout": config("DB_CONNECT_TIMEOUT_SECONDS", default=3, cast=int),
+                # Django's queries are never prepared (it binds parameters client-side); the few statements that
+                # ask for it are (user_service/db.py), unless turned off for a connection pooler in transaction
+                # mode that does not keep protocol-level prepared statements (psycopg then prepares nothing).
+                "prepare_threshold": 5 if config("DB_PREPARED_STATEMENTS", default=True, cast=bool) else None,
+            },
         }
     }
 

@@ -15,9 +15,9 @@ times for the same id, concurrently:
 A worker that dies mid-send leaves the lease to expire; its redelivered task (``acks_late``) waits
 for that and takes the row again, as does the relay. The attempt counted by the claim makes a
 message that kills its worker every time end ``failed`` instead of looping. The bookkeeping
-statements commit asynchronously on PostgreSQL: a database crash can lose the last few of them,
-which costs a duplicate delivery, never a message (the row was written durably by the transaction
-that caused it).
+statements are prepared once per connection (``user_service.db``) and commit asynchronously on
+PostgreSQL: a database crash can lose the last few of them, which costs a duplicate delivery, never a
+message (the row was written durably by the transaction that caused it).
 
 The message id travels with every delivery (e-mail ``Message-ID``/``X-Message-ID`` headers, event
 ``event_id``) so receivers can drop the rare duplicate of a send whose commit was lost. A failed
@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from user_service.db import prepared_cursor
 from users.models import OutboxMessage
 from users.services import emails, events
 from users.services.oidc import backchannel
@@ -87,7 +88,9 @@ def outbox_lease_seconds() -> float:
 
 
 _TABLE = OutboxMessage._meta.db_table
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
+# A statement that is its own transaction turns that transaction's wait for the WAL flush off (SET LOCAL, from inside
+# the statement, so that it stays one statement and can be prepared).
+_NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
 # One conditional UPDATE claims the row: PostgreSQL re-checks the WHERE clause after waiting for a
 # concurrent claim's row lock (held for that one statement), so of two claims exactly one gets the row.
 _CLAIM_SQL = (
@@ -102,14 +105,15 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _execute_bookkeeping(sql: str, params: list[Any]) -> tuple | None:
-    """Run one statement as its own transaction, committed without waiting for the disk; its first row."""
-    own = not connection.in_atomic_block
-    with connection.cursor() as cursor:
-        cursor.execute((_ASYNC_COMMIT if own else "") + sql, params)
-        if own:
-            cursor.nextset()
-        return cursor.fetchone() if cursor.description else None
+def _execute_bookkeeping(sql: str, params: list[Any], *, returning: bool = False) -> tuple | None:
+    """Run one statement, prepared on the connection (``user_service.db``), as its own transaction committed without
+    waiting for the disk; the first row it returns (``returning``: ``sql`` ends with a RETURNING list). Inside an
+    enclosing transaction it is sent as it is, which then commits as it would have."""
+    if not connection.in_atomic_block:
+        sql += f", {_NO_FLUSH_WAIT}" if returning else f" RETURNING {_NO_FLUSH_WAIT}"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if returning else None
 
 
 def _claim(message_id: str) -> OutboxMessage | None:
@@ -117,10 +121,10 @@ def _claim(message_id: str) -> OutboxMessage | None:
     now = timezone.now()
     lease_until = now + timedelta(seconds=outbox_lease_seconds())
     if _postgres():
-        row = _execute_bookkeeping(_CLAIM_SQL, [lease_until, message_id, now])
+        row = _execute_bookkeeping(_CLAIM_SQL, [lease_until, message_id, now], returning=True)
         if row is None:
             return None
-        kind, topic, payload, attempts, created_at = row
+        kind, topic, payload, attempts, created_at = row[:5]
         if isinstance(payload, str):  # Django leaves jsonb undecoded; JSONField decodes it itself
             payload = json.loads(payload)
         return OutboxMessage(

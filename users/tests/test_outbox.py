@@ -226,6 +226,82 @@ class TestDeliver:
         assert "never finished (worker lost or killed)" in message.last_error
         assert mailoutbox == []
 
+    @pytest.mark.django_db(transaction=True)  # each statement its own transaction, as in a worker
+    def test_the_bookkeeping_is_two_statements_prepared_once_that_skip_the_flush_wait(self, student, mailoutbox):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        messages = [email_enqueue(user=student, template="welcome") for _ in range(3)]
+        connection.close()  # a new session: nothing prepared on it yet
+
+        with CaptureQueriesContext(connection) as captured:
+            outcomes = [outbox_deliver(message_id=str(message.pk)).outcome for message in messages]
+
+        assert outcomes == [Delivery.SENT] * 3
+        table = OutboxMessage._meta.db_table
+        statements = [query["sql"] for query in captured.captured_queries if table in query["sql"]]
+        assert len(statements) == 6  # a claim and an outcome per message (the e-mail also reads its person)
+        assert all(sql.endswith("set_config('synchronous_commit', 'off', true)") for sql in statements)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            prepared = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("on",)  # the setting ended with each statement's transaction
+        assert prepared == sorted(set(statements))  # two statements, each prepared once on the connection
+        assert len(mailoutbox) == 3
+
+    @pytest.mark.django_db(transaction=True)
+    def test_inside_a_transaction_the_bookkeeping_leaves_its_commit_alone(self, student):
+        from django.db import connection
+
+        message = email_enqueue(user=student, template="welcome")
+        with transaction.atomic():
+            claimed = outbox_delivery._claim(str(message.pk))
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                setting = cursor.fetchone()
+
+        assert claimed is not None
+        assert setting == ("on",)  # the enclosing transaction still waits for its flush
+
+    @pytest.mark.django_db(transaction=True)
+    def test_with_prepared_statements_off_for_a_pooler_nothing_is_prepared(self, student, mailoutbox):
+        from django.db import connection
+
+        def prepared() -> int:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+                return cursor.fetchone()[0]
+
+        messages = [email_enqueue(user=student, template="welcome") for _ in range(2)]
+        connection.close()  # a new session: nothing prepared on it yet
+        connection.ensure_connection()
+        connection.connection.prepare_threshold = None  # what DB_PREPARED_STATEMENTS=False configures (test below)
+        try:
+            outcomes = [outbox_deliver(message_id=str(message.pk)).outcome for message in messages]
+            count = prepared()
+        finally:
+            connection.close()  # the next test's session prepares as configured
+
+        assert outcomes == [Delivery.SENT] * 2
+        assert count == 0
+
+    @pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("False", "None"), ("True", "5")])
+    def test_db_prepared_statements_sets_the_connection_s_prepare_threshold(self, value, threshold):
+        """psycopg prepares nothing on a connection whose threshold is None; Django's own cursors never prepare."""
+        import os
+        import subprocess
+        import sys
+
+        env = {key: val for key, val in os.environ.items() if key != "DB_PREPARED_STATEMENTS"}
+        if value is not None:
+            env["DB_PREPARED_STATEMENTS"] = value
+        code = "from user_service import settings; print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() == threshold
+
     @pytest.mark.django_db
     def test_the_portable_orm_path_behaves_the_same(self, student, settings, mailoutbox, monkeypatch):
         monkeypatch.setattr(outbox_delivery, "_postgres", lambda: False)  # as on the embedded SQLite
