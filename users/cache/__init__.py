@@ -115,18 +115,18 @@ class _ReadConnection(threading.local):
 _read_connection = _ReadConnection()
 
 
-def _call(client: Any, *command: Any) -> Any:
+def _call(client: Any, *command: Any, primary: bool = False) -> Any:
     """Send one command on this thread's own connection and return Redis's reply; raises ``RedisError``.
 
-    The reads of every authenticated request (one ``MGET`` or ``GET``) and the authorization code's write take this
-    path instead of the pool's checkout and release, which cost more CPU than the round trip itself (README,
-    "Benchmarks"). Nothing else
-    changes: the connection is the pool's class, so every call passes the circuit breaker (``connect()`` asks
-    it first) with the same socket timeouts; after any error the connection is dropped, so a reply that was
-    not read can never answer a later command. A new process (after a fork) or a new pool (the cache
-    reconfigured) makes a new connection.
+    The reads of every authenticated request (one ``MGET`` or ``GET``) and an authorization code's write and read
+    take this path instead of the pool's checkout and release, which cost more CPU than the round trip itself
+    (README, "Benchmarks"). Nothing else changes: the connection is the pool's class, so every call passes the
+    circuit breaker (``connect()`` asks it first) with the same socket timeouts; after any error the connection is
+    dropped, so a reply that was not read can never answer a later command. A new process (after a fork) or a new
+    pool (the cache reconfigured) makes a new connection. ``primary``: the server django-redis writes to (the same
+    one unless the cache lists replicas), for a write or a read that must see one.
     """
-    pool = client.get_client(write=False).connection_pool
+    pool = client.get_client(write=primary).connection_pool
     state = _read_connection
     connection = state.connection
     if connection is None or state.pool is not pool or state.pid != os.getpid():
@@ -266,7 +266,8 @@ def oidc_code_put(code_checksum: str, record: str, *, timeout: int) -> bool:
     if client is None:
         return False
     try:
-        stored = _call(client, "SET", client.make_key(_oidc_code_key(code_checksum)), record, "EX", timeout, "NX")
+        key = client.make_key(_oidc_code_key(code_checksum))
+        stored = _call(client, "SET", key, record, "EX", timeout, "NX", primary=True)
     except RedisError as exc:
         _outage("authorization code not kept in Redis; the database keeps it", exc)
         return False
@@ -280,7 +281,7 @@ def oidc_code_get(code_checksum: str) -> str | None:
     if client is None:
         return None
     try:
-        record = _call(client, "GET", client.make_key(_oidc_code_key(code_checksum)))
+        record = _call(client, "GET", client.make_key(_oidc_code_key(code_checksum)), primary=True)
     except RedisError as exc:
         _outage("authorization code records unavailable", exc)
         return None
