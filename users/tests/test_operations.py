@@ -175,6 +175,54 @@ class TestRunModes:
         assert (tmp_path / "db.sqlite3").exists()
         assert (tmp_path / "jwt_signing_key.pem").stat().st_mode & 0o777 == 0o600
 
+    def test_embedded_mode_signs_a_person_in_to_an_app_once_per_code(self, tmp_path):
+        """The embedded default has no Redis: codes are kept by SQLite and spent there (once)."""
+        import json
+
+        from users.tests.oidc_support import REDIRECT_URI, Browser, RelyingParty, callback_params
+
+        env = clean_env()
+        server = GunicornServer(env, tmp_path, static=False)
+        try:
+            password = "Embedded-mode-passphrase"
+            registered = requests.post(
+                f"{server.url}{API}/register/",
+                json={"username": "emb", "email": "emb@school.test", "password": password},
+                timeout=10,
+            )
+            command = [sys.executable, "manage.py", "create_oidc_client", "Library", "--redirect-uri", REDIRECT_URI]
+            created = subprocess.run(
+                [*command, "--first-party", "--json"],
+                cwd=ROOT,
+                env={**env, "VAR_DIR": str(tmp_path)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            client = json.loads(created.stdout)
+            endpoints = {"authorization_endpoint": f"{server.url}/oidc/authorize/"}
+            endpoints["token_endpoint"] = f"{server.url}/oidc/token/"
+            rp = RelyingParty(server.url, client["client_id"], client["client_secret"], endpoints)
+            browser = Browser(server.url)
+            callback = browser.sign_in(browser.get(rp.authorization_url()), "emb", password)
+            code = callback_params(callback)["code"]
+            tokens = rp.exchange(callback)
+            replay = requests.post(
+                endpoints["token_endpoint"],
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+                auth=(client["client_id"], client["client_secret"]),
+                timeout=10,
+            )
+            browser.close()
+        finally:
+            server.stop()
+
+        assert registered.status_code == 201
+        assert tokens["access_token"]
+        assert tokens["id_token"]
+        assert replay.status_code == 400
+        assert replay.json()["error"] == "invalid_grant"
+
     def test_database_down_gives_503_fast_and_liveness_stays_up(self, tmp_path):
         env = clean_env(
             DB_HOST="127.0.0.1",

@@ -359,6 +359,11 @@ class OidcValidator(OAuth2Validator):
         """Spend the code (one statement): insert its authorization, exchanged, when Redis kept the code; delete its
         grant and mark its authorization exchanged when the database did. False if another exchange did first."""
         now = timezone.now()
+        if connection.vendor != "postgresql":  # the embedded SQLite (no Redis, no data-modifying CTE): the ORM
+            spent = Grant.objects.filter(code=request.code, application_id=request.client.pk).delete()[0] > 0
+            pending = OidcAuthorization.objects.filter(pk=authorization.pk, exchanged_at__isnull=True)
+            request.ums_code_spent = spent and pending.update(exchanged_at=now) == 1
+            return request.ums_code_spent
         params: dict[str, Any]
         if self._code(request.code, request).pending:
             sql = _SPEND_PENDING
