@@ -104,8 +104,8 @@ def _raw() -> Any:
 
 
 class _ReadConnection(threading.local):
-    """This thread's own connection for the hot reads, made by the cache's read pool (so a ``BreakerConnection``
-    with the pool's timeouts), and the pool and process it belongs to."""
+    """This thread's own connection for the hot path, made as the cache's pool makes its connections (so a
+    ``BreakerConnection`` with the pool's timeouts), and the pool and process it belongs to."""
 
     connection: Any = None
     pool: Any = None
@@ -125,6 +125,12 @@ def _call(client: Any, *command: Any, primary: bool = False) -> Any:
     dropped, so a reply that was not read can never answer a later command. A new process (after a fork) or a new
     pool (the cache reconfigured) makes a new connection. ``primary``: the server django-redis writes to (the same
     one unless the cache lists replicas), for a write or a read that must see one.
+
+    The connection is built from the pool's class and settings but is not the pool's: the pool counts the
+    connections it makes and refuses more than ``max_connections`` (redis-py's default is 100) without ever counting
+    one down unless it comes back to it, so connections made by it for threads that end (a server's thread per
+    client) or dropped after errors would use that budget up for good. This one is closed when dropped or when its
+    thread ends.
     """
     pool = client.get_client(write=primary).connection_pool
     state = _read_connection
@@ -132,7 +138,7 @@ def _call(client: Any, *command: Any, primary: bool = False) -> Any:
     if connection is None or state.pool is not pool or state.pid != os.getpid():
         if connection is not None:
             connection.disconnect()  # in a forked child this only closes the inherited socket
-        connection = pool.make_connection()
+        connection = pool.connection_class(**pool.connection_kwargs)
         state.connection, state.pool, state.pid = connection, pool, os.getpid()
     try:
         connection.connect()  # the breaker's check; connects only when not connected

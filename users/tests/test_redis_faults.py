@@ -341,3 +341,33 @@ def test_a_reply_that_came_too_late_never_answers_a_later_read(faulty):
     back_from_outage(faulty)
 
     assert [session_state_get("late-b"), session_state_get("late-a")] == [2, 1]
+
+
+def test_threads_that_come_and_go_and_dropped_connections_never_use_up_the_pool(faulty):
+    """The hot path's per-thread connections are not the pool's: a server's thread per client, and a connection
+    dropped after each error, would otherwise reach the pool's limit (redis-py's default, 100) and every later
+    thread's reads would fail as an outage."""
+    import threading
+
+    from users.cache import oidc_code_get, oidc_code_put, session_state_get
+
+    pool = django_cache.client.get_client(write=True).connection_pool  # type: ignore[attr-defined]
+    assert oidc_code_put("kept", "the record", timeout=60)
+    reads: list[str | None] = []
+
+    def read() -> None:
+        reads.append(oidc_code_get("kept"))
+
+    for _ in range(pool.max_connections + 20):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    faulty.kill()
+    for _ in range(pool.max_connections + 20):  # each read fails (refused, then the open breaker) and is dropped
+        assert session_state_get("dropped") is None
+    faulty.restart_empty()
+    breakers_reset()
+
+    assert reads == ["the record"] * (pool.max_connections + 20)
+    assert oidc_code_put("kept", "the record again", timeout=60)
+    assert oidc_code_get("kept") == "the record again"
