@@ -156,7 +156,7 @@ class OidcValidator(OAuth2Validator):
     def _grant_new(self, request: Request, code: dict, expires: Any = None) -> Grant:
         """The grant django-oauth-toolkit 3.4's ``_create_authorization_code`` creates (its fields, its refusal of
         "plain" PKCE), not yet written: its fields are what a code's record in Redis keeps.
-        ``users/tests/test_oidc_authorize.py`` pins the library's version and the grant's fields."""
+        ``users/tests/test_oidc_exchange.py`` pins the library's version and the grant's fields."""
         if not expires:
             expires = timezone.now() + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
         if request.code_challenge_method == "plain" and bcp_compliant(
